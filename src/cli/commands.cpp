@@ -1,0 +1,158 @@
+// lowbit info / lowbit run.
+#include "cli/commands.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "ir/onnx_io.h"
+#include "runtime/executor.h"
+
+namespace lowbit::cli {
+
+namespace {
+
+std::string dims_str(const ValueInfo& v) {
+  if (!v.has_shape) return "?";
+  std::string s = "[";
+  for (size_t i = 0; i < v.shape.size(); ++i)
+    s += (i ? "," : "") + (v.shape[i].fixed() ? std::to_string(v.shape[i].value)
+                                              : (v.shape[i].param.empty() ? "?" : v.shape[i].param));
+  return s + "]";
+}
+
+std::string human_bytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB"};
+  int i = 0;
+  while (b >= 1024 && i < 3) b /= 1024, ++i;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_info(const InfoArgs& a) {
+  Model m = load_onnx(a.model);
+  const Graph& g = m.graph;
+  std::map<std::string, int> ops;
+  for (auto& n : g.nodes) ops[n.domain.empty() ? n.op_type : n.domain + "." + n.op_type]++;
+  int64_t params = 0;
+  size_t bytes = 0;
+  for (auto& [k, t] : g.initializers) {
+    params += t.numel();
+    bytes += t.nbytes();
+  }
+  std::vector<std::string> unsupported_ops;
+  for (auto& n : g.nodes)
+    if (!OpRegistry::builtin().find(n.domain, n.op_type, m.opset(n.domain))) {
+      std::string k = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
+      if (std::find(unsupported_ops.begin(), unsupported_ops.end(), k) == unsupported_ops.end()) unsupported_ops.push_back(k);
+    }
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["ir_version"] = m.ir_version;
+    j["producer"] = m.producer_name + (m.producer_version.empty() ? "" : " " + m.producer_version);
+    for (auto& [d, v] : m.opsets) j["opsets"][d.empty() ? "ai.onnx" : d] = v;
+    auto values = [](const std::vector<ValueInfo>& vs, const Graph& gr, bool skip_init) {
+      nlohmann::json arr = nlohmann::json::array();
+      for (auto& v : vs) {
+        if (skip_init && gr.is_initializer(v.name)) continue;
+        arr.push_back({{"name", v.name}, {"dtype", dtype_name(v.dtype)}, {"shape", dims_str(v)}});
+      }
+      return arr;
+    };
+    j["inputs"] = values(g.inputs, g, true);
+    j["outputs"] = values(g.outputs, g, false);
+    j["parameters"] = params;
+    j["parameter_bytes"] = bytes;
+    j["initializers"] = g.initializers.size();
+    j["nodes"] = g.nodes.size();
+    j["ops"] = ops;
+    j["unsupported_ops"] = unsupported_ops;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model:       %s\n", a.model.c_str());
+  std::printf("ir version:  %lld   producer: %s %s\n", (long long)m.ir_version, m.producer_name.c_str(),
+              m.producer_version.c_str());
+  std::printf("opsets:     ");
+  for (auto& [d, v] : m.opsets) std::printf(" %s %lld", d.empty() ? "ai.onnx" : d.c_str(), (long long)v);
+  std::printf("\ninputs:\n");
+  for (auto& v : g.inputs)
+    if (!g.is_initializer(v.name)) std::printf("  %-24s %-8s %s\n", v.name.c_str(), dtype_name(v.dtype), dims_str(v).c_str());
+  std::printf("outputs:\n");
+  for (auto& v : g.outputs) std::printf("  %-24s %-8s %s\n", v.name.c_str(), dtype_name(v.dtype), dims_str(v).c_str());
+  std::printf("parameters:  %lld in %zu initializers (%s)\n", (long long)params, g.initializers.size(),
+              human_bytes((double)bytes).c_str());
+  std::printf("ops (%zu nodes):\n", g.nodes.size());
+  for (auto& [op, n] : ops) std::printf("  %-24s %d\n", op.c_str(), n);
+  if (!unsupported_ops.empty()) {
+    std::printf("unsupported by lowbit:");
+    for (auto& o : unsupported_ops) std::printf(" %s", o.c_str());
+    std::printf("\n");
+  }
+  return 0;
+}
+
+int cmd_run(const RunArgs& a) {
+  Model m = load_onnx(a.model);
+  Executor ex(m);
+  auto required = ex.required_inputs();
+  TensorMap feeds;
+  for (auto& spec : a.inputs) {
+    auto eq = spec.find('=');
+    if (eq != std::string::npos) {
+      std::string name = spec.substr(0, eq), file = spec.substr(eq + 1);
+      check(m.graph.is_graph_input(name), "--input ", spec, ": the model has no input named '", name, "'");
+      feeds[name] = load_npy(file);
+    } else if (spec.size() > 4 && spec.compare(spec.size() - 4, 4, ".npz") == 0) {
+      for (auto& [k, t] : load_npz(spec)) feeds[k] = t;
+    } else {
+      check(required.size() == 1, "--input ", spec, ": the model has ", required.size(),
+            " inputs; name them as NAME=FILE.npy");
+      feeds[required[0]->name] = load_npy(spec);
+    }
+  }
+  for (auto* r : required) check(feeds.count(r->name), "no value given for model input '", r->name, "' (use --input ",
+                                 r->name, "=FILE.npy)");
+  TensorMap outs = ex.run(feeds);
+  for (auto& [name, t] : outs) {
+    std::printf("%-24s %-8s %s", name.c_str(), dtype_name(t.dtype()), shape_str(t.shape()).c_str());
+    if (dtype_is_float(t.dtype()) && t.numel()) {
+      auto v = t.to_f64();
+      double mn = v[0], mx = v[0], sum = 0;
+      for (double x : v) mn = std::min(mn, x), mx = std::max(mx, x), sum += x;
+      std::printf("  min %.6g  max %.6g  mean %.6g", mn, mx, sum / (double)v.size());
+    }
+    std::printf("\n");
+    // For a 2-D float output, print each row's argmax (the predicted class of a classifier).
+    if (dtype_is_float(t.dtype()) && t.rank() == 2 && t.dim(1) > 1) {
+      auto v = t.to_f64();
+      std::printf("  argmax per row:");
+      for (int64_t r = 0; r < t.dim(0); ++r) {
+        int64_t best = 0;
+        for (int64_t c = 1; c < t.dim(1); ++c)
+          if (v[r * t.dim(1) + c] > v[r * t.dim(1) + best]) best = c;
+        std::printf(" %lld", (long long)best);
+      }
+      std::printf("\n");
+    }
+  }
+  if (!a.output.empty()) {
+    if (a.output.size() > 4 && a.output.compare(a.output.size() - 4, 4, ".npy") == 0) {
+      check(outs.size() == 1, "--output ", a.output, ": the model has ", outs.size(), " outputs; use a .npz file");
+      save_npy(a.output, outs.begin()->second);
+    } else {
+      save_npz(a.output, outs);
+    }
+    std::printf("wrote %s\n", a.output.c_str());
+  }
+  return 0;
+}
+
+}  // namespace lowbit::cli

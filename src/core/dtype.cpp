@@ -1,0 +1,64 @@
+// DType properties and the mapping from ONNX type numbers.
+#include "core/dtype.h"
+
+#include "core/error.h"
+
+namespace lowbit {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::Float32: case DType::Int32: case DType::UInt32: return 4;
+    case DType::Float64: case DType::Int64: case DType::UInt64: return 8;
+    case DType::Int16: case DType::UInt16: case DType::Float16: case DType::BFloat16: return 2;
+    case DType::Int8: case DType::UInt8: case DType::Bool: return 1;
+    default: return 0;
+  }
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+    case DType::Float16: return "float16";
+    case DType::BFloat16: return "bfloat16";
+    case DType::Int8: return "int8";
+    case DType::UInt8: return "uint8";
+    case DType::Int16: return "int16";
+    case DType::UInt16: return "uint16";
+    case DType::Int32: return "int32";
+    case DType::UInt32: return "uint32";
+    case DType::Int64: return "int64";
+    case DType::UInt64: return "uint64";
+    case DType::Bool: return "bool";
+    case DType::String: return "string";
+    default: return "undefined";
+  }
+}
+
+bool dtype_is_float(DType t) {
+  return t == DType::Float32 || t == DType::Float64 || t == DType::Float16 || t == DType::BFloat16;
+}
+
+bool dtype_is_integer(DType t) {
+  switch (t) {
+    case DType::Int8: case DType::UInt8: case DType::Int16: case DType::UInt16:
+    case DType::Int32: case DType::UInt32: case DType::Int64: case DType::UInt64: return true;
+    default: return false;
+  }
+}
+
+bool dtype_is_signed(DType t) {
+  return t == DType::Int8 || t == DType::Int16 || t == DType::Int32 || t == DType::Int64 || dtype_is_float(t);
+}
+
+DType dtype_from_onnx(int32_t v) {
+  switch (v) {
+    case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 9: case 10: case 11: case 12: case 13: case 16:
+      return static_cast<DType>(v);
+    case 8: unsupported("string tensors are not supported");
+    case 14: case 15: unsupported("complex tensors are not supported");
+    default: fail("unknown ONNX data type ", v);
+  }
+}
+
+}  // namespace lowbit

@@ -1,0 +1,116 @@
+// Tensor storage, shape helpers and dtype conversion.
+#include "core/tensor.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+
+namespace lowbit {
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+std::vector<int64_t> shape_strides(const Shape& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (int i = (int)s.size() - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
+  return st;
+}
+
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+  for (auto d : shape_) check(d >= 0, "negative dimension in shape ", shape_str(shape_));
+  check(dtype_size(dtype) > 0, "cannot allocate a tensor of dtype ", dtype_name(dtype));
+  buf_ = std::make_shared<std::vector<std::byte>>(nbytes());
+}
+
+Tensor Tensor::reshaped(Shape s) const {
+  check(shape_numel(s) == numel(), "cannot reshape ", shape_str(shape_), " to ", shape_str(s));
+  Tensor t = *this;
+  t.shape_ = std::move(s);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(dtype_, shape_);
+  if (nbytes()) std::memcpy(t.raw_mut(), raw(), nbytes());
+  return t;
+}
+
+namespace {
+template <typename From, typename To>
+To convert_one(From v) {
+  if constexpr (std::is_same_v<From, To>) {
+    return v;
+  } else if constexpr (std::is_same_v<To, Float16> || std::is_same_v<To, BFloat16> || std::is_same_v<To, bool>) {
+    return from_double<To>(to_double(v));
+  } else if constexpr (std::is_floating_point_v<To>) {
+    if constexpr (std::is_same_v<From, Float16> || std::is_same_v<From, BFloat16>) return (To)to_double(v);
+    else return static_cast<To>(v);
+  } else {  // integer destination
+    if constexpr (std::is_integral_v<From>) {
+      return static_cast<To>(v);
+    } else {
+      double d = to_double(v);
+      if (std::isnan(d)) return To(0);
+      // Saturate out-of-range values instead of invoking undefined behaviour.
+      if (d >= (double)std::numeric_limits<To>::max()) return std::numeric_limits<To>::max();
+      if (d <= (double)std::numeric_limits<To>::lowest()) return std::numeric_limits<To>::lowest();
+      return static_cast<To>(d);  // truncation toward zero
+    }
+  }
+}
+}  // namespace
+
+Tensor Tensor::cast(DType to) const {
+  if (to == dtype_) return *this;
+  Tensor out(to, shape_);
+  int64_t n = numel();
+  visit_dtype(dtype_, [&](auto* ftag) {
+    using F = std::remove_pointer_t<decltype(ftag)>;
+    const F* src = reinterpret_cast<const F*>(raw());
+    visit_dtype(to, [&](auto* ttag) {
+      using T = std::remove_pointer_t<decltype(ttag)>;
+      T* dst = reinterpret_cast<T*>(out.raw_mut());
+      for (int64_t i = 0; i < n; ++i) dst[i] = convert_one<F, T>(src[i]);
+    });
+  });
+  return out;
+}
+
+std::vector<double> Tensor::to_f64() const {
+  std::vector<double> v((size_t)numel());
+  visit_dtype(dtype_, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* p = reinterpret_cast<const T*>(raw());
+    for (size_t i = 0; i < v.size(); ++i) v[i] = to_double(p[i]);
+  });
+  return v;
+}
+
+std::vector<int64_t> Tensor::to_i64() const {
+  std::vector<int64_t> v((size_t)numel());
+  visit_dtype(dtype_, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* p = reinterpret_cast<const T*>(raw());
+    for (size_t i = 0; i < v.size(); ++i) v[i] = convert_one<T, int64_t>(p[i]);
+  });
+  return v;
+}
+
+bool Tensor::bit_equal(const Tensor& o) const {
+  if (dtype_ != o.dtype_ || shape_ != o.shape_) return false;
+  return nbytes() == 0 || std::memcmp(raw(), o.raw(), nbytes()) == 0;
+}
+
+}  // namespace lowbit

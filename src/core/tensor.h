@@ -1,0 +1,125 @@
+// Tensor: a dtype, a shape and a shared, immutable-by-convention byte buffer (row-major, dense).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace lowbit {
+
+using Shape = std::vector<int64_t>;
+
+int64_t shape_numel(const Shape& s);
+std::string shape_str(const Shape& s);
+// Row-major strides (in elements) of a shape.
+std::vector<int64_t> shape_strides(const Shape& s);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Allocates zero-initialised storage.
+  Tensor(DType dtype, Shape shape);
+
+  template <typename T>
+  static Tensor from_vector(Shape shape, const std::vector<T>& values) {
+    Tensor t(dtype_of<T>(), std::move(shape));
+    check((int64_t)values.size() == t.numel(), "Tensor::from_vector: ", values.size(), " values for shape ",
+          shape_str(t.shape()));
+    if constexpr (std::is_same_v<T, bool>) {
+      for (size_t i = 0; i < values.size(); ++i) t.data<bool>()[i] = values[i];
+    } else {
+      std::copy(values.begin(), values.end(), t.data<T>());
+    }
+    return t;
+  }
+  template <typename T>
+  static Tensor scalar(T v) { return from_vector<T>({}, {v}); }
+
+  bool defined() const { return dtype_ != DType::Undefined; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim(int i) const { return shape_.at(i < 0 ? i + rank() : i); }
+  int rank() const { return (int)shape_.size(); }
+  int64_t numel() const { return shape_numel(shape_); }
+  size_t nbytes() const { return (size_t)numel() * dtype_size(dtype_); }
+
+  const void* raw() const { return buf_ ? buf_->data() : nullptr; }
+  void* raw_mut() { return buf_ ? buf_->data() : nullptr; }
+
+  template <typename T>
+  const T* data() const {
+    check_type<T>();
+    return reinterpret_cast<const T*>(raw());
+  }
+  template <typename T>
+  T* data() {
+    check_type<T>();
+    return reinterpret_cast<T*>(raw_mut());
+  }
+  template <typename T>
+  std::span<const T> span() const { return {data<T>(), (size_t)numel()}; }
+
+  // Same buffer, new shape (numel must match).
+  Tensor reshaped(Shape s) const;
+  // Deep copy.
+  Tensor clone() const;
+  // Converts element-wise to another dtype (float->int truncates toward zero, as ONNX Cast).
+  Tensor cast(DType to) const;
+  // Values as float64 / int64 (any numeric dtype), for attributes, shapes and comparisons.
+  std::vector<double> to_f64() const;
+  std::vector<int64_t> to_i64() const;
+  // Bitwise equality of dtype, shape and bytes.
+  bool bit_equal(const Tensor& o) const;
+
+ private:
+  template <typename T>
+  void check_type() const {
+    if (dtype_of<T>() != dtype_)
+      fail("tensor of dtype ", dtype_name(dtype_), " accessed as ", dtype_name(dtype_of<T>()));
+  }
+  DType dtype_ = DType::Undefined;
+  Shape shape_;
+  std::shared_ptr<std::vector<std::byte>> buf_;
+};
+
+// Calls f with a typed null pointer for the tensor's dtype: visit_dtype(t, [&](auto* tag){ using T = ...; }).
+template <typename F>
+decltype(auto) visit_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::Float32: return f((float*)nullptr);
+    case DType::Float64: return f((double*)nullptr);
+    case DType::Int8: return f((int8_t*)nullptr);
+    case DType::UInt8: return f((uint8_t*)nullptr);
+    case DType::Int16: return f((int16_t*)nullptr);
+    case DType::UInt16: return f((uint16_t*)nullptr);
+    case DType::Int32: return f((int32_t*)nullptr);
+    case DType::UInt32: return f((uint32_t*)nullptr);
+    case DType::Int64: return f((int64_t*)nullptr);
+    case DType::UInt64: return f((uint64_t*)nullptr);
+    case DType::Bool: return f((bool*)nullptr);
+    case DType::Float16: return f((Float16*)nullptr);
+    case DType::BFloat16: return f((BFloat16*)nullptr);
+    default: unsupported("unsupported dtype ", dtype_name(t));
+  }
+}
+
+// Element conversion helpers usable for every storable type.
+template <typename T>
+inline double to_double(T v) {
+  if constexpr (std::is_same_v<T, Float16>) return half_to_float(v.bits);
+  else if constexpr (std::is_same_v<T, BFloat16>) return bfloat16_to_float(v.bits);
+  else return static_cast<double>(v);
+}
+template <typename T>
+inline T from_double(double v) {
+  if constexpr (std::is_same_v<T, Float16>) return Float16{float_to_half((float)v)};
+  else if constexpr (std::is_same_v<T, BFloat16>) return BFloat16{float_to_bfloat16((float)v)};
+  else if constexpr (std::is_same_v<T, bool>) return v != 0.0;
+  else return static_cast<T>(v);
+}
+
+}  // namespace lowbit

@@ -1,0 +1,190 @@
+// .npy/.npz codec. Only little-endian, C-order arrays of numeric/bool dtypes are accepted.
+#include "io/npy.h"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <regex>
+
+#include "ir/onnx_io.h"
+
+namespace lowbit {
+
+namespace {
+
+struct DescrMap {
+  const char* descr;
+  DType dt;
+};
+const DescrMap kDescr[] = {{"f4", DType::Float32}, {"f8", DType::Float64}, {"f2", DType::Float16},
+                           {"i1", DType::Int8},    {"u1", DType::UInt8},   {"i2", DType::Int16},
+                           {"u2", DType::UInt16},  {"i4", DType::Int32},   {"u4", DType::UInt32},
+                           {"i8", DType::Int64},   {"u8", DType::UInt64},  {"b1", DType::Bool}};
+
+uint32_t rd32(const std::string& s, size_t off) {
+  check(off + 4 <= s.size(), "truncated data");
+  uint32_t v;
+  std::memcpy(&v, s.data() + off, 4);
+  return v;
+}
+uint16_t rd16(const std::string& s, size_t off) {
+  check(off + 2 <= s.size(), "truncated data");
+  uint16_t v;
+  std::memcpy(&v, s.data() + off, 2);
+  return v;
+}
+void put32(std::string& s, uint32_t v) { s.append(reinterpret_cast<const char*>(&v), 4); }
+void put16(std::string& s, uint16_t v) { s.append(reinterpret_cast<const char*>(&v), 2); }
+
+}  // namespace
+
+Tensor parse_npy(const std::string& b, const std::string& origin) {
+  check(b.size() >= 10 && b.compare(0, 6, "\x93NUMPY") == 0, origin, ": not a NumPy .npy file");
+  int major = (unsigned char)b[6];
+  size_t hlen, hoff;
+  if (major == 1) {
+    hlen = rd16(b, 8);
+    hoff = 10;
+  } else {
+    check(b.size() >= 12, origin, ": truncated .npy header");
+    hlen = rd32(b, 8);
+    hoff = 12;
+  }
+  check(hoff + hlen <= b.size(), origin, ": truncated .npy header");
+  std::string h = b.substr(hoff, hlen);
+  std::smatch m;
+  check(std::regex_search(h, m, std::regex("'descr':\\s*'([<>|=])([a-z][0-9]+)'")), origin, ": .npy header has no dtype");
+  std::string order = m[1], code = m[2];
+  check(order != ">", origin, ": big-endian arrays are not supported");
+  DType dt = DType::Undefined;
+  for (auto& d : kDescr)
+    if (code == d.descr) dt = d.dt;
+  check(dt != DType::Undefined, origin, ": unsupported .npy dtype '", code, "'");
+  check(!std::regex_search(h, std::regex("'fortran_order':\\s*True")), origin,
+        ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
+  check(std::regex_search(h, m, std::regex("'shape':\\s*\\(([^)]*)\\)")), origin, ": .npy header has no shape");
+  Shape shape;
+  std::string dims = m[1];
+  std::regex num("[0-9]+");
+  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it)
+    shape.push_back(std::stoll(it->str()));
+  size_t data = hoff + hlen;
+  size_t need = (size_t)shape_numel(shape) * dtype_size(dt);
+  check(b.size() - data == need, origin, ": .npy data has ", b.size() - data, " bytes, shape ", shape_str(shape),
+        " needs ", need);
+  Tensor t(dt, shape);
+  if (need) std::memcpy(t.raw_mut(), b.data() + data, need);
+  if (dt == DType::Bool)
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<bool>()[i] = b[data + i] != 0;
+  return t;
+}
+
+std::string encode_npy(const Tensor& t) {
+  std::string descr;
+  for (auto& d : kDescr)
+    if (d.dt == t.dtype()) descr = std::string(d.dt == DType::Bool || dtype_size(d.dt) == 1 ? "|" : "<") + d.descr;
+  check(!descr.empty(), "cannot write dtype ", dtype_name(t.dtype()), " to .npy");
+  std::string shape = "(";
+  for (auto d : t.shape()) shape += std::to_string(d) + ",";
+  if (t.rank() > 1) shape.pop_back();
+  shape += ")";
+  std::string h = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  while ((10 + h.size() + 1) % 64) h += ' ';
+  h += '\n';
+  std::string out = "\x93NUMPY";
+  out += '\x01';
+  out += '\x00';
+  put16(out, (uint16_t)h.size());
+  out += h;
+  out.append(static_cast<const char*>(t.raw()), t.nbytes());
+  return out;
+}
+
+Tensor load_npy(const std::string& path) { return parse_npy(read_file(path), path); }
+
+void save_npy(const std::string& path, const Tensor& t) { write_file_atomic(path, encode_npy(t)); }
+
+std::map<std::string, Tensor> load_npz(const std::string& path) {
+  std::string z = read_file(path);
+  // Find the end-of-central-directory record.
+  check(z.size() >= 22, path, ": not a .npz (zip) file");
+  size_t eocd = std::string::npos;
+  for (size_t i = z.size() - 22 + 1; i-- > 0 && z.size() - i <= 22 + 65535;)
+    if (rd32(z, i) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  check(eocd != std::string::npos, path, ": not a .npz (zip) file");
+  uint16_t count = rd16(z, eocd + 10);
+  size_t cd = rd32(z, eocd + 16);
+  std::map<std::string, Tensor> out;
+  try {
+    for (uint16_t e = 0; e < count; ++e) {
+      check(rd32(z, cd) == 0x02014b50, "bad central directory");
+      uint16_t method = rd16(z, cd + 10);
+      uint32_t csize = rd32(z, cd + 20), usize = rd32(z, cd + 24);
+      uint16_t nlen = rd16(z, cd + 28), elen = rd16(z, cd + 30), clen = rd16(z, cd + 32);
+      uint32_t loff = rd32(z, cd + 42);
+      check(cd + 46 + nlen <= z.size(), "truncated central directory");
+      std::string name = z.substr(cd + 46, nlen);
+      check(csize != 0xffffffffu && usize != 0xffffffffu && loff != 0xffffffffu, "zip64 archives are not supported");
+      check(rd32(z, loff) == 0x04034b50, "bad local header for '", name, "'");
+      size_t data = loff + 30 + rd16(z, loff + 26) + rd16(z, loff + 28);
+      check(data + csize <= z.size(), "entry '", name, "' is truncated");
+      std::string bytes;
+      if (method == 0) {
+        bytes = z.substr(data, csize);
+      } else {
+        check(method == 8, "entry '", name, "' uses unsupported compression ", method);
+        bytes.resize(usize);
+        z_stream s{};
+        check(inflateInit2(&s, -MAX_WBITS) == Z_OK, "zlib init failed");
+        s.next_in = reinterpret_cast<Bytef*>(z.data() + data);
+        s.avail_in = csize;
+        s.next_out = reinterpret_cast<Bytef*>(bytes.data());
+        s.avail_out = usize;
+        int rc = inflate(&s, Z_FINISH);
+        inflateEnd(&s);
+        check(rc == Z_STREAM_END && s.total_out == usize, "entry '", name, "' is corrupt");
+      }
+      if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
+      out[name] = parse_npy(bytes, path + ":" + name);
+      cd += 46 + nlen + elen + clen;
+    }
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind(path, 0) == 0) throw;
+    fail(path, ": ", msg);
+  }
+  return out;
+}
+
+void save_npz(const std::string& path, const std::map<std::string, Tensor>& arrays) {
+  std::string z, cdir;
+  uint16_t n = 0;
+  for (auto& [name, t] : arrays) {
+    std::string fname = name + ".npy";
+    std::string data = encode_npy(t);
+    check(data.size() < 0xffffffffu, "array '", name, "' is too large for a .npz without zip64");
+    uint32_t crc = (uint32_t)crc32(0L, reinterpret_cast<const Bytef*>(data.data()), (uInt)data.size());
+    uint32_t off = (uint32_t)z.size();
+    put32(z, 0x04034b50); put16(z, 20); put16(z, 0); put16(z, 0); put16(z, 0); put16(z, 0x21);
+    put32(z, crc); put32(z, (uint32_t)data.size()); put32(z, (uint32_t)data.size());
+    put16(z, (uint16_t)fname.size()); put16(z, 0);
+    z += fname;
+    z += data;
+    put32(cdir, 0x02014b50); put16(cdir, 20); put16(cdir, 20); put16(cdir, 0); put16(cdir, 0); put16(cdir, 0);
+    put16(cdir, 0x21); put32(cdir, crc); put32(cdir, (uint32_t)data.size()); put32(cdir, (uint32_t)data.size());
+    put16(cdir, (uint16_t)fname.size()); put16(cdir, 0); put16(cdir, 0); put16(cdir, 0); put16(cdir, 0);
+    put32(cdir, 0); put32(cdir, off);
+    cdir += fname;
+    ++n;
+  }
+  uint32_t cd_off = (uint32_t)z.size();
+  z += cdir;
+  put32(z, 0x06054b50); put16(z, 0); put16(z, 0); put16(z, n); put16(z, n);
+  put32(z, (uint32_t)cdir.size()); put32(z, cd_off); put16(z, 0);
+  write_file_atomic(path, z);
+}
+
+}  // namespace lowbit

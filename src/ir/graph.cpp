@@ -1,0 +1,133 @@
+// Graph and Node queries.
+#include "ir/graph.h"
+
+#include <unordered_set>
+
+namespace lowbit {
+
+std::optional<Shape> ValueInfo::static_shape() const {
+  if (!has_shape) return std::nullopt;
+  Shape s;
+  for (auto& d : shape) {
+    if (!d.fixed()) return std::nullopt;
+    s.push_back(d.value);
+  }
+  return s;
+}
+
+const Attribute* Node::attr(const std::string& n) const {
+  for (auto& a : attrs)
+    if (a.name == n) return &a;
+  return nullptr;
+}
+
+int64_t Node::attr_int(const std::string& n, int64_t dflt) const {
+  auto* a = attr(n);
+  if (!a) return dflt;
+  check(a->type == AttrType::Int, describe(), ": attribute '", n, "' must be an int");
+  return a->i;
+}
+
+float Node::attr_float(const std::string& n, float dflt) const {
+  auto* a = attr(n);
+  if (!a) return dflt;
+  if (a->type == AttrType::Int) return (float)a->i;
+  check(a->type == AttrType::Float, describe(), ": attribute '", n, "' must be a float");
+  return a->f;
+}
+
+std::string Node::attr_string(const std::string& n, const std::string& dflt) const {
+  auto* a = attr(n);
+  if (!a) return dflt;
+  check(a->type == AttrType::String, describe(), ": attribute '", n, "' must be a string");
+  return a->s;
+}
+
+std::vector<int64_t> Node::attr_ints(const std::string& n, std::vector<int64_t> dflt) const {
+  auto* a = attr(n);
+  if (!a) return dflt;
+  check(a->type == AttrType::Ints, describe(), ": attribute '", n, "' must be a list of ints");
+  return a->ints;
+}
+
+std::vector<float> Node::attr_floats(const std::string& n) const {
+  auto* a = attr(n);
+  if (!a) return {};
+  check(a->type == AttrType::Floats, describe(), ": attribute '", n, "' must be a list of floats");
+  return a->floats;
+}
+
+void Node::set_attr(Attribute a) {
+  for (auto& x : attrs)
+    if (x.name == a.name) {
+      x = std::move(a);
+      return;
+    }
+  attrs.push_back(std::move(a));
+}
+
+std::string Node::describe() const {
+  std::string s = op_type + " node '" + (name.empty() ? (outputs.empty() ? std::string("?") : outputs[0]) : name) + "'";
+  return s;
+}
+
+bool Graph::is_graph_input(const std::string& v) const {
+  for (auto& i : inputs)
+    if (i.name == v) return true;
+  return false;
+}
+
+bool Graph::is_graph_output(const std::string& v) const {
+  for (auto& o : outputs)
+    if (o.name == v) return true;
+  return false;
+}
+
+int Graph::producer(const std::string& v) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (auto& o : nodes[i].outputs)
+      if (o == v) return (int)i;
+  return -1;
+}
+
+std::vector<int> Graph::consumers(const std::string& v) const {
+  std::vector<int> r;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (auto& in : nodes[i].inputs)
+      if (in == v) {
+        r.push_back((int)i);
+        break;
+      }
+  return r;
+}
+
+const ValueInfo* Graph::find_value_info(const std::string& v) const {
+  for (auto* list : {&inputs, &outputs, &value_info})
+    for (auto& vi : *list)
+      if (vi.name == v) return &vi;
+  return nullptr;
+}
+
+std::string Graph::unique_name(const std::string& base) const {
+  std::unordered_set<std::string> used;
+  for (auto& n : nodes) {
+    used.insert(n.name);
+    for (auto& x : n.inputs) used.insert(x);
+    for (auto& x : n.outputs) used.insert(x);
+  }
+  for (auto& i : inputs) used.insert(i.name);
+  for (auto& o : outputs) used.insert(o.name);
+  for (auto& [k, _] : initializers) used.insert(k);
+  if (!used.count(base)) return base;
+  for (int i = 1;; ++i) {
+    std::string c = base + "_" + std::to_string(i);
+    if (!used.count(c)) return c;
+  }
+}
+
+int64_t Model::opset(const std::string& d) const {
+  auto it = opsets.find(d == "ai.onnx" ? "" : d);
+  return it == opsets.end() ? 0 : it->second;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,120 @@
+// TensorProto <-> Tensor, including typed fields, raw data and external data files.
+#include "ir/tensor_proto.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+namespace lowbit {
+
+namespace {
+
+template <typename Src, typename T>
+void copy_field(const Src& field, Tensor& t, const std::string& what) {
+  check(field.size() == t.numel(), what, ": has ", field.size(), " values, shape ", shape_str(t.shape()),
+        " needs ", t.numel());
+  T* dst = reinterpret_cast<T*>(t.raw_mut());
+  for (int i = 0; i < field.size(); ++i) {
+    if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) dst[i].bits = (uint16_t)field.Get(i);
+    else dst[i] = static_cast<T>(field.Get(i));
+  }
+}
+
+std::string read_external(const onnx::TensorProto& p, const std::string& what, const std::string& base_dir,
+                          size_t expected) {
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (auto& kv : p.external_data()) {
+    if (kv.key() == "location") location = kv.value();
+    else if (kv.key() == "offset") offset = std::stoll(kv.value());
+    else if (kv.key() == "length") length = std::stoll(kv.value());
+  }
+  check(!location.empty(), what, ": external data without a location");
+  namespace fs = std::filesystem;
+  fs::path rel(location);
+  check(!rel.is_absolute() && rel.lexically_normal().string().rfind("..", 0) != 0, what,
+        ": external data location '", location, "' must be a path inside the model's folder");
+  fs::path file = fs::path(base_dir.empty() ? "." : base_dir) / rel;
+  std::ifstream f(file, std::ios::binary);
+  check(f.good(), what, ": missing external-data file '", file.string(), "'");
+  f.seekg(0, std::ios::end);
+  int64_t size = (int64_t)f.tellg();
+  if (length < 0) length = (int64_t)expected;
+  check(offset >= 0 && offset + length <= size, what, ": external data range [", offset, ", ", offset + length,
+        ") lies beyond the end of '", file.string(), "' (", size, " bytes)");
+  std::string data((size_t)length, '\0');
+  f.seekg(offset);
+  f.read(data.data(), length);
+  check(f.good(), what, ": cannot read external data from '", file.string(), "'");
+  return data;
+}
+
+}  // namespace
+
+Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& what, const std::string& base_dir) {
+  if (p.has_segment()) unsupported(what, ": segmented tensors are not supported");
+  DType dt;
+  try {
+    dt = dtype_from_onnx(p.data_type());
+  } catch (const Unsupported& e) {
+    unsupported(what, ": ", e.what());
+  } catch (const Error& e) {
+    fail(what, ": ", e.what());
+  }
+  Shape shape(p.dims().begin(), p.dims().end());
+  int64_t numel = 1;
+  for (auto d : shape) {
+    check(d >= 0, what, ": negative dimension in ", shape_str(shape));
+    check(d == 0 || numel <= std::numeric_limits<int64_t>::max() / d / 8, what, ": shape ", shape_str(shape),
+          " is too large");
+    numel *= d;
+  }
+  size_t nbytes = (size_t)numel * dtype_size(dt);
+  std::string external;
+  const std::string* raw = nullptr;
+  if (p.data_location() == onnx::TensorProto::EXTERNAL) {
+    external = read_external(p, what, base_dir, nbytes);
+    raw = &external;
+  } else if (p.has_raw_data()) {
+    raw = &p.raw_data();
+  }
+  if (raw) {
+    check(raw->size() == nbytes, what, ": raw data has ", raw->size(), " bytes, shape ", shape_str(shape), " of ",
+          dtype_name(dt), " needs ", nbytes);
+    Tensor t(dt, shape);
+    if (nbytes) std::memcpy(t.raw_mut(), raw->data(), nbytes);
+    if (dt == DType::Bool)
+      for (int64_t i = 0; i < numel; ++i) t.data<bool>()[i] = reinterpret_cast<const uint8_t*>(raw->data())[i] != 0;
+    return t;
+  }
+  // Typed fields: a tensor with no data at all is legal only when it has no elements.
+  Tensor t(dt, shape);
+  switch (dt) {
+    case DType::Float32: copy_field<decltype(p.float_data()), float>(p.float_data(), t, what); break;
+    case DType::Float64: copy_field<decltype(p.double_data()), double>(p.double_data(), t, what); break;
+    case DType::Int64: copy_field<decltype(p.int64_data()), int64_t>(p.int64_data(), t, what); break;
+    case DType::UInt32: copy_field<decltype(p.uint64_data()), uint32_t>(p.uint64_data(), t, what); break;
+    case DType::UInt64: copy_field<decltype(p.uint64_data()), uint64_t>(p.uint64_data(), t, what); break;
+    case DType::Int32: copy_field<decltype(p.int32_data()), int32_t>(p.int32_data(), t, what); break;
+    case DType::Int16: copy_field<decltype(p.int32_data()), int16_t>(p.int32_data(), t, what); break;
+    case DType::UInt16: copy_field<decltype(p.int32_data()), uint16_t>(p.int32_data(), t, what); break;
+    case DType::Int8: copy_field<decltype(p.int32_data()), int8_t>(p.int32_data(), t, what); break;
+    case DType::UInt8: copy_field<decltype(p.int32_data()), uint8_t>(p.int32_data(), t, what); break;
+    case DType::Bool: copy_field<decltype(p.int32_data()), bool>(p.int32_data(), t, what); break;
+    case DType::Float16: copy_field<decltype(p.int32_data()), Float16>(p.int32_data(), t, what); break;
+    case DType::BFloat16: copy_field<decltype(p.int32_data()), BFloat16>(p.int32_data(), t, what); break;
+    default: fail(what, ": unsupported dtype");
+  }
+  return t;
+}
+
+void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto* p) {
+  p->Clear();
+  if (!name.empty()) p->set_name(name);
+  p->set_data_type((int32_t)t.dtype());
+  for (auto d : t.shape()) p->add_dims(d);
+  p->set_raw_data(std::string(reinterpret_cast<const char*>(t.raw()), t.nbytes()));
+}
+
+}  // namespace lowbit

@@ -1,0 +1,270 @@
+// Convolution kernels. Float conv lowers each (image, group) to im2col + one BLAS sgemm; depthwise 2-D convs
+// (one input channel per group) use a direct loop, which is faster than tiny GEMMs.
+#include "kernels/conv.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+
+namespace lowbit {
+
+static int64_t prod(const std::vector<int64_t>& v) {
+  int64_t p = 1;
+  for (auto x : v) p *= x;
+  return p;
+}
+int64_t ConvGeom::in_size() const { return prod(in); }
+int64_t ConvGeom::out_size() const { return prod(out); }
+int64_t ConvGeom::kernel_size() const { return prod(kernel); }
+
+int64_t conv_out_dim(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode) {
+  int64_t span = (k - 1) * d + 1;
+  int64_t num = in + pb + pe - span;
+  if (num < 0) return 0;
+  int64_t o = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+  // A window may not start inside the right padding only (PyTorch / ONNX rule for ceil mode).
+  if (ceil_mode && (o - 1) * s >= in + pb) --o;
+  return o;
+}
+
+void resolve_auto_pad(const std::string& ap, ConvGeom& g, bool ceil_mode) {
+  size_t r = g.in.size();
+  g.out.assign(r, 0);
+  g.pad_begin.resize(r, 0);
+  g.pad_end.resize(r, 0);
+  for (size_t i = 0; i < r; ++i) {
+    int64_t span = (g.kernel[i] - 1) * g.dilation[i] + 1;
+    if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+      int64_t o = (g.in[i] + g.stride[i] - 1) / g.stride[i];
+      int64_t total = std::max<int64_t>(0, (o - 1) * g.stride[i] + span - g.in[i]);
+      g.pad_begin[i] = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
+      g.pad_end[i] = total - g.pad_begin[i];
+      g.out[i] = o;
+    } else {
+      if (ap == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
+      else check(ap == "NOTSET" || ap.empty(), "unknown auto_pad '", ap, "'");
+      g.out[i] = conv_out_dim(g.in[i], g.kernel[i], g.stride[i], g.dilation[i], g.pad_begin[i], g.pad_end[i], ceil_mode);
+    }
+  }
+}
+
+namespace {
+
+// Fills col[(c * K + k) * P + p] with the input value seen by kernel tap k at output position p (0 in pads).
+void im2col(const ConvGeom& g, const float* x, int64_t C, float* col) {
+  int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
+  size_t r = g.in.size();
+  if (r == 2) {
+    int64_t IH = g.in[0], IW = g.in[1], KH = g.kernel[0], KW = g.kernel[1], OH = g.out[0], OW = g.out[1];
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t kh = 0; kh < KH; ++kh)
+        for (int64_t kw = 0; kw < KW; ++kw) {
+          float* dst = col + ((c * KH + kh) * KW + kw) * P;
+          const float* src = x + c * S;
+          for (int64_t oh = 0; oh < OH; ++oh) {
+            int64_t ih = oh * g.stride[0] - g.pad_begin[0] + kh * g.dilation[0];
+            float* d = dst + oh * OW;
+            if (ih < 0 || ih >= IH) {
+              std::fill(d, d + OW, 0.f);
+              continue;
+            }
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              int64_t iw = ow * g.stride[1] - g.pad_begin[1] + kw * g.dilation[1];
+              d[ow] = (iw >= 0 && iw < IW) ? src[ih * IW + iw] : 0.f;
+            }
+          }
+        }
+    return;
+  }
+  // Generic N-d path.
+#pragma omp parallel for schedule(static)
+  for (int64_t ck = 0; ck < C * K; ++ck) {
+    int64_t c = ck / K, k = ck % K;
+    std::vector<int64_t> kc(r), oc(r, 0);
+    for (int64_t t = k, d = (int64_t)r - 1; d >= 0; --d) {
+      kc[d] = t % g.kernel[d];
+      t /= g.kernel[d];
+    }
+    float* dst = col + ck * P;
+    for (int64_t p = 0; p < P; ++p) {
+      int64_t idx = 0;
+      bool inside = true;
+      for (size_t d = 0; d < r; ++d) {
+        int64_t ic = oc[d] * g.stride[d] - g.pad_begin[d] + kc[d] * g.dilation[d];
+        if (ic < 0 || ic >= g.in[d]) inside = false;
+        idx = idx * g.in[d] + ic;
+      }
+      dst[p] = inside ? x[c * S + idx] : 0.f;
+      for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
+        if (++oc[d] < g.out[d]) break;
+        oc[d] = 0;
+      }
+    }
+  }
+}
+
+// Adds col back into the image (the adjoint of im2col), for transposed convolution.
+void col2im(const ConvGeom& g, const float* col, int64_t C, float* x) {
+  int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
+  size_t r = g.in.size();
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    std::vector<int64_t> kc(r), oc(r);
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t t = k, d = (int64_t)r - 1; d >= 0; --d) {
+        kc[d] = t % g.kernel[d];
+        t /= g.kernel[d];
+      }
+      std::fill(oc.begin(), oc.end(), 0);
+      const float* src = col + (c * K + k) * P;
+      for (int64_t p = 0; p < P; ++p) {
+        int64_t idx = 0;
+        bool inside = true;
+        for (size_t d = 0; d < r; ++d) {
+          int64_t ic = oc[d] * g.stride[d] - g.pad_begin[d] + kc[d] * g.dilation[d];
+          if (ic < 0 || ic >= g.in[d]) inside = false;
+          idx = idx * g.in[d] + ic;
+        }
+        if (inside) x[c * S + idx] += src[p];
+        for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
+          if (++oc[d] < g.out[d]) break;
+          oc[d] = 0;
+        }
+      }
+    }
+  }
+}
+
+void depthwise2d(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y) {
+  int64_t IH = g.in[0], IW = g.in[1], KH = g.kernel[0], KW = g.kernel[1], OH = g.out[0], OW = g.out[1];
+  int64_t mult = g.out_ch / g.group;
+#pragma omp parallel for schedule(static) collapse(2)
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t m = 0; m < g.out_ch; ++m) {
+      const float* src = x + (n * g.in_ch + m / mult) * IH * IW;
+      const float* wk = w + m * KH * KW;
+      float* dst = y + (n * g.out_ch + m) * OH * OW;
+      float b = bias ? bias[m] : 0.f;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          float acc = 0.f;
+          for (int64_t kh = 0; kh < KH; ++kh) {
+            int64_t ih = oh * g.stride[0] - g.pad_begin[0] + kh * g.dilation[0];
+            if (ih < 0 || ih >= IH) continue;
+            for (int64_t kw = 0; kw < KW; ++kw) {
+              int64_t iw = ow * g.stride[1] - g.pad_begin[1] + kw * g.dilation[1];
+              if (iw >= 0 && iw < IW) acc += src[ih * IW + iw] * wk[kh * KW + kw];
+            }
+          }
+          dst[oh * OW + ow] = acc + b;
+        }
+    }
+}
+
+bool is_pointwise(const ConvGeom& g) {
+  for (size_t d = 0; d < g.in.size(); ++d)
+    if (g.kernel[d] != 1 || g.stride[d] != 1 || g.pad_begin[d] != 0 || g.pad_end[d] != 0) return false;
+  return true;
+}
+
+}  // namespace
+
+void conv_f32(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y) {
+  int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
+  int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
+  if (g.in.size() == 2 && Cg == 1 && g.group > 1) {
+    depthwise2d(g, x, w, bias, y);
+    return;
+  }
+  bool pointwise = is_pointwise(g);
+  std::vector<float> col(pointwise ? 0 : (size_t)(Cg * K * P));
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t gr = 0; gr < g.group; ++gr) {
+      const float* xin = x + (n * g.in_ch + gr * Cg) * S;
+      const float* B = xin;
+      if (!pointwise) {
+        im2col(g, xin, Cg, col.data());
+        B = col.data();
+      }
+      float* out = y + (n * g.out_ch + gr * Mg) * P;
+      sgemm(false, false, Mg, P, Cg * K, 1.f, w + gr * Mg * Cg * K, Cg * K, B, P, 0.f, out, P);
+      if (bias)
+        for (int64_t m = 0; m < Mg; ++m) {
+          float b = bias[gr * Mg + m];
+          for (int64_t p = 0; p < P; ++p) out[m * P + p] += b;
+        }
+    }
+}
+
+void conv_transpose_f32(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y) {
+  // Roles swap: the "image" of im2col is the output y, the columns come from W^T x.
+  ConvGeom t = g;
+  t.in = g.out;
+  t.out = g.in;
+  int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
+  int64_t K = g.kernel_size(), P = g.in_size(), S = g.out_size();
+  std::vector<float> col((size_t)(Mg * K * P));
+  std::fill(y, y + g.batch * g.out_ch * S, 0.f);
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t gr = 0; gr < g.group; ++gr) {
+      const float* xin = x + (n * g.in_ch + gr * Cg) * P;
+      // w group slice: [Cg, Mg*K]; col = w^T [Mg*K, Cg] * x [Cg, P]
+      sgemm(true, false, Mg * K, P, Cg, 1.f, w + gr * Cg * Mg * K, Mg * K, xin, P, 0.f, col.data(), P);
+      col2im(t, col.data(), Mg, y + (n * g.out_ch + gr * Mg) * S);
+    }
+  if (bias)
+    for (int64_t n = 0; n < g.batch; ++n)
+      for (int64_t m = 0; m < g.out_ch; ++m)
+        for (int64_t p = 0; p < S; ++p) y[(n * g.out_ch + m) * S + p] += bias[m];
+}
+
+template <typename TX, typename TW>
+void conv_int32(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, const int32_t* zw, bool per_ch, int32_t* y) {
+  int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
+  int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
+  size_t r = g.in.size();
+  for (int64_t n = 0; n < g.batch; ++n)
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < g.out_ch; ++m) {
+      int64_t gr = m / Mg;
+      int32_t wz = zw[per_ch ? m : 0];
+      std::vector<int64_t> oc(r, 0), kc(r);
+      for (int64_t p = 0; p < P; ++p) {
+        int32_t acc = 0;
+        for (int64_t c = 0; c < Cg; ++c) {
+          const TX* src = x + (n * g.in_ch + gr * Cg + c) * S;
+          const TW* wk = w + (m * Cg + c) * K;
+          for (int64_t k = 0; k < K; ++k) {
+            int64_t idx = 0, t = k;
+            bool inside = true;
+            for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
+              kc[d] = t % g.kernel[d];
+              t /= g.kernel[d];
+            }
+            for (size_t d = 0; d < r; ++d) {
+              int64_t ic = oc[d] * g.stride[d] - g.pad_begin[d] + kc[d] * g.dilation[d];
+              if (ic < 0 || ic >= g.in[d]) inside = false;
+              idx = idx * g.in[d] + ic;
+            }
+            // Padding holds the real value 0, i.e. the integer zx: contributes (zx - zx) = 0.
+            if (inside) acc += ((int32_t)src[idx] - zx) * ((int32_t)wk[k] - wz);
+          }
+        }
+        y[(n * g.out_ch + m) * P + p] = acc;
+        for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
+          if (++oc[d] < g.out[d]) break;
+          oc[d] = 0;
+        }
+      }
+    }
+}
+
+template void conv_int32<uint8_t, uint8_t>(const ConvGeom&, const uint8_t*, int32_t, const uint8_t*, const int32_t*, bool, int32_t*);
+template void conv_int32<uint8_t, int8_t>(const ConvGeom&, const uint8_t*, int32_t, const int8_t*, const int32_t*, bool, int32_t*);
+template void conv_int32<int8_t, uint8_t>(const ConvGeom&, const int8_t*, int32_t, const uint8_t*, const int32_t*, bool, int32_t*);
+template void conv_int32<int8_t, int8_t>(const ConvGeom&, const int8_t*, int32_t, const int8_t*, const int32_t*, bool, int32_t*);
+
+}  // namespace lowbit

@@ -1,0 +1,47 @@
+// FP32 executor over the IR with hooks to observe or replace any value as it is produced.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "runtime/op_registry.h"
+
+namespace lowbit {
+
+using TensorMap = std::map<std::string, Tensor>;
+
+// Called for every graph input and every node output as soon as it exists. `producer` is nullptr for graph
+// inputs. The hook may assign a new tensor to `value` (quantizers replace values this way).
+using ValueHook = std::function<void(const Node* producer, const std::string& name, Tensor& value)>;
+
+class Executor {
+ public:
+  // Validates the model: sorts it, and fails with one message naming every unsupported op type (and the first
+  // node using each) before anything runs.
+  explicit Executor(const Model& model, const OpRegistry& ops = OpRegistry::builtin());
+
+  void add_hook(ValueHook h) { hooks_.push_back(std::move(h)); }
+  void clear_hooks() { hooks_.clear(); }
+
+  // Runs the graph. `fetch` empty = the graph outputs. Inputs are checked against declared dtype and fixed
+  // dims; initializers may be overridden by feeding a value of the same name if it is also a graph input.
+  TensorMap run(const TensorMap& feeds, const std::vector<std::string>& fetch = {}) const;
+
+  const Model& model() const { return model_; }
+  // Graph inputs that must be fed (not backed by an initializer).
+  std::vector<const ValueInfo*> required_inputs() const;
+
+ private:
+  Model model_;
+  const OpRegistry& ops_;
+  std::vector<const OpDef*> defs_;  // per node
+  std::vector<ValueHook> hooks_;
+};
+
+// Runs one node on given inputs (used by constant folding and tests).
+std::vector<Tensor> eval_node(const Node& n, int64_t opset, const std::vector<Tensor>& inputs,
+                              const OpRegistry& ops = OpRegistry::builtin());
+
+}  // namespace lowbit

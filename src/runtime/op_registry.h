@@ -1,0 +1,59 @@
+// Op definitions: one table entry per (domain, op type) with a reference kernel and a slot for a backward rule.
+#pragma once
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace lowbit {
+
+// What a kernel sees: the node (attributes), the opset of its domain, and its input tensors.
+struct OpContext {
+  const Node& node;
+  int64_t opset;
+  const std::vector<const Tensor*>& ins;
+
+  size_t num_inputs() const { return ins.size(); }
+  bool has(size_t i) const { return i < ins.size() && ins[i] != nullptr && ins[i]->defined(); }
+  const Tensor& in(size_t i) const {
+    check(has(i), node.describe(), ": missing required input ", i);
+    return *ins[i];
+  }
+  std::string where() const { return node.describe(); }
+};
+
+using ComputeFn = std::vector<Tensor> (*)(const OpContext&);
+// Reverse-mode rule: given the forward context, its outputs and the gradients of the outputs, returns the
+// gradients of the inputs (undefined tensors where an input has none). Filled in as AdaRound/QAT need them.
+using BackwardFn = std::vector<Tensor> (*)(const OpContext&, const std::vector<Tensor>& outputs,
+                                           const std::vector<Tensor>& grad_outputs);
+
+struct OpDef {
+  std::string op_type;
+  std::string domain;  // "" = ai.onnx
+  int since_version = 1;  // lowest opset the kernel implements (older versions differ in semantics)
+  ComputeFn compute = nullptr;
+  BackwardFn backward = nullptr;
+};
+
+class OpRegistry {
+ public:
+  // The one registry holding every built-in op; built on first use from explicit registration calls.
+  static const OpRegistry& builtin();
+  void add(OpDef def);
+  // nullptr when the op is unknown or the model's opset is older than the kernel supports.
+  const OpDef* find(const std::string& domain, const std::string& op_type, int64_t opset) const;
+  std::vector<std::string> op_types() const;
+
+ private:
+  std::unordered_map<std::string, OpDef> ops_;  // key: domain + "::" + op_type
+};
+
+// Registration functions, one per op family (called explicitly by OpRegistry::builtin()).
+void register_math_ops(OpRegistry& r);
+void register_nn_ops(OpRegistry& r);
+void register_shape_ops(OpRegistry& r);
+void register_quant_ops(OpRegistry& r);
+
+}  // namespace lowbit

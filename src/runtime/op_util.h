@@ -1,0 +1,123 @@
+// Helpers shared by op implementations: axis normalisation, typed dispatch, unary/binary element-wise maps.
+#pragma once
+#include <array>
+#include <cmath>
+#include <type_traits>
+
+#include "kernels/broadcast.h"
+#include "runtime/op_registry.h"
+
+namespace lowbit {
+
+inline int64_t norm_axis(int64_t axis, int64_t rank, const OpContext& c) {
+  check(axis >= -rank && axis < std::max<int64_t>(rank, 1), c.where(), ": axis ", axis, " out of range for rank ", rank);
+  return axis < 0 ? axis + rank : axis;
+}
+
+template <typename T>
+using is_native_num = std::bool_constant<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>;
+
+// Applies f elementwise, computing float16/bfloat16 through float.
+template <typename F>
+Tensor map_float(const Tensor& x, const OpContext& c, F f) {
+  DType dt = x.dtype();
+  if (dt == DType::Float16 || dt == DType::BFloat16) return map_float(x.cast(DType::Float32), c, f).cast(dt);
+  Tensor y(dt, x.shape());
+  int64_t n = x.numel();
+  if (dt == DType::Float32) {
+    const float* a = x.data<float>();
+    float* b = y.data<float>();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) b[i] = (float)f((float)a[i]);
+  } else if (dt == DType::Float64) {
+    const double* a = x.data<double>();
+    double* b = y.data<double>();
+    for (int64_t i = 0; i < n; ++i) b[i] = f(a[i]);
+  } else {
+    fail(c.where(), ": expects a float tensor, got ", dtype_name(dt));
+  }
+  return y;
+}
+// Arithmetic: result has the input dtype.
+template <typename F>
+Tensor binary_op(const Tensor& a, const Tensor& b, const OpContext& c, F f) { return binary_impl<false>(a, b, c, f); }
+// Comparison / logic: boolean result.
+template <typename F>
+Tensor compare_op(const Tensor& a, const Tensor& b, const OpContext& c, F f) { return binary_impl<true>(a, b, c, f); }
+
+// Applies f to every numeric dtype (ints too); f receives and returns the element type.
+template <typename F>
+Tensor map_numeric(const Tensor& x, const OpContext& c, F f) {
+  DType dt = x.dtype();
+  if (dt == DType::Float16 || dt == DType::BFloat16) return map_numeric(x.cast(DType::Float32), c, f).cast(dt);
+  Tensor y(dt, x.shape());
+  visit_dtype(dt, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if constexpr (is_native_num<T>::value) {
+      const T* a = x.data<T>();
+      T* b = y.data<T>();
+      int64_t n = x.numel();
+      for (int64_t i = 0; i < n; ++i) b[i] = (T)f(a[i]);
+    } else {
+      fail(c.where(), ": unsupported dtype ", dtype_name(dt));
+    }
+  });
+  return y;
+}
+
+namespace detail {
+template <typename T, typename O, typename F>
+void binary_loop(const Tensor& a, const Tensor& b, Tensor& y, F& f) {
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  O* py = y.data<O>();
+  if (a.shape() == y.shape() && b.shape() == y.shape()) {
+    int64_t n = y.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) py[i] = (O)f(pa[i], pb[i]);
+  } else {
+    broadcast_for_each<2>(y.shape(), {a.shape(), b.shape()},
+                          [&](int64_t i, const std::array<int64_t, 2>& o) { py[i] = (O)f(pa[o[0]], pb[o[1]]); });
+  }
+}
+}  // namespace detail
+
+// Broadcasting binary op; f(a, b) runs on the input element type; float16/bfloat16 go through float.
+template <bool ToBool, typename F>
+Tensor binary_impl(const Tensor& a, const Tensor& b, const OpContext& c, F f) {
+  DType dt = a.dtype();
+  check(dt == b.dtype(), c.where(), ": input dtypes differ (", dtype_name(dt), " vs ", dtype_name(b.dtype()), ")");
+  if (dt == DType::Float16 || dt == DType::BFloat16) {
+    Tensor r = binary_impl<ToBool>(a.cast(DType::Float32), b.cast(DType::Float32), c, f);
+    return ToBool ? r : r.cast(dt);
+  }
+  constexpr bool to_bool = ToBool;
+  Tensor y(to_bool ? DType::Bool : dt, broadcast_shapes({a.shape(), b.shape()}, c.where()));
+  visit_dtype(dt, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if constexpr (std::is_same_v<T, bool>) {
+      if constexpr (to_bool) detail::binary_loop<bool, bool>(a, b, y, f);
+      else fail(c.where(), ": arithmetic on booleans is not defined");
+    } else if constexpr (std::is_arithmetic_v<T>) {
+      if constexpr (to_bool) detail::binary_loop<T, bool>(a, b, y, f);
+      else detail::binary_loop<T, T>(a, b, y, f);
+    } else {
+      unsupported(c.where(), ": unsupported dtype ", dtype_name(dt));
+    }
+  });
+  return y;
+}
+
+// Integer list from an optional input tensor (e.g. axes, shape, pads), or from an attribute for old opsets.
+inline std::vector<int64_t> ints_from_input_or_attr(const OpContext& c, size_t input, const char* attr,
+                                                    std::vector<int64_t> dflt = {}) {
+  if (c.has(input)) return c.in(input).to_i64();
+  return c.node.attr_ints(attr, std::move(dflt));
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+// Batched, broadcasting matrix product with NumPy matmul semantics (ops_math.cpp).
+Tensor matmul(const Tensor& A, const Tensor& B, const std::string& where);
+}  // namespace lowbit

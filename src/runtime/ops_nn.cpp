@@ -1,0 +1,366 @@
+// Convolution, pooling, normalisation and Resize ops (attribute parsing; compute in kernels/).
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/conv.h"
+#include "kernels/pool.h"
+#include "runtime/op_util.h"
+
+namespace lowbit {
+
+namespace {
+
+using Outs = std::vector<Tensor>;
+
+Tensor as_f32(const Tensor& t, const OpContext& c) {
+  check(t.dtype() != DType::Bool, c.where(), ": boolean input is not allowed");
+  return t.dtype() == DType::Float32 ? t : t.cast(DType::Float32);
+}
+
+// Window geometry common to Conv/ConvTranspose/pools. `kernel` from the weight or the kernel_shape attribute.
+ConvGeom window_geom(const OpContext& c, const Shape& xs, const std::vector<int64_t>& kernel) {
+  check(xs.size() >= 3, c.where(), ": input must be [N, C, spatial...], got ", shape_str(xs));
+  size_t r = xs.size() - 2;
+  ConvGeom g;
+  g.batch = xs[0];
+  g.in_ch = xs[1];
+  g.in.assign(xs.begin() + 2, xs.end());
+  g.kernel = kernel;
+  check(g.kernel.size() == r, c.where(), ": kernel has ", g.kernel.size(), " spatial dims, input has ", r);
+  g.stride = c.node.attr_ints("strides", std::vector<int64_t>(r, 1));
+  g.dilation = c.node.attr_ints("dilations", std::vector<int64_t>(r, 1));
+  auto pads = c.node.attr_ints("pads", std::vector<int64_t>(2 * r, 0));
+  check(g.stride.size() == r && g.dilation.size() == r && pads.size() == 2 * r, c.where(),
+        ": strides/dilations/pads do not match ", r, " spatial dims");
+  for (size_t i = 0; i < r; ++i) {
+    check(g.stride[i] > 0 && g.dilation[i] > 0 && g.kernel[i] > 0, c.where(), ": strides, dilations and kernel must be positive");
+    check(pads[i] >= 0 && pads[i + r] >= 0, c.where(), ": negative pads");
+  }
+  g.pad_begin.assign(pads.begin(), pads.begin() + r);
+  g.pad_end.assign(pads.begin() + r, pads.end());
+  return g;
+}
+
+Outs op_Conv(const OpContext& c) {
+  Tensor x = as_f32(c.in(0), c), w = as_f32(c.in(1), c);
+  check(w.rank() == x.rank(), c.where(), ": weight rank ", w.rank(), " differs from input rank ", x.rank());
+  ConvGeom g = window_geom(c, x.shape(), Shape(w.shape().begin() + 2, w.shape().end()));
+  g.group = c.node.attr_int("group", 1);
+  g.out_ch = w.dim(0);
+  check(g.group > 0 && g.in_ch % g.group == 0 && g.out_ch % g.group == 0, c.where(), ": group ", g.group,
+        " does not divide channels (in ", g.in_ch, ", out ", g.out_ch, ")");
+  check(w.dim(1) * g.group == g.in_ch, c.where(), ": weight ", shape_str(w.shape()), " expects ", w.dim(1) * g.group,
+        " input channels, input ", shape_str(x.shape()), " has ", g.in_ch);
+  resolve_auto_pad(c.node.attr_string("auto_pad", "NOTSET"), g);
+  Tensor b;
+  if (c.has(2)) {
+    b = as_f32(c.in(2), c);
+    check(b.numel() == g.out_ch, c.where(), ": bias has ", b.numel(), " values for ", g.out_ch, " output channels");
+  }
+  Shape ys = {g.batch, g.out_ch};
+  ys.insert(ys.end(), g.out.begin(), g.out.end());
+  Tensor y(DType::Float32, ys);
+  if (y.numel()) conv_f32(g, x.data<float>(), w.data<float>(), b.defined() ? b.data<float>() : nullptr, y.data<float>());
+  return {y.cast(c.in(0).dtype())};
+}
+
+Outs op_ConvTranspose(const OpContext& c) {
+  Tensor x = as_f32(c.in(0), c), w = as_f32(c.in(1), c);
+  ConvGeom g = window_geom(c, x.shape(), Shape(w.shape().begin() + 2, w.shape().end()));
+  g.group = c.node.attr_int("group", 1);
+  check(w.dim(0) == g.in_ch, c.where(), ": weight ", shape_str(w.shape()), " does not match ", g.in_ch, " input channels");
+  g.out_ch = w.dim(1) * g.group;
+  size_t r = g.in.size();
+  auto out_pad = c.node.attr_ints("output_padding", std::vector<int64_t>(r, 0));
+  auto out_shape = c.node.attr_ints("output_shape");
+  std::string ap = c.node.attr_string("auto_pad", "NOTSET");
+  g.out.assign(r, 0);
+  for (size_t i = 0; i < r; ++i) {
+    int64_t span = (g.kernel[i] - 1) * g.dilation[i] + 1;
+    int64_t full = g.stride[i] * (g.in[i] - 1) + out_pad[i] + span;
+    if (!out_shape.empty() || ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+      int64_t target = !out_shape.empty() ? out_shape[out_shape.size() - r + i] : g.in[i] * g.stride[i];
+      int64_t total = full - target;
+      if (ap == "SAME_UPPER") {
+        g.pad_begin[i] = total / 2;
+        g.pad_end[i] = total - total / 2;
+      } else {
+        g.pad_begin[i] = total - total / 2;
+        g.pad_end[i] = total / 2;
+      }
+      g.out[i] = target;
+    } else {
+      if (ap == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
+      g.out[i] = full - g.pad_begin[i] - g.pad_end[i];
+    }
+  }
+  Tensor b;
+  if (c.has(2)) b = as_f32(c.in(2), c);
+  Shape ys = {g.batch, g.out_ch};
+  ys.insert(ys.end(), g.out.begin(), g.out.end());
+  Tensor y(DType::Float32, ys);
+  conv_transpose_f32(g, x.data<float>(), w.data<float>(), b.defined() ? b.data<float>() : nullptr, y.data<float>());
+  return {y.cast(c.in(0).dtype())};
+}
+
+template <bool IsMax>
+Outs op_pool(const OpContext& c) {
+  Tensor x = as_f32(c.in(0), c);
+  ConvGeom g = window_geom(c, x.shape(), c.node.attr_ints("kernel_shape"));
+  g.out_ch = g.in_ch;
+  bool ceil_mode = c.node.attr_int("ceil_mode", 0) != 0;
+  resolve_auto_pad(c.node.attr_string("auto_pad", "NOTSET"), g, ceil_mode);
+  Shape ys = {g.batch, g.in_ch};
+  ys.insert(ys.end(), g.out.begin(), g.out.end());
+  Tensor y(DType::Float32, ys);
+  if constexpr (IsMax) {
+    Tensor idx(DType::Int64, ys);
+    max_pool_f32(g, x.data<float>(), y.data<float>(), idx.data<int64_t>(), (int)c.node.attr_int("storage_order", 0));
+    return {y.cast(c.in(0).dtype()), idx};
+  } else {
+    avg_pool_f32(g, x.data<float>(), y.data<float>(), c.node.attr_int("count_include_pad", 0) != 0);
+    return {y.cast(c.in(0).dtype())};
+  }
+}
+
+template <bool IsMax>
+Outs op_global_pool(const OpContext& c) {
+  Tensor x = as_f32(c.in(0), c);
+  check(x.rank() >= 3, c.where(), ": input must be [N, C, spatial...], got ", shape_str(x.shape()));
+  int64_t nc = x.dim(0) * x.dim(1), s = x.numel() / std::max<int64_t>(nc, 1);
+  Shape ys(x.rank(), 1);
+  ys[0] = x.dim(0);
+  ys[1] = x.dim(1);
+  Tensor y(DType::Float32, ys);
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for schedule(static) if (nc > 64)
+  for (int64_t i = 0; i < nc; ++i) {
+    float acc = IsMax ? -INFINITY : 0.f;
+    for (int64_t k = 0; k < s; ++k) acc = IsMax ? std::max(acc, px[i * s + k]) : acc + px[i * s + k];
+    py[i] = IsMax ? acc : acc / (float)s;
+  }
+  return {y.cast(c.in(0).dtype())};
+}
+
+Outs op_BatchNormalization(const OpContext& c) {
+  if (c.opset >= 14 && c.node.attr_int("training_mode", 0))
+    unsupported(c.where(), ": training_mode is not supported (inference only)");
+  if (c.opset < 9 && c.node.attr_int("spatial", 1) == 0) unsupported(c.where(), ": spatial=0 is not supported");
+  Tensor x = as_f32(c.in(0), c);
+  check(x.rank() >= 2, c.where(), ": input must be [N, C, ...]");
+  int64_t C = x.dim(1), N = x.dim(0), S = x.numel() / std::max<int64_t>(N * C, 1);
+  auto sc = c.in(1).to_f64(), bi = c.in(2).to_f64(), mu = c.in(3).to_f64(), var = c.in(4).to_f64();
+  check((int64_t)sc.size() == C && (int64_t)bi.size() == C && (int64_t)mu.size() == C && (int64_t)var.size() == C,
+        c.where(), ": scale/bias/mean/var must have ", C, " values");
+  double eps = c.node.attr_float("epsilon", 1e-5f);
+  std::vector<float> a(C), b(C);
+  for (int64_t i = 0; i < C; ++i) {
+    a[i] = (float)(sc[i] / std::sqrt(var[i] + eps));
+    b[i] = (float)(bi[i] - mu[i] * sc[i] / std::sqrt(var[i] + eps));
+  }
+  Tensor y(DType::Float32, x.shape());
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    int64_t ch = nc % C;
+    for (int64_t k = 0; k < S; ++k) py[nc * S + k] = px[nc * S + k] * a[ch] + b[ch];
+  }
+  return {y.cast(c.in(0).dtype())};
+}
+
+Outs op_LayerNormalization(const OpContext& c) {
+  Tensor x = as_f32(c.in(0), c);
+  int64_t r = x.rank();
+  int64_t axis = norm_axis(c.node.attr_int("axis", -1), r, c);
+  double eps = c.node.attr_float("epsilon", 1e-5f);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x.dim((int)d);
+  for (int64_t d = axis; d < r; ++d) inner *= x.dim((int)d);
+  Shape norm_shape(x.shape().begin() + axis, x.shape().end());
+  Tensor scale = as_f32(c.in(1), c), bias;
+  if (c.has(2)) bias = as_f32(c.in(2), c);
+  Tensor y(DType::Float32, x.shape());
+  Shape stat_shape = x.shape();
+  for (int64_t d = axis; d < r; ++d) stat_shape[d] = 1;
+  Tensor mean(DType::Float32, stat_shape), inv(DType::Float32, stat_shape);
+  // Scale and bias broadcast to the normalised shape.
+  std::vector<float> sv(inner), bv(inner, 0.f);
+  broadcast_for_each<1>(norm_shape, {scale.shape()}, [&](int64_t i, const std::array<int64_t, 1>& o) { sv[i] = scale.data<float>()[o[0]]; });
+  if (bias.defined())
+    broadcast_for_each<1>(norm_shape, {bias.shape()}, [&](int64_t i, const std::array<int64_t, 1>& o) { bv[i] = bias.data<float>()[o[0]]; });
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for schedule(static) if (outer > 16)
+  for (int64_t o = 0; o < outer; ++o) {
+    const float* a = px + o * inner;
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < inner; ++i) m += a[i];
+    m /= (double)inner;
+    for (int64_t i = 0; i < inner; ++i) v += (a[i] - m) * (a[i] - m);
+    v /= (double)inner;
+    double is = 1.0 / std::sqrt(v + eps);
+    for (int64_t i = 0; i < inner; ++i) py[o * inner + i] = (float)((a[i] - m) * is) * sv[i] + bv[i];
+    mean.data<float>()[o] = (float)m;
+    inv.data<float>()[o] = (float)is;
+  }
+  return {y.cast(c.in(0).dtype()), mean, inv};
+}
+
+Outs op_InstanceNormalization(const OpContext& c) {
+  Tensor x = as_f32(c.in(0), c);
+  auto sc = c.in(1).to_f64(), bi = c.in(2).to_f64();
+  int64_t N = x.dim(0), C = x.dim(1), S = x.numel() / std::max<int64_t>(N * C, 1);
+  double eps = c.node.attr_float("epsilon", 1e-5f);
+  Tensor y(DType::Float32, x.shape());
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    const float* a = x.data<float>() + nc * S;
+    double m = 0, v = 0;
+    for (int64_t k = 0; k < S; ++k) m += a[k];
+    m /= (double)S;
+    for (int64_t k = 0; k < S; ++k) v += (a[k] - m) * (a[k] - m);
+    v /= (double)S;
+    double is = 1.0 / std::sqrt(v + eps);
+    for (int64_t k = 0; k < S; ++k) y.data<float>()[nc * S + k] = (float)((a[k] - m) * is * sc[nc % C] + bi[nc % C]);
+  }
+  return {y.cast(c.in(0).dtype())};
+}
+
+// ---- Resize: separable 1-D interpolation along each resized axis (nearest or linear). ----
+struct ResizeAxis {
+  std::string ctm, nearest_mode;
+  bool linear = false;
+  double scale = 1, roi_start = 0, roi_end = 1, extrapolation = 0;
+  int64_t in = 1, out = 1;
+};
+
+// Source coordinate of output index x, or NaN if it must take the extrapolation value.
+double source_coord(const ResizeAxis& a, int64_t x) {
+  const std::string& m = a.ctm;
+  if (m == "half_pixel") return (x + 0.5) / a.scale - 0.5;
+  if (m == "asymmetric") return x / a.scale;
+  if (m == "pytorch_half_pixel") return a.out > 1 ? (x + 0.5) / a.scale - 0.5 : 0.0;
+  if (m == "align_corners") return a.out == 1 ? 0.0 : x * (double)(a.in - 1) / (double)(a.out - 1);
+  if (m == "tf_half_pixel_for_nn") return (x + 0.5) / a.scale;
+  if (m == "tf_crop_and_resize") {
+    double v = a.out > 1 ? a.roi_start * (a.in - 1) + x * (a.roi_end - a.roi_start) * (a.in - 1) / (double)(a.out - 1)
+                         : 0.5 * (a.roi_start + a.roi_end) * (a.in - 1);
+    if (v < 0 || v > a.in - 1) return NAN;
+    return v;
+  }
+  fail("unknown coordinate_transformation_mode '", m, "'");
+}
+
+int64_t nearest_index(const ResizeAxis& a, double xo) {
+  double f = std::floor(xo), frac = xo - f;
+  int64_t i;
+  const std::string& m = a.nearest_mode;
+  if (m == "floor") i = (int64_t)f;
+  else if (m == "ceil") i = (int64_t)std::ceil(xo);
+  else if (m == "round_prefer_ceil") i = frac >= 0.5 ? (int64_t)f + 1 : (int64_t)f;
+  else i = frac > 0.5 ? (int64_t)f + 1 : (int64_t)f;  // round_prefer_floor
+  return std::clamp<int64_t>(i, 0, a.in - 1);
+}
+
+// Resamples axis `d` of x (float) into a new tensor.
+Tensor resize_axis(const Tensor& x, int d, const ResizeAxis& a) {
+  Shape os = x.shape();
+  os[d] = a.out;
+  Tensor y(DType::Float32, os);
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < d; ++i) outer *= x.dim(i);
+  for (int i = d + 1; i < x.rank(); ++i) inner *= x.dim(i);
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  for (int64_t o = 0; o < a.out; ++o) {
+    double xo = source_coord(a, o);
+    int64_t i0 = 0, i1 = 0;
+    double w = 0;
+    bool extrap = std::isnan(xo);
+    if (!extrap) {
+      if (a.linear) {
+        double f = std::floor(xo);
+        w = xo - f;
+        i0 = std::clamp<int64_t>((int64_t)f, 0, a.in - 1);
+        i1 = std::clamp<int64_t>((int64_t)f + 1, 0, a.in - 1);
+      } else {
+        i0 = i1 = nearest_index(a, xo);
+      }
+    }
+    for (int64_t u = 0; u < outer; ++u)
+      for (int64_t v = 0; v < inner; ++v) {
+        float* dst = py + (u * a.out + o) * inner + v;
+        if (extrap) {
+          *dst = (float)a.extrapolation;
+          continue;
+        }
+        float v0 = px[(u * a.in + i0) * inner + v], v1 = px[(u * a.in + i1) * inner + v];
+        *dst = a.linear ? (float)(v0 * (1 - w) + v1 * w) : v0;
+      }
+  }
+  return y;
+}
+
+Outs op_Resize(const OpContext& c) {
+  Tensor x = as_f32(c.in(0), c);
+  int r = x.rank();
+  std::string mode = c.node.attr_string("mode", "nearest");
+  if (mode != "nearest" && mode != "linear") unsupported(c.where(), ": Resize mode '", mode, "' is not supported");
+  if (c.node.attr_int("exclude_outside", 0)) unsupported(c.where(), ": exclude_outside is not supported");
+  ResizeAxis base;
+  base.linear = mode == "linear";
+  base.ctm = c.node.attr_string("coordinate_transformation_mode", "half_pixel");
+  base.nearest_mode = c.node.attr_string("nearest_mode", "round_prefer_floor");
+  base.extrapolation = c.node.attr_float("extrapolation_value", 0.f);
+  std::vector<double> roi, scales;
+  std::vector<int64_t> sizes;
+  if (c.opset >= 11) {
+    if (c.has(1) && c.in(1).numel()) roi = c.in(1).to_f64();
+    if (c.has(2) && c.in(2).numel()) scales = c.in(2).to_f64();
+    if (c.has(3) && c.in(3).numel()) sizes = c.in(3).to_i64();
+  } else {
+    scales = c.in(1).to_f64();
+    if (base.ctm == "half_pixel" && !c.node.has_attr("coordinate_transformation_mode")) base.ctm = "asymmetric";
+  }
+  check(!scales.empty() || !sizes.empty(), c.where(), ": Resize needs scales or sizes");
+  check(scales.empty() || (int)scales.size() == r, c.where(), ": scales has ", scales.size(), " values for rank ", r);
+  check(sizes.empty() || (int)sizes.size() == r, c.where(), ": sizes has ", sizes.size(), " values for rank ", r);
+  Tensor cur = x;
+  for (int d = 0; d < r; ++d) {
+    ResizeAxis a = base;
+    a.in = x.dim(d);
+    if (!sizes.empty()) {
+      a.out = sizes[d];
+      a.scale = (double)a.out / (double)a.in;
+    } else {
+      a.scale = scales[d];
+      check(a.scale > 0, c.where(), ": scales must be positive");
+      a.out = (int64_t)std::floor(a.in * a.scale);
+    }
+    if ((int)roi.size() == 2 * r) {
+      a.roi_start = roi[d];
+      a.roi_end = roi[d + r];
+    }
+    if (a.out == a.in && a.scale == 1.0 && a.ctm != "tf_crop_and_resize") continue;
+    cur = resize_axis(cur, d, a);
+  }
+  return {cur.cast(c.in(0).dtype())};
+}
+
+}  // namespace
+
+void register_nn_ops(OpRegistry& r) {
+  r.add({"Conv", "", 1, op_Conv, nullptr});
+  r.add({"ConvTranspose", "", 1, op_ConvTranspose, nullptr});
+  r.add({"MaxPool", "", 1, op_pool<true>, nullptr});
+  r.add({"AveragePool", "", 1, op_pool<false>, nullptr});
+  r.add({"GlobalAveragePool", "", 1, op_global_pool<false>, nullptr});
+  r.add({"GlobalMaxPool", "", 1, op_global_pool<true>, nullptr});
+  r.add({"BatchNormalization", "", 7, op_BatchNormalization, nullptr});
+  r.add({"LayerNormalization", "", 17, op_LayerNormalization, nullptr});
+  r.add({"InstanceNormalization", "", 6, op_InstanceNormalization, nullptr});
+  r.add({"Resize", "", 10, op_Resize, nullptr});
+}
+
+}  // namespace lowbit

@@ -1,0 +1,231 @@
+// ONNX quantization ops: QuantizeLinear/DequantizeLinear (per-tensor and per-axis), DynamicQuantizeLinear,
+// ConvInteger/MatMulInteger (int32 outputs) and QLinearConv/QLinearMatMul (requantized outputs).
+// Rounding: ONNX specifies round-half-to-even for QuantizeLinear; the QLinear ops requantize in float32 with
+// the same rounding, as ONNX Runtime's reference kernels do.
+#include <cmath>
+#include <limits>
+
+#include "kernels/conv.h"
+#include "runtime/op_util.h"
+
+namespace lowbit {
+
+namespace {
+
+using Outs = std::vector<Tensor>;
+
+template <typename Q>
+Q saturate_round(float v, int32_t zp) {
+  float r = std::nearbyint(v) + (float)zp;  // nearbyint: ties to even under the default rounding mode
+  r = std::min(std::max(r, (float)std::numeric_limits<Q>::lowest()), (float)std::numeric_limits<Q>::max());
+  return (Q)r;
+}
+
+// Per-element index into a per-axis parameter (or 0 for per-tensor).
+struct AxisIndex {
+  int64_t inner = 1, n = 1;
+  bool per_axis = false;
+  int64_t operator()(int64_t i) const { return per_axis ? (i / inner) % n : 0; }
+};
+AxisIndex axis_index(const OpContext& c, const Tensor& x, const Tensor& param) {
+  AxisIndex a;
+  if (param.numel() <= 1 && param.rank() <= 1 && !(param.rank() == 1 && param.numel() > 1)) return a;
+  check(param.rank() == 1, c.where(), ": scale/zero point must be a scalar or 1-D, got ", shape_str(param.shape()));
+  int64_t axis = norm_axis(c.node.attr_int("axis", 1), x.rank(), c);
+  check(param.numel() == x.shape()[axis], c.where(), ": ", param.numel(), " scales for axis ", axis, " of size ",
+        x.shape()[axis]);
+  a.per_axis = true;
+  a.n = param.numel();
+  for (int d = (int)axis + 1; d < x.rank(); ++d) a.inner *= x.dim(d);
+  return a;
+}
+
+Outs op_QuantizeLinear(const OpContext& c) {
+  Tensor x = c.in(0).dtype() == DType::Float32 ? c.in(0) : c.in(0).cast(DType::Float32);
+  Tensor scale = c.in(1).cast(DType::Float32);
+  DType qt = c.has(2) ? c.in(2).dtype() : DType::UInt8;
+  Tensor zp = c.has(2) ? c.in(2).cast(DType::Int32) : Tensor::scalar<int32_t>(0);
+  check(zp.numel() == scale.numel(), c.where(), ": scale and zero point sizes differ");
+  AxisIndex ax = axis_index(c, x, scale);
+  Tensor y(qt, x.shape());
+  const float* px = x.data<float>();
+  const float* ps = scale.data<float>();
+  const int32_t* pz = zp.data<int32_t>();
+  visit_dtype(qt, [&](auto* tag) {
+    using Q = std::remove_pointer_t<decltype(tag)>;
+    if constexpr (std::is_same_v<Q, int8_t> || std::is_same_v<Q, uint8_t>) {
+      Q* py = y.data<Q>();
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        int64_t k = ax(i);
+        py[i] = saturate_round<Q>(px[i] / ps[k], pz[k]);
+      }
+    } else {
+      unsupported(c.where(), ": QuantizeLinear to ", dtype_name(qt));
+    }
+  });
+  return {y};
+}
+
+Outs op_DequantizeLinear(const OpContext& c) {
+  const Tensor& x = c.in(0);
+  Tensor scale = c.in(1).cast(DType::Float32);
+  Tensor zp = c.has(2) ? c.in(2).cast(DType::Int32) : Tensor::scalar<int32_t>(0);
+  if (c.has(2)) check(zp.numel() == scale.numel(), c.where(), ": scale and zero point sizes differ");
+  AxisIndex ax = axis_index(c, x, scale);
+  Tensor xi = x.cast(DType::Int32);
+  Tensor y(DType::Float32, x.shape());
+  const int32_t* px = xi.data<int32_t>();
+  const float* ps = scale.data<float>();
+  const int32_t* pz = zp.data<int32_t>();
+  float* py = y.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    int64_t k = ax(i);
+    py[i] = (float)(px[i] - (zp.numel() > 1 ? pz[k] : pz[0])) * ps[k];
+  }
+  return {y};
+}
+
+Outs op_DynamicQuantizeLinear(const OpContext& c) {
+  Tensor x = c.in(0).cast(DType::Float32);
+  float mn = 0.f, mx = 0.f;
+  for (float v : x.span<float>()) {
+    mn = std::min(mn, v);
+    mx = std::max(mx, v);
+  }
+  float scale = (mx - mn) / 255.f;
+  int32_t zp = 0;
+  if (scale > 0) zp = (int32_t)saturate_round<uint8_t>(-mn / scale, 0);
+  Tensor y(DType::UInt8, x.shape());
+  for (int64_t i = 0; i < x.numel(); ++i)
+    y.data<uint8_t>()[i] = scale > 0 ? saturate_round<uint8_t>(x.data<float>()[i] / scale, zp) : (uint8_t)0;
+  return {y, Tensor::scalar<float>(scale), Tensor::scalar<uint8_t>((uint8_t)zp)};
+}
+
+// Integer convolution shared by ConvInteger and QLinearConv. Returns int32 [N, M, *out].
+Tensor conv_integer(const OpContext& c, const Tensor& x, const Tensor& xzp_t, const Tensor& w, const Tensor& wzp_t) {
+  check(x.rank() >= 3 && w.rank() == x.rank(), c.where(), ": input/weight ranks do not match");
+  size_t r = x.rank() - 2;
+  ConvGeom g;
+  g.batch = x.dim(0);
+  g.in_ch = x.dim(1);
+  g.out_ch = w.dim(0);
+  g.group = c.node.attr_int("group", 1);
+  g.in.assign(x.shape().begin() + 2, x.shape().end());
+  g.kernel.assign(w.shape().begin() + 2, w.shape().end());
+  g.stride = c.node.attr_ints("strides", std::vector<int64_t>(r, 1));
+  g.dilation = c.node.attr_ints("dilations", std::vector<int64_t>(r, 1));
+  auto pads = c.node.attr_ints("pads", std::vector<int64_t>(2 * r, 0));
+  g.pad_begin.assign(pads.begin(), pads.begin() + r);
+  g.pad_end.assign(pads.begin() + r, pads.end());
+  check(w.dim(1) * g.group == g.in_ch, c.where(), ": weight ", shape_str(w.shape()), " does not match ", g.in_ch,
+        " input channels with group ", g.group);
+  resolve_auto_pad(c.node.attr_string("auto_pad", "NOTSET"), g);
+  int32_t xzp = xzp_t.defined() ? (int32_t)xzp_t.to_i64().at(0) : 0;
+  std::vector<int32_t> wzp = {0};
+  if (wzp_t.defined()) {
+    auto v = wzp_t.to_i64();
+    wzp.assign(v.begin(), v.end());
+  }
+  bool per_ch = wzp.size() > 1;
+  check(!per_ch || (int64_t)wzp.size() == g.out_ch, c.where(), ": weight zero point has ", wzp.size(),
+        " values for ", g.out_ch, " output channels");
+  Shape ys = {g.batch, g.out_ch};
+  ys.insert(ys.end(), g.out.begin(), g.out.end());
+  Tensor y(DType::Int32, ys);
+  auto run = [&](auto* xt, auto* wt) {
+    using TX = std::remove_pointer_t<decltype(xt)>;
+    using TW = std::remove_pointer_t<decltype(wt)>;
+    conv_int32<TX, TW>(g, x.data<TX>(), xzp, w.data<TW>(), wzp.data(), per_ch, y.data<int32_t>());
+  };
+  bool xu = x.dtype() == DType::UInt8, wu = w.dtype() == DType::UInt8;
+  check((xu || x.dtype() == DType::Int8) && (wu || w.dtype() == DType::Int8), c.where(),
+        ": inputs must be int8 or uint8");
+  if (xu && wu) run((uint8_t*)nullptr, (uint8_t*)nullptr);
+  else if (xu) run((uint8_t*)nullptr, (int8_t*)nullptr);
+  else if (wu) run((int8_t*)nullptr, (uint8_t*)nullptr);
+  else run((int8_t*)nullptr, (int8_t*)nullptr);
+  return y;
+}
+
+Outs op_ConvInteger(const OpContext& c) {
+  return {conv_integer(c, c.in(0), c.has(2) ? c.in(2) : Tensor(), c.in(1), c.has(3) ? c.in(3) : Tensor())};
+}
+
+// (q - zp) as int32, with a per-row zero point ([M] for a 2-D A) broadcast along rows.
+Tensor centered(const Tensor& q, const Tensor* zp, bool rows, const OpContext& c) {
+  Tensor qi = q.cast(DType::Int32);
+  if (!zp || !zp->defined()) return qi;
+  Tensor z = zp->cast(DType::Int32);
+  if (rows && z.numel() > 1) z = z.reshaped({z.numel(), 1});
+  return binary_op(qi, z, c, [](int32_t a, int32_t b) { return a - b; });
+}
+
+Outs op_MatMulInteger(const OpContext& c) {
+  Tensor a = centered(c.in(0), c.has(2) ? &c.in(2) : nullptr, true, c);
+  Tensor b = centered(c.in(1), c.has(3) ? &c.in(3) : nullptr, false, c);
+  return {matmul(a, b, c.where())};
+}
+
+// Requantizes int32 accumulators: q = saturate(round(acc * (sx*sw[k]) / sy) + zy), k along `axis` when per-axis.
+Tensor requantize(const Tensor& acc, float sx, const Tensor& sw, float sy, const Tensor& zy, int axis, const OpContext& c) {
+  DType qt = zy.defined() ? zy.dtype() : DType::UInt8;
+  int32_t z = zy.defined() ? (int32_t)zy.to_i64().at(0) : 0;
+  std::vector<float> ws;
+  for (double v : sw.to_f64()) ws.push_back((float)v);
+  int64_t inner = 1, n = (int64_t)ws.size();
+  if (n > 1) {
+    int ax = axis < 0 ? axis + acc.rank() : axis;
+    check(acc.dim(ax) == n, c.where(), ": ", n, " weight scales for ", acc.dim(ax), " output channels");
+    for (int d = ax + 1; d < acc.rank(); ++d) inner *= acc.dim(d);
+  }
+  Tensor y(qt, acc.shape());
+  const int32_t* pa = acc.data<int32_t>();
+  visit_dtype(qt, [&](auto* tag) {
+    using Q = std::remove_pointer_t<decltype(tag)>;
+    if constexpr (std::is_same_v<Q, int8_t> || std::is_same_v<Q, uint8_t>) {
+      Q* py = y.data<Q>();
+      for (int64_t i = 0; i < acc.numel(); ++i) {
+        float m = sx * ws[n > 1 ? (i / inner) % n : 0];
+        py[i] = saturate_round<Q>((float)pa[i] * m / sy, z);
+      }
+    } else {
+      unsupported(c.where(), ": output dtype ", dtype_name(qt));
+    }
+  });
+  return y;
+}
+
+Outs op_QLinearConv(const OpContext& c) {
+  Tensor acc = conv_integer(c, c.in(0), c.in(2), c.in(3), c.in(5));
+  if (c.has(8)) {
+    Tensor b = c.in(8).cast(DType::Int32);
+    check(b.numel() == acc.dim(1), c.where(), ": bias has ", b.numel(), " values for ", acc.dim(1), " channels");
+    int64_t S = acc.numel() / std::max<int64_t>(acc.dim(0) * acc.dim(1), 1);
+    int32_t* p = acc.data<int32_t>();
+    for (int64_t i = 0; i < acc.numel(); ++i) p[i] += b.data<int32_t>()[(i / S) % acc.dim(1)];
+  }
+  float sx = (float)c.in(1).to_f64().at(0), sy = (float)c.in(6).to_f64().at(0);
+  return {requantize(acc, sx, c.in(4), sy, c.in(7), 1, c)};
+}
+
+Outs op_QLinearMatMul(const OpContext& c) {
+  Tensor a = centered(c.in(0), &c.in(2), true, c);
+  Tensor b = centered(c.in(3), &c.in(5), false, c);
+  Tensor acc = matmul(a, b, c.where());
+  float sa = (float)c.in(1).to_f64().at(0), sy = (float)c.in(6).to_f64().at(0);
+  return {requantize(acc, sa, c.in(4), sy, c.in(7), -1, c)};
+}
+
+}  // namespace
+
+void register_quant_ops(OpRegistry& r) {
+  r.add({"QuantizeLinear", "", 10, op_QuantizeLinear, nullptr});
+  r.add({"DequantizeLinear", "", 10, op_DequantizeLinear, nullptr});
+  r.add({"DynamicQuantizeLinear", "", 11, op_DynamicQuantizeLinear, nullptr});
+  r.add({"ConvInteger", "", 10, op_ConvInteger, nullptr});
+  r.add({"MatMulInteger", "", 10, op_MatMulInteger, nullptr});
+  r.add({"QLinearConv", "", 10, op_QLinearConv, nullptr});
+  r.add({"QLinearMatMul", "", 10, op_QLinearMatMul, nullptr});
+}
+
+}  // namespace lowbit
