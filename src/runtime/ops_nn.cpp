@@ -80,13 +80,16 @@ Outs op_ConvTranspose(const OpContext& c) {
     int64_t full = g.stride[i] * (g.in[i] - 1) + out_pad[i] + span;
     if (!out_shape.empty() || ap == "SAME_UPPER" || ap == "SAME_LOWER") {
       int64_t target = !out_shape.empty() ? out_shape[out_shape.size() - r + i] : g.in[i] * g.stride[i];
+      // total may be negative (output_shape larger than the full result): floor division, as the ONNX spec's
+      // reference, turns that into extra rows at the end.
       int64_t total = full - target;
+      int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);
       if (ap == "SAME_UPPER") {
-        g.pad_begin[i] = total / 2;
-        g.pad_end[i] = total - total / 2;
+        g.pad_begin[i] = half;
+        g.pad_end[i] = total - half;
       } else {
-        g.pad_begin[i] = total - total / 2;
-        g.pad_end[i] = total / 2;
+        g.pad_begin[i] = total - half;
+        g.pad_end[i] = half;
       }
       g.out[i] = target;
     } else {
@@ -233,6 +236,7 @@ struct ResizeAxis {
   bool linear = false;
   double scale = 1, roi_start = 0, roi_end = 1, extrapolation = 0;
   int64_t in = 1, out = 1;
+  double out_len = 1;  // in * scale (not truncated) when scales are given; align_corners divides by it
 };
 
 // Source coordinate of output index x, or NaN if it must take the extrapolation value.
@@ -241,7 +245,7 @@ double source_coord(const ResizeAxis& a, int64_t x) {
   if (m == "half_pixel") return (x + 0.5) / a.scale - 0.5;
   if (m == "asymmetric") return x / a.scale;
   if (m == "pytorch_half_pixel") return a.out > 1 ? (x + 0.5) / a.scale - 0.5 : 0.0;
-  if (m == "align_corners") return a.out == 1 ? 0.0 : x * (double)(a.in - 1) / (double)(a.out - 1);
+  if (m == "align_corners") return a.out == 1 ? 0.0 : x * (double)(a.in - 1) / (a.out_len - 1);
   if (m == "tf_half_pixel_for_nn") return (x + 0.5) / a.scale;
   if (m == "tf_crop_and_resize") {
     double v = a.out > 1 ? a.roi_start * (a.in - 1) + x * (a.roi_end - a.roi_start) * (a.in - 1) / (double)(a.out - 1)
@@ -333,10 +337,12 @@ Outs op_Resize(const OpContext& c) {
     if (!sizes.empty()) {
       a.out = sizes[d];
       a.scale = (double)a.out / (double)a.in;
+      a.out_len = (double)a.out;
     } else {
       a.scale = scales[d];
       check(a.scale > 0, c.where(), ": scales must be positive");
-      a.out = (int64_t)std::floor(a.in * a.scale);
+      a.out_len = a.in * a.scale;
+      a.out = (int64_t)std::floor(a.out_len);
     }
     if ((int)roi.size() == 2 * r) {
       a.roi_start = roi[d];
