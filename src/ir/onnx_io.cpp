@@ -30,7 +30,11 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   fs::path dir = dst.has_parent_path() ? dst.parent_path() : fs::path(".");
   check(fs::is_directory(dir), "cannot write '", path, "': folder '", dir.string(), "' does not exist");
   std::random_device rd;
-  fs::path tmp = dir / ("." + dst.filename().string() + ".tmp" + std::to_string(rd()));
+  std::string tmp_name = ".";
+  tmp_name += dst.filename().string();
+  tmp_name += ".tmp";
+  tmp_name += std::to_string(rd());
+  fs::path tmp = dir / tmp_name;
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     check(f.good(), "cannot write '", tmp.string(), "'");
@@ -149,7 +153,17 @@ Graph graph_from_proto(const onnx::GraphProto& gp, const std::string& origin, co
     n.doc = np.doc_string();
     n.inputs.assign(np.input().begin(), np.input().end());
     n.outputs.assign(np.output().begin(), np.output().end());
-    std::string nwhere = origin + ": " + n.op_type + " node '" + (n.name.empty() ? "#" + std::to_string(idx) : n.name) + "'";
+    std::string nwhere = origin;
+    nwhere += ": ";
+    nwhere += n.op_type;
+    nwhere += " node '";
+    if (n.name.empty()) {
+      nwhere += '#';
+      nwhere += std::to_string(idx);
+    } else {
+      nwhere += n.name;
+    }
+    nwhere += "'";
     check(!n.op_type.empty(), nwhere, ": node without an op type");
     for (auto& a : np.attribute()) n.attrs.push_back(attr_from_proto(a, nwhere, origin, base_dir));
     g.nodes.push_back(std::move(n));
@@ -243,7 +257,21 @@ onnx::ModelProto model_to_proto(const Model& m) {
   return mp;
 }
 
-void run_checker(const onnx::ModelProto& mp) {
+// Graph outputs declared without a shape get one from ONNX shape inference (the checker requires it).
+void fill_output_shapes(onnx::ModelProto& mp) {
+  bool missing = false;
+  for (auto& o : mp.graph().output())
+    if (!o.type().tensor_type().has_shape()) missing = true;
+  if (!missing) return;
+  try {
+    onnx::shape_inference::InferShapes(mp);
+  } catch (const std::exception&) {
+    // Leave it to the checker to report what is still missing.
+  }
+}
+
+void run_checker(onnx::ModelProto& mp) {
+  fill_output_shapes(mp);
   try {
     onnx::checker::check_model(mp);
   } catch (const std::exception& e) {

@@ -1,0 +1,59 @@
+// Tensor storage, dtype conversion and half-precision rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/tensor.h"
+
+using namespace lowbit;
+
+TEST(Half, ExactValuesRoundTrip) {
+  for (float v : {0.f, -0.f, 1.f, -2.5f, 65504.f, 6.103515625e-05f /* min normal */, 5.960464477539063e-08f /* min subnormal */})
+    EXPECT_EQ(half_to_float(float_to_half(v)), v) << v;
+}
+
+TEST(Half, RoundsToNearestEven) {
+  // 1 + 2^-11 lies exactly between 1 and the next half (1 + 2^-10): ties go to the even mantissa (1).
+  EXPECT_EQ(float_to_half(1.f + std::ldexp(1.f, -11)), float_to_half(1.f));
+  // 1 + 3*2^-11 is between 1+2^-10 (odd) and 1+2^-9 (even): goes up.
+  EXPECT_EQ(half_to_float(float_to_half(1.f + 3 * std::ldexp(1.f, -11))), 1.f + std::ldexp(1.f, -9));
+  EXPECT_EQ(float_to_half(65520.f), 0x7c00);  // overflows to +inf
+  EXPECT_TRUE(std::isnan(half_to_float(float_to_half(NAN))));
+}
+
+TEST(Half, AllHalfBitPatternsRoundTrip) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    float f = half_to_float((uint16_t)h);
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(float_to_half(f), h) << std::hex << h;
+  }
+}
+
+TEST(BFloat16, RoundsToNearestEven) {
+  EXPECT_EQ(bfloat16_to_float(float_to_bfloat16(1.f)), 1.f);
+  uint32_t bits = 0x3f808000;  // exactly halfway between 0x3f80 and 0x3f81 -> even (0x3f80)
+  float f;
+  std::memcpy(&f, &bits, 4);
+  EXPECT_EQ(float_to_bfloat16(f), 0x3f80);
+}
+
+TEST(Tensor, CastTruncatesAndSaturates) {
+  Tensor t = Tensor::from_vector<float>({4}, {1.7f, -1.7f, 300.f, -300.f});
+  auto i8 = t.cast(DType::Int8).to_i64();
+  EXPECT_EQ(i8, (std::vector<int64_t>{1, -1, 127, -128}));
+  auto u8 = t.cast(DType::UInt8).to_i64();
+  EXPECT_EQ(u8, (std::vector<int64_t>{1, 0, 255, 0}));
+}
+
+TEST(Tensor, ReshapeSharesBufferAndChecksSize) {
+  Tensor t = Tensor::from_vector<int32_t>({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor r = t.reshaped({3, 2});
+  EXPECT_EQ(r.raw(), t.raw());
+  EXPECT_THROW(t.reshaped({4}), Error);
+}
+
+TEST(Tensor, WrongTypedAccessThrows) {
+  Tensor t(DType::Float32, {2});
+  EXPECT_THROW(t.data<int32_t>(), Error);
+}
