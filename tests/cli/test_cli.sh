@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# CLI checks: `lowbit info` / `lowbit run` on the bundled model, and every bad-input case gives exit code 1,
+# exactly one line on stderr starting with "lowbit: error:" that names the problem, and no output file.
+# usage: test_cli.sh LOWBIT_BINARY REPO_ROOT
+set -u
+bin=$1
+root=$2
+data=$root/tests/data
+model=$root/models/fashion_cnn.onnx
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+# expect_error NAME PATTERN ARGS...: the command fails with one error line matching PATTERN.
+expect_error() {
+  local name=$1 pattern=$2
+  shift 2
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  local lines
+  lines=$(wc -l <"$tmp/err")
+  if [ "$rc" -ne 1 ]; then bad "$name: exit code $rc, expected 1"; return; fi
+  if [ "$lines" -ne 1 ]; then bad "$name: $lines stderr lines, expected 1: $(cat "$tmp/err")"; return; fi
+  if ! grep -q "^lowbit: error: " "$tmp/err"; then bad "$name: no 'lowbit: error:' prefix: $(cat "$tmp/err")"; return; fi
+  if ! grep -qE "$pattern" "$tmp/err"; then bad "$name: message does not match /$pattern/: $(cat "$tmp/err")"; return; fi
+  ok
+}
+
+# --- working commands ---
+if "$bin" info "$model" >"$tmp/info" && grep -qE "Conv +3" "$tmp/info" && grep -q "image" "$tmp/info"; then ok; else bad "info"; fi
+if "$bin" info --json "$model" >"$tmp/info.json" && grep -q '"parameters": 24282' "$tmp/info.json"; then ok; else bad "info --json"; fi
+if "$bin" run "$model" --input "$root/models/fashion_sample.npy" -o "$tmp/out.npz" >"$tmp/run" &&
+   [ -s "$tmp/out.npz" ] && grep -q "logits .*\[16,10\]" "$tmp/run"; then ok; else bad "run"; fi
+if "$bin" run "$model" --input "image=$root/models/fashion_sample.npy" -o "$tmp/out.npy" >/dev/null && [ -s "$tmp/out.npy" ]; then ok; else bad "run NAME=FILE -> .npy"; fi
+
+# --- bad input ---
+head -c 3000 "$model" >"$tmp/truncated.onnx"
+printf 'this is not a model' >"$tmp/garbage.onnx"
+expect_error "missing model" "does not exist" info "$tmp/none.onnx"
+expect_error "truncated model" "truncated.onnx: .*(malformed or truncated|raw data)" info "$tmp/truncated.onnx"
+expect_error "garbage model" "garbage.onnx: not a valid ONNX model" run "$tmp/garbage.onnx" --input x.npy
+expect_error "unknown ops" "unsupported ops: Frobnicate \(first at node 'frob1'\), Wibble \(first at node 'wibble1'\)" \
+  run "$data/unknown_ops.onnx" --input "$data/wrong_shape.npy"
+expect_error "cycle" "cycle through .* node '(add_p|relu_q)'" run "$data/cycle.onnx" --input "$data/wrong_shape.npy"
+expect_error "missing external data" "initializer 'w': missing external-data file .*weights_that_do_not_exist.bin" \
+  info "$data/external_missing.onnx"
+expect_error "wrong input shape" "input 'image': expected shape \[batch,1,28,28\], got \[1,1,27,28\]" \
+  run "$model" --input "$data/wrong_shape.npy" -o "$tmp/never.npz"
+expect_error "wrong input dtype" "input 'image': expected dtype float32, got float64" \
+  run "$model" --input "$data/wrong_dtype.npy" -o "$tmp/never.npz"
+expect_error "unknown input name" "no input named 'nope'" run "$model" --input "nope=$data/wrong_shape.npy"
+expect_error "missing npy" "cannot open" run "$model" --input "$tmp/none.npy"
+expect_error "output folder missing" "does not exist" run "$model" --input "$root/models/fashion_sample.npy" -o "$tmp/no/dir/out.npz"
+if [ -e "$tmp/never.npz" ]; then bad "an output file was written after an error"; else ok; fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,50 @@
+#!/usr/bin/python3
+"""Writes the deliberately bad files the CLI tests use (run once with Debian's python3-onnx; outputs committed).
+
+unknown_ops.onnx     two op types lowbit does not know, each used twice
+cycle.onnx           two nodes that read each other's output
+external_missing.onnx  an initializer whose external data file does not exist
+wrong_shape.npy / wrong_dtype.npy  inputs that do not fit models/fashion_cnn.onnx
+"""
+import os
+import numpy as np
+import onnx
+from onnx import helper, TensorProto
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def save(graph, name):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="lowbit-tests")
+    onnx.save(model, os.path.join(HERE, name))
+
+
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+save(helper.make_graph([
+    helper.make_node("Relu", ["x"], ["a"], name="relu"),
+    helper.make_node("Frobnicate", ["a"], ["b"], name="frob1"),
+    helper.make_node("Frobnicate", ["b"], ["c"], name="frob2"),
+    helper.make_node("Wibble", ["c"], ["d"], name="wibble1"),
+    helper.make_node("Wibble", ["d"], ["y"], name="wibble2"),
+], "unknown_ops", [x], [y]), "unknown_ops.onnx")
+
+save(helper.make_graph([
+    helper.make_node("Add", ["x", "q"], ["p"], name="add_p"),
+    helper.make_node("Relu", ["p"], ["q"], name="relu_q"),
+    helper.make_node("Identity", ["q"], ["y"], name="out"),
+], "cycle", [x], [y]), "cycle.onnx")
+
+w = TensorProto()
+w.name = "w"
+w.data_type = TensorProto.FLOAT
+w.dims.extend([2, 3])
+w.data_location = TensorProto.EXTERNAL
+for k, v in (("location", "weights_that_do_not_exist.bin"), ("offset", "0"), ("length", "24")):
+    e = w.external_data.add()
+    e.key, e.value = k, v
+save(helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="add")], "external", [x], [y], [w]),
+     "external_missing.onnx")
+
+np.save(os.path.join(HERE, "wrong_shape.npy"), np.zeros((1, 1, 27, 28), np.float32))
+np.save(os.path.join(HERE, "wrong_dtype.npy"), np.zeros((1, 1, 28, 28), np.float64))
