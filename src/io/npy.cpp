@@ -4,7 +4,7 @@
 #include <zlib.h>
 
 #include <cstring>
-#include <regex>
+#include <cctype>
 
 #include "ir/onnx_io.h"
 
@@ -52,22 +52,46 @@ Tensor parse_npy(const std::string& b, const std::string& origin) {
   }
   check(hoff + hlen <= b.size(), origin, ": truncated .npy header");
   std::string h = b.substr(hoff, hlen);
-  std::smatch m;
-  check(std::regex_search(h, m, std::regex("'descr':\\s*'([<>|=])([a-z][0-9]+)'")), origin, ": .npy header has no dtype");
-  std::string order = m[1], code = m[2];
-  check(order != ">", origin, ": big-endian arrays are not supported");
+  // The header is a Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+  auto value_of = [&](const std::string& key) -> std::string {
+    size_t k = h.find("'" + key + "'");
+    check(k != std::string::npos, origin, ": .npy header has no '", key, "'");
+    size_t colon = h.find(':', k);
+    check(colon != std::string::npos, origin, ": malformed .npy header");
+    size_t b = h.find_first_not_of(" ", colon + 1);
+    check(b != std::string::npos, origin, ": malformed .npy header");
+    size_t e = h[b] == '\'' ? h.find('\'', b + 1) + 1 : h[b] == '(' ? h.find(')', b) + 1 : h.find_first_of(",}", b);
+    check(e != std::string::npos && e > b, origin, ": malformed .npy header");
+    std::string v = h.substr(b, e - b);
+    while (!v.empty() && v.back() == ' ') v.pop_back();
+    return v;
+  };
+  std::string descr = value_of("descr");
+  check(descr.size() >= 4 && descr.front() == '\'' && descr.back() == '\'', origin, ": malformed dtype in .npy header");
+  char order = descr[1];
+  std::string code = descr.substr(2, descr.size() - 3);
+  check(order != '>', origin, ": big-endian arrays are not supported");
   DType dt = DType::Undefined;
   for (auto& d : kDescr)
     if (code == d.descr) dt = d.dt;
   check(dt != DType::Undefined, origin, ": unsupported .npy dtype '", code, "'");
-  check(!std::regex_search(h, std::regex("'fortran_order':\\s*True")), origin,
+  check(value_of("fortran_order") != "True", origin,
         ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
-  check(std::regex_search(h, m, std::regex("'shape':\\s*\\(([^)]*)\\)")), origin, ": .npy header has no shape");
+  std::string dims = value_of("shape");
+  check(dims.front() == '(' && dims.back() == ')', origin, ": malformed shape in .npy header");
   Shape shape;
-  std::string dims = m[1];
-  std::regex num("[0-9]+");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it)
-    shape.push_back(std::stoll(it->str()));
+  for (size_t i = 1; i + 1 < dims.size();) {
+    if (!std::isdigit((unsigned char)dims[i])) {
+      check(dims[i] == ',' || dims[i] == ' ', origin, ": malformed shape in .npy header");
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j + 1 < dims.size() && std::isdigit((unsigned char)dims[j])) ++j;
+    check(j - i <= 15, origin, ": dimension too large in .npy header");
+    shape.push_back(std::stoll(dims.substr(i, j - i)));
+    i = j;
+  }
   size_t data = hoff + hlen;
   size_t need = (size_t)shape_numel(shape) * dtype_size(dt);
   check(b.size() - data == need, origin, ": .npy data has ", b.size() - data, " bytes, shape ", shape_str(shape),

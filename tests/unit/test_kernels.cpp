@@ -68,7 +68,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConvSweep,
                                            ConvCase{1, 8, 16, 8, 9, 9, 3, 2, 0, 1},  // depthwise, multiplier 2
                                            ConvCase{1, 5, 7, 1, 6, 6, 1, 1, 0, 1},   // pointwise (no im2col)
                                            ConvCase{1, 3, 4, 1, 10, 10, 3, 1, 2, 2}, // dilated
-                                           ConvCase{2, 6, 6, 3, 5, 7, 5, 3, 2, 1}));
+                                           ConvCase{2, 6, 6, 3, 5, 7, 5, 3, 2, 1}),
+                         [](const ::testing::TestParamInfo<ConvCase>& i) {
+                           auto& p = i.param;
+                           return "n" + std::to_string(p.n) + "c" + std::to_string(p.c) + "m" + std::to_string(p.m) + "g" +
+                                  std::to_string(p.group) + "k" + std::to_string(p.k) + "s" + std::to_string(p.stride) +
+                                  "p" + std::to_string(p.pad) + "d" + std::to_string(p.dil);
+                         });
 
 TEST(Gemm, Int32ReferenceWithZeroPoints) {
   std::vector<uint8_t> a = {10, 20, 30, 40};  // 2x2
