@@ -191,11 +191,13 @@ void conv_f32(const ConvGeom& g, const float* x, const float* w, const float* bi
       }
       float* out = y + (n * g.out_ch + gr * Mg) * P;
       sgemm(false, false, Mg, P, Cg * K, 1.f, w + gr * Mg * Cg * K, Cg * K, B, P, 0.f, out, P);
-      if (bias)
+      if (bias) {
+#pragma omp parallel for schedule(static) if (Mg * P > 65536)
         for (int64_t m = 0; m < Mg; ++m) {
           float b = bias[gr * Mg + m];
           for (int64_t p = 0; p < P; ++p) out[m * P + p] += b;
         }
+      }
     }
 }
 

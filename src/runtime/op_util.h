@@ -57,6 +57,7 @@ Tensor map_numeric(const Tensor& x, const OpContext& c, F f) {
       const T* a = x.data<T>();
       T* b = y.data<T>();
       int64_t n = x.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
       for (int64_t i = 0; i < n; ++i) b[i] = (T)f(a[i]);
     } else {
       fail(c.where(), ": unsupported dtype ", dtype_name(dt));
