@@ -1,6 +1,7 @@
 // Runs the ONNX backend node tests (model.onnx + test_data_set_*/{input,output}_*.pb) through lowbit.
 // For every test: load, run, compare with the reference outputs (rtol 1e-3, atol 1e-7 as ONNX's backend
-// test runner), then export -> re-import -> run and require bit-identical outputs (round trip).
+// test runner), then export -> re-import and require the same graph (identical re-export) and bit-identical
+// outputs (round trip).
 // Status per test: PASS, FAIL (a supported op gave a wrong answer or error) or UNSUPPORTED (lowbit
 // does not implement something the test needs). With --expect FILE the run fails unless the set of tests
 // that do not pass (UNSUPPORTED, or FAIL for a documented reason) equals the list in FILE exactly.
@@ -75,7 +76,10 @@ Result run_test(const fs::path& dir) {
     Model m = load_onnx((dir / "model.onnx").string());
     Executor ex(m);
     // Round trip: export (through the ONNX checker), re-import, and run both.
-    Model m2 = parse_onnx(serialize_onnx(m), "(re-exported " + dir.filename().string() + ")", dir.string());
+    std::string exported = serialize_onnx(m);
+    Model m2 = parse_onnx(exported, "(re-exported " + dir.filename().string() + ")", dir.string());
+    // Same graph: exporting the re-imported model reproduces the first export byte for byte.
+    if (serialize_onnx(m2) != exported) return {"FAIL", "round trip changed the graph (re-export differs)"};
     Executor ex2(m2);
     std::vector<std::string> input_names;
     for (auto* vi : ex.required_inputs()) input_names.push_back(vi->name);
