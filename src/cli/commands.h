@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "data/source.h"
+
 namespace lowbit::cli {
 
 struct InfoArgs {
@@ -17,5 +19,14 @@ struct RunArgs {
   std::string output;               // .npz or .npy; empty = print summary only
 };
 int cmd_run(const RunArgs& a);
+
+struct EvalArgs {
+  std::string model, data, reference;
+  int64_t batch_size = 100, num_samples = -1;
+  uint64_t seed = 0;
+  bool json = false;
+  data::Preprocess pre;
+};
+int cmd_eval(const EvalArgs& a);
 
 }  // namespace lowbit::cli

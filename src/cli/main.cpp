@@ -17,6 +17,26 @@ int main(int argc, char** argv) {
   cr->add_option("model", run.model, "ONNX model file")->required();
   cr->add_option("-i,--input", run.inputs, "NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz")->required();
   cr->add_option("-o,--output", run.output, "Write outputs to FILE.npz (or FILE.npy for one output)");
+  lowbit::cli::EvalArgs ev;
+  std::string crop;
+  auto* ce = app.add_subcommand("eval", "Top-1/top-5 accuracy on a dataset, and fidelity against a reference model");
+  ce->add_option("model", ev.model, "ONNX model file")->required();
+  ce->add_option("-d,--data", ev.data,
+                 "Dataset spec: fashion-mnist:test, fashion-mnist:train[0:1000], idx:FILE[,labels=FILE], "
+                 "images:DIR[,labels=FILE], npy:FILE[,labels=FILE]")
+      ->required();
+  ce->add_option("--reference", ev.reference, "Compare outputs with this model (mean/max error, SQNR, cosine, agreement)");
+  ce->add_option("-b,--batch-size", ev.batch_size, "Samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  ce->add_option("-n,--num-samples", ev.num_samples, "Evaluate a seeded random subset of this many samples");
+  ce->add_option("--seed", ev.seed, "Seed for --num-samples")->capture_default_str();
+  ce->add_flag("--json", ev.json, "Print the results as JSON (no progress output)");
+  ce->add_option("--channels", ev.pre.channels, "Convert images to 1 (grey) or 3 (RGB) channels")->check(CLI::IsMember({1, 3}));
+  ce->add_option("--resize", ev.pre.resize, "Resize images so the shorter side has this many pixels");
+  ce->add_option("--crop", crop, "Center crop HxW (or N for NxN)");
+  ce->add_option("--scale", ev.pre.scale, "Pixel scale before mean/std")->capture_default_str();
+  ce->add_option("--mean", ev.pre.mean, "Per-channel mean subtracted after scaling")->delimiter(',');
+  ce->add_option("--std", ev.pre.std, "Per-channel std divided after subtracting the mean")->delimiter(',');
+  ce->add_flag("--bgr", ev.pre.bgr, "Feed 3-channel images in BGR order");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -25,6 +45,19 @@ int main(int argc, char** argv) {
   try {
     if (*ci) return lowbit::cli::cmd_info(info);
     if (*cr) return lowbit::cli::cmd_run(run);
+    if (*ce) {
+      if (!crop.empty()) {
+        auto x = crop.find('x');
+        try {
+          ev.pre.crop_h = std::stoi(crop.substr(0, x));
+          ev.pre.crop_w = x == std::string::npos ? ev.pre.crop_h : std::stoi(crop.substr(x + 1));
+        } catch (const std::exception&) {
+          lowbit::fail("--crop '", crop, "': expected HxW or N");
+        }
+        lowbit::check(ev.pre.crop_h > 0 && ev.pre.crop_w > 0, "--crop '", crop, "': sizes must be positive");
+      }
+      return lowbit::cli::cmd_eval(ev);
+    }
   } catch (const lowbit::Error& e) {
     std::fprintf(stderr, "lowbit: error: %s\n", e.what());
     return 1;

@@ -38,20 +38,9 @@ void put16(std::string& s, uint16_t v) { s.append(reinterpret_cast<const char*>(
 
 }  // namespace
 
-Tensor parse_npy(const std::string& b, const std::string& origin) {
-  check(b.size() >= 10 && b.compare(0, 6, "\x93NUMPY") == 0, origin, ": not a NumPy .npy file");
-  int major = (unsigned char)b[6];
-  size_t hlen, hoff;
-  if (major == 1) {
-    hlen = rd16(b, 8);
-    hoff = 10;
-  } else {
-    check(b.size() >= 12, origin, ": truncated .npy header");
-    hlen = rd32(b, 8);
-    hoff = 12;
-  }
-  check(hoff + hlen <= b.size(), origin, ": truncated .npy header");
-  std::string h = b.substr(hoff, hlen);
+namespace {
+// Parses the header dict text: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+NpyHeader parse_header_text(const std::string& h, const std::string& origin) {
   // The header is a Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
   auto value_of = [&](const std::string& key) -> std::string {
     size_t k = h.find("'" + key + "'");
@@ -92,6 +81,43 @@ Tensor parse_npy(const std::string& b, const std::string& origin) {
     shape.push_back(std::stoll(dims.substr(i, j - i)));
     i = j;
   }
+  NpyHeader r;
+  r.dtype = dt;
+  r.shape = shape;
+  return r;
+}
+
+// Reads magic, version and header length from the first bytes; returns {header offset, header length}.
+std::pair<size_t, size_t> header_span(const std::string& b, const std::string& origin) {
+  check(b.size() >= 10 && b.compare(0, 6, "\x93NUMPY") == 0, origin, ": not a NumPy .npy file");
+  int major = (unsigned char)b[6];
+  if (major == 1) return {10, rd16(b, 8)};
+  check(b.size() >= 12, origin, ": truncated .npy header");
+  return {12, rd32(b, 8)};
+}
+}  // namespace
+
+NpyHeader read_npy_header(std::istream& in, const std::string& origin) {
+  std::string start(12, '\0');
+  in.read(start.data(), 12);
+  start.resize((size_t)in.gcount());
+  auto [hoff, hlen] = header_span(start, origin);
+  check(hlen < (1u << 20), origin, ": implausible .npy header length");
+  std::string h(hlen, '\0');
+  in.seekg((std::streamoff)hoff);
+  in.read(h.data(), (std::streamsize)hlen);
+  check((size_t)in.gcount() == hlen, origin, ": truncated .npy header");
+  NpyHeader r = parse_header_text(h, origin);
+  r.data_offset = (int64_t)(hoff + hlen);
+  return r;
+}
+
+Tensor parse_npy(const std::string& b, const std::string& origin) {
+  auto [hoff, hlen] = header_span(b, origin);
+  check(hoff + hlen <= b.size(), origin, ": truncated .npy header");
+  NpyHeader hd = parse_header_text(b.substr(hoff, hlen), origin);
+  DType dt = hd.dtype;
+  Shape shape = hd.shape;
   size_t data = hoff + hlen;
   size_t need = (size_t)shape_numel(shape) * dtype_size(dt);
   check(b.size() - data == need, origin, ": .npy data has ", b.size() - data, " bytes, shape ", shape_str(shape),

@@ -1,11 +1,20 @@
 // NumPy .npy / .npz reading and writing (npz: zip, stored or deflated entries; written stored).
 #pragma once
+#include <istream>
 #include <map>
 #include <string>
 
 #include "core/tensor.h"
 
 namespace lowbit {
+
+struct NpyHeader {
+  DType dtype = DType::Undefined;
+  Shape shape;
+  int64_t data_offset = 0;  // bytes from the start of the file to the array data
+};
+// Reads just the header from the start of a stream (for record-by-record reading of large arrays).
+NpyHeader read_npy_header(std::istream& in, const std::string& origin);
 
 Tensor parse_npy(const std::string& bytes, const std::string& origin);
 std::string encode_npy(const Tensor& t);

@@ -1,0 +1,49 @@
+// Progress reporting on stderr: a redrawn bar on a terminal, a plain line every 10% otherwise.
+#pragma once
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+namespace lowbit::cli {
+
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, bool enabled = true)
+      : label_(std::move(label)), total_(total), enabled_(enabled), tty_(isatty(STDERR_FILENO) == 1),
+        start_(std::chrono::steady_clock::now()) {}
+  void update(int64_t done) {
+    if (!enabled_ || total_ <= 0) return;
+    double rate = done / std::max(1e-9, seconds());
+    if (tty_) {
+      int width = 30, filled = (int)(width * done / total_);
+      std::fprintf(stderr, "\r%s [%s%s] %lld/%lld  %.0f/s ", label_.c_str(), std::string(filled, '=').c_str(),
+                   std::string(width - filled, ' ').c_str(), (long long)done, (long long)total_, rate);
+      if (done >= total_) std::fprintf(stderr, "\n");
+    } else {
+      int decile = (int)(10 * done / total_);
+      if (decile > last_decile_) {
+        last_decile_ = decile;
+        std::fprintf(stderr, "%s: %lld/%lld (%d%%), %.0f/s\n", label_.c_str(), (long long)done, (long long)total_,
+                     decile * 10, rate);
+      }
+    }
+    std::fflush(stderr);
+  }
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::string label_;
+  int64_t total_;
+  bool enabled_, tty_;
+  int last_decile_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Peak resident memory of this process in MiB (VmHWM), or -1 where /proc is unavailable.
+double peak_rss_mib();
+
+}  // namespace lowbit::cli
