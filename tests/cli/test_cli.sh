@@ -36,7 +36,21 @@ if "$bin" run "$model" --input "$root/models/fashion_sample.npy" -o "$tmp/out.np
    [ -s "$tmp/out.npz" ] && grep -q "logits .*\[16,10\]" "$tmp/run"; then ok; else bad "run"; fi
 if "$bin" run "$model" --input "image=$root/models/fashion_sample.npy" -o "$tmp/out.npy" >/dev/null && [ -s "$tmp/out.npy" ]; then ok; else bad "run NAME=FILE -> .npy"; fi
 
+if "$bin" eval "$model" --data "npy:$root/models/fashion_sample.npy,labels=$root/models/fashion_sample_labels.npy" --json \
+   >"$tmp/eval.json" 2>"$tmp/eval.err" && grep -q '"top1_percent": 93.75' "$tmp/eval.json" && [ ! -s "$tmp/eval.err" ]; then ok
+else bad "eval npy with labels (15/16 correct)"; fi
+if "$bin" eval "$model" --data "fashion-mnist:test[0:300]" --reference "$model" >"$tmp/fid" 2>/dev/null &&
+   grep -q "SQNR inf dB" "$tmp/fid" && grep -q "top-1 agreement 100.00%" "$tmp/fid"; then ok; else bad "eval --reference self"; fi
+if "$bin" eval "$model" --data "fashion-mnist:test[0:250]" >/dev/null 2>"$tmp/progress" &&
+   grep -q "eval: 250/250 (100%)" "$tmp/progress"; then ok; else bad "eval progress lines when not a terminal"; fi
+
 # --- bad input ---
+expect_error "eval: data does not fit the model" "input 'image' expects \[\?,1,28,28\] but .* gives samples of shape \[1,27,28\]" \
+  eval "$model" --data "npy:$data/wrong_shape.npy"
+expect_error "eval: missing dataset" "dataset file '.*/none.npy' does not exist" eval "$model" --data "npy:$tmp/none.npy"
+expect_error "eval: no labels" "has no labels" eval "$model" --data "npy:$root/models/fashion_sample.npy"
+expect_error "eval: bad spec" "unknown kind 'csv'" eval "$model" --data "csv:x"
+expect_error "eval: label count" "5 labels for 16 samples" eval "$model" --data "npy:$root/models/fashion_sample.npy,labels=$data/five_labels.npy"
 head -c 3000 "$model" >"$tmp/truncated.onnx"
 printf 'this is not a model' >"$tmp/garbage.onnx"
 expect_error "missing model" "does not exist" info "$tmp/none.onnx"

@@ -5,6 +5,7 @@ unknown_ops.onnx     two op types lowbit does not know, each used twice
 cycle.onnx           two nodes that read each other's output
 external_missing.onnx  an initializer whose external data file does not exist
 wrong_shape.npy / wrong_dtype.npy  inputs that do not fit models/fashion_cnn.onnx
+five_labels.npy      5 labels (models/fashion_sample.npy has 16 images)
 """
 import os
 import numpy as np
@@ -48,3 +49,4 @@ save(helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="add")],
 
 np.save(os.path.join(HERE, "wrong_shape.npy"), np.zeros((1, 1, 27, 28), np.float32))
 np.save(os.path.join(HERE, "wrong_dtype.npy"), np.zeros((1, 1, 28, 28), np.float64))
+np.save(os.path.join(HERE, "five_labels.npy"), np.arange(5, dtype=np.int64))
