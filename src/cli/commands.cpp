@@ -9,6 +9,7 @@
 
 #include "io/npy.h"
 #include "ir/onnx_io.h"
+#include "ir/passes.h"
 #include "runtime/executor.h"
 
 namespace lowbit::cli {
@@ -152,6 +153,23 @@ int cmd_run(const RunArgs& a) {
     }
     std::printf("wrote %s\n", a.output.c_str());
   }
+  return 0;
+}
+
+int cmd_export(const ExportArgs& a) {
+  Model m = load_onnx(a.model);
+  size_t before = m.graph.nodes.size();
+  if (a.fold_constants) {
+    Executor check_ops(m);  // fails early, naming unsupported ops, before any folding
+    int64_t opset = m.opset("");
+    int folded = fold_constants(
+        m.graph, [&](const Node& n, const std::vector<Tensor>& in) { return eval_node(n, opset, in); }, shape_subgraph_ops());
+    std::printf("folded %d constant nodes (%zu -> %zu nodes)\n", folded, before, m.graph.nodes.size());
+  }
+  SaveOptions so;
+  so.external_threshold = a.external_threshold;
+  save_onnx(m, a.output, so);
+  std::printf("wrote %s\n", a.output.c_str());
   return 0;
 }
 

@@ -20,6 +20,13 @@ struct RunArgs {
 };
 int cmd_run(const RunArgs& a);
 
+struct ExportArgs {
+  std::string model, output;
+  bool fold_constants = false;
+  size_t external_threshold = 0;
+};
+int cmd_export(const ExportArgs& a);
+
 struct EvalArgs {
   std::string model, data, reference;
   int64_t batch_size = 100, num_samples = -1;

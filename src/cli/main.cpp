@@ -17,6 +17,13 @@ int main(int argc, char** argv) {
   cr->add_option("model", run.model, "ONNX model file")->required();
   cr->add_option("-i,--input", run.inputs, "NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz")->required();
   cr->add_option("-o,--output", run.output, "Write outputs to FILE.npz (or FILE.npy for one output)");
+  lowbit::cli::ExportArgs ex;
+  auto* cx = app.add_subcommand("export", "Re-export a model through lowbit's IR (checked by the ONNX checker)");
+  cx->add_option("model", ex.model, "ONNX model file")->required();
+  cx->add_option("-o,--output", ex.output, "Output ONNX file")->required();
+  cx->add_flag("--fold-constants", ex.fold_constants, "Fold Shape/Gather/Concat/Unsqueeze-style constant sub-graphs");
+  cx->add_option("--external-data", ex.external_threshold,
+                 "Store initializers of at least this many bytes in OUTPUT.data");
   lowbit::cli::EvalArgs ev;
   std::string crop;
   auto* ce = app.add_subcommand("eval", "Top-1/top-5 accuracy on a dataset, and fidelity against a reference model");
@@ -45,6 +52,7 @@ int main(int argc, char** argv) {
   try {
     if (*ci) return lowbit::cli::cmd_info(info);
     if (*cr) return lowbit::cli::cmd_run(run);
+    if (*cx) return lowbit::cli::cmd_export(ex);
     if (*ce) {
       if (!crop.empty()) {
         auto x = crop.find('x');
