@@ -5,29 +5,16 @@ Run with Debian's own interpreter and python3-torch:  /usr/bin/python3 models/tr
 Writes models/fashion_cnn.onnx, models/fashion_cnn.json (accuracy measured by PyTorch) and
 models/fashion_sample.npy / fashion_sample_labels.npy (the first 16 test images, for `lowbit run`).
 """
-import gzip, json, os, struct, sys
+import json, os, sys
 import numpy as np
 import torch
 import torch.nn as nn
 
-DATA = "/usr/share/datasets/fashion-mnist"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def read_idx(name):
-    with gzip.open(os.path.join(DATA, name), "rb") as f:
-        raw = f.read()
-    magic = struct.unpack(">I", raw[:4])[0]
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def load(split):
-    prefix = "train" if split == "train" else "t10k"
-    x = read_idx(f"{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = read_idx(f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
-    return torch.from_numpy(x[:, None]), torch.from_numpy(y)
+sys.path.insert(0, os.path.join(HERE, "zoo"))
+from train_zoo import load  # noqa: E402  (Fashion-MNIST from Debian's dataset-fashion-mnist, scaled to [0, 1])
 
 
 class SmallCNN(nn.Module):

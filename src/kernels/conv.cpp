@@ -52,6 +52,37 @@ void resolve_auto_pad(const std::string& ap, ConvGeom& g, bool ceil_mode) {
 
 namespace {
 
+// For each kernel tap k and output position p: the input offset (within one channel) that the tap reads, or
+// -1 where it falls into padding. [K * P] entries, shared by im2col, col2im and the integer convolution.
+std::vector<int64_t> tap_table(const ConvGeom& g) {
+  int64_t K = g.kernel_size(), P = g.out_size();
+  size_t r = g.in.size();
+  std::vector<int64_t> t((size_t)(K * P));
+  std::vector<int64_t> kc(r, 0);
+  for (int64_t k = 0; k < K; ++k) {
+    std::vector<int64_t> oc(r, 0);
+    for (int64_t p = 0; p < P; ++p) {
+      int64_t idx = 0;
+      bool inside = true;
+      for (size_t d = 0; d < r; ++d) {
+        int64_t ic = oc[d] * g.stride[d] - g.pad_begin[d] + kc[d] * g.dilation[d];
+        if (ic < 0 || ic >= g.in[d]) inside = false;
+        idx = idx * g.in[d] + ic;
+      }
+      t[(size_t)(k * P + p)] = inside ? idx : -1;
+      for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
+        if (++oc[d] < g.out[d]) break;
+        oc[d] = 0;
+      }
+    }
+    for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
+      if (++kc[d] < g.kernel[d]) break;
+      kc[d] = 0;
+    }
+  }
+  return t;
+}
+
 // Fills col[(c * K + k) * P + p] with the input value seen by kernel tap k at output position p (0 in pads).
 void im2col(const ConvGeom& g, const float* x, int64_t C, float* col) {
   int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
@@ -80,62 +111,28 @@ void im2col(const ConvGeom& g, const float* x, int64_t C, float* col) {
     return;
   }
   // Generic N-d path.
+  std::vector<int64_t> taps = tap_table(g);
 #pragma omp parallel for schedule(static)
   for (int64_t ck = 0; ck < C * K; ++ck) {
-    int64_t c = ck / K, k = ck % K;
-    std::vector<int64_t> kc(r), oc(r, 0);
-    for (int64_t t = k, d = (int64_t)r - 1; d >= 0; --d) {
-      kc[d] = t % g.kernel[d];
-      t /= g.kernel[d];
-    }
+    const int64_t* off = taps.data() + (ck % K) * P;
+    const float* src = x + (ck / K) * S;
     float* dst = col + ck * P;
-    for (int64_t p = 0; p < P; ++p) {
-      int64_t idx = 0;
-      bool inside = true;
-      for (size_t d = 0; d < r; ++d) {
-        int64_t ic = oc[d] * g.stride[d] - g.pad_begin[d] + kc[d] * g.dilation[d];
-        if (ic < 0 || ic >= g.in[d]) inside = false;
-        idx = idx * g.in[d] + ic;
-      }
-      dst[p] = inside ? x[c * S + idx] : 0.f;
-      for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
-        if (++oc[d] < g.out[d]) break;
-        oc[d] = 0;
-      }
-    }
+    for (int64_t p = 0; p < P; ++p) dst[p] = off[p] >= 0 ? src[off[p]] : 0.f;
   }
 }
 
 // Adds col back into the image (the adjoint of im2col), for transposed convolution.
 void col2im(const ConvGeom& g, const float* col, int64_t C, float* x) {
   int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
-  size_t r = g.in.size();
+  std::vector<int64_t> taps = tap_table(g);
 #pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < C; ++c) {
-    std::vector<int64_t> kc(r), oc(r);
+  for (int64_t c = 0; c < C; ++c)
     for (int64_t k = 0; k < K; ++k) {
-      for (int64_t t = k, d = (int64_t)r - 1; d >= 0; --d) {
-        kc[d] = t % g.kernel[d];
-        t /= g.kernel[d];
-      }
-      std::fill(oc.begin(), oc.end(), 0);
+      const int64_t* off = taps.data() + k * P;
       const float* src = col + (c * K + k) * P;
-      for (int64_t p = 0; p < P; ++p) {
-        int64_t idx = 0;
-        bool inside = true;
-        for (size_t d = 0; d < r; ++d) {
-          int64_t ic = oc[d] * g.stride[d] - g.pad_begin[d] + kc[d] * g.dilation[d];
-          if (ic < 0 || ic >= g.in[d]) inside = false;
-          idx = idx * g.in[d] + ic;
-        }
-        if (inside) x[c * S + idx] += src[p];
-        for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
-          if (++oc[d] < g.out[d]) break;
-          oc[d] = 0;
-        }
-      }
+      for (int64_t p = 0; p < P; ++p)
+        if (off[p] >= 0) x[c * S + off[p]] += src[p];
     }
-  }
 }
 
 void depthwise2d(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y) {
@@ -227,38 +224,23 @@ template <typename TX, typename TW>
 void conv_int32(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, const int32_t* zw, bool per_ch, int32_t* y) {
   int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
   int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
-  size_t r = g.in.size();
+  std::vector<int64_t> taps = tap_table(g);
   for (int64_t n = 0; n < g.batch; ++n)
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < g.out_ch; ++m) {
       int64_t gr = m / Mg;
       int32_t wz = zw[per_ch ? m : 0];
-      std::vector<int64_t> oc(r, 0), kc(r);
-      for (int64_t p = 0; p < P; ++p) {
-        int32_t acc = 0;
-        for (int64_t c = 0; c < Cg; ++c) {
-          const TX* src = x + (n * g.in_ch + gr * Cg + c) * S;
-          const TW* wk = w + (m * Cg + c) * K;
-          for (int64_t k = 0; k < K; ++k) {
-            int64_t idx = 0, t = k;
-            bool inside = true;
-            for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
-              kc[d] = t % g.kernel[d];
-              t /= g.kernel[d];
-            }
-            for (size_t d = 0; d < r; ++d) {
-              int64_t ic = oc[d] * g.stride[d] - g.pad_begin[d] + kc[d] * g.dilation[d];
-              if (ic < 0 || ic >= g.in[d]) inside = false;
-              idx = idx * g.in[d] + ic;
-            }
-            // Padding holds the real value 0, i.e. the integer zx: contributes (zx - zx) = 0.
-            if (inside) acc += ((int32_t)src[idx] - zx) * ((int32_t)wk[k] - wz);
-          }
-        }
-        y[(n * g.out_ch + m) * P + p] = acc;
-        for (int64_t d = (int64_t)r - 1; d >= 0; --d) {
-          if (++oc[d] < g.out[d]) break;
-          oc[d] = 0;
+      int32_t* out = y + (n * g.out_ch + m) * P;
+      std::fill(out, out + P, 0);
+      for (int64_t c = 0; c < Cg; ++c) {
+        const TX* src = x + (n * g.in_ch + gr * Cg + c) * S;
+        const TW* wk = w + (m * Cg + c) * K;
+        for (int64_t k = 0; k < K; ++k) {
+          int32_t wv = (int32_t)wk[k] - wz;
+          const int64_t* off = taps.data() + k * P;
+          // Padding holds the real value 0, i.e. the integer zx, which contributes (zx - zx) = 0.
+          for (int64_t p = 0; p < P; ++p)
+            if (off[p] >= 0) out[p] += ((int32_t)src[off[p]] - zx) * wv;
         }
       }
     }

@@ -173,6 +173,17 @@ Outs op_BatchNormalization(const OpContext& c) {
   return {y.cast(c.in(0).dtype())};
 }
 
+// Mean and 1/sqrt(variance + eps) of n floats, accumulated in double.
+void mean_inv_std(const float* a, int64_t n, double eps, double& mean, double& inv_std) {
+  double m = 0, v = 0;
+  for (int64_t i = 0; i < n; ++i) m += a[i];
+  m /= (double)n;
+  for (int64_t i = 0; i < n; ++i) v += (a[i] - m) * (a[i] - m);
+  v /= (double)n;
+  mean = m;
+  inv_std = 1.0 / std::sqrt(v + eps);
+}
+
 Outs op_LayerNormalization(const OpContext& c) {
   Tensor x = as_f32(c.in(0), c);
   int64_t r = x.rank();
@@ -198,12 +209,8 @@ Outs op_LayerNormalization(const OpContext& c) {
 #pragma omp parallel for schedule(static) if (outer > 16)
   for (int64_t o = 0; o < outer; ++o) {
     const float* a = px + o * inner;
-    double m = 0, v = 0;
-    for (int64_t i = 0; i < inner; ++i) m += a[i];
-    m /= (double)inner;
-    for (int64_t i = 0; i < inner; ++i) v += (a[i] - m) * (a[i] - m);
-    v /= (double)inner;
-    double is = 1.0 / std::sqrt(v + eps);
+    double m, is;
+    mean_inv_std(a, inner, eps, m, is);
     for (int64_t i = 0; i < inner; ++i) py[o * inner + i] = (float)((a[i] - m) * is) * sv[i] + bv[i];
     mean.data<float>()[o] = (float)m;
     inv.data<float>()[o] = (float)is;
@@ -219,12 +226,8 @@ Outs op_InstanceNormalization(const OpContext& c) {
   Tensor y(DType::Float32, x.shape());
   for (int64_t nc = 0; nc < N * C; ++nc) {
     const float* a = x.data<float>() + nc * S;
-    double m = 0, v = 0;
-    for (int64_t k = 0; k < S; ++k) m += a[k];
-    m /= (double)S;
-    for (int64_t k = 0; k < S; ++k) v += (a[k] - m) * (a[k] - m);
-    v /= (double)S;
-    double is = 1.0 / std::sqrt(v + eps);
+    double m, is;
+    mean_inv_std(a, S, eps, m, is);
     for (int64_t k = 0; k < S; ++k) y.data<float>()[nc * S + k] = (float)((a[k] - m) * is * sc[nc % C] + bi[nc % C]);
   }
   return {y.cast(c.in(0).dtype())};

@@ -51,14 +51,6 @@ std::vector<int64_t> all_labels(DataLoader& dl) {
   return r;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

@@ -21,14 +21,6 @@ void write_bytes(const fs::path& p, const std::string& s) {
   f.write(s.data(), (std::streamsize)s.size());
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 }  // namespace
 
 TEST(OnnxIO, SaveLoadRoundTripKeepsGraphAndOutputs) {

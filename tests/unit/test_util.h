@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -34,6 +35,16 @@ inline Model small_cnn(uint32_t seed = 1) {
   auto y = b.node("Gemm", {f, "fw", "fb"}, {attr_int("transB", 1)}, 1, "fc");
   b.output(y);
   return b.build();
+}
+
+// The message of the lowbit::Error that f throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 // A fresh empty folder under the system temp dir.
