@@ -44,6 +44,10 @@ if "$bin" eval "$model" --data "fashion-mnist:test[0:300]" --reference "$model" 
 if "$bin" eval "$model" --data "fashion-mnist:test[0:250]" >/dev/null 2>"$tmp/progress" &&
    grep -q "eval: 250/250 (100%)" "$tmp/progress"; then ok; else bad "eval progress lines when not a terminal"; fi
 
+if "$bin" export "$model" -o "$tmp/re.onnx" --fold-constants --external-data 1024 >/dev/null && [ -s "$tmp/re.onnx.data" ] &&
+   "$bin" eval "$tmp/re.onnx" --data "fashion-mnist:test[0:100]" --reference "$model" 2>/dev/null | grep -q "SQNR inf dB"
+then ok; else bad "export with external data and folding, outputs bit-identical"; fi
+
 # --- bad input ---
 expect_error "eval: data does not fit the model" "input 'image' expects \[\?,1,28,28\] but .* gives samples of shape \[1,27,28\]" \
   eval "$model" --data "npy:$data/wrong_shape.npy"
@@ -68,7 +72,8 @@ expect_error "wrong input dtype" "input 'image': expected dtype float32, got flo
 expect_error "unknown input name" "no input named 'nope'" run "$model" --input "nope=$data/wrong_shape.npy"
 expect_error "missing npy" "cannot open" run "$model" --input "$tmp/none.npy"
 expect_error "output folder missing" "does not exist" run "$model" --input "$root/models/fashion_sample.npy" -o "$tmp/no/dir/out.npz"
-if [ -e "$tmp/never.npz" ]; then bad "an output file was written after an error"; else ok; fi
+expect_error "export: unsupported op" "unsupported ops: Frobnicate" export "$data/unknown_ops.onnx" -o "$tmp/never.onnx" --fold-constants
+if [ -e "$tmp/never.npz" ] || [ -e "$tmp/never.onnx" ]; then bad "an output file was written after an error"; else ok; fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
