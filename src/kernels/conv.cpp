@@ -84,7 +84,8 @@ std::vector<int64_t> tap_table(const ConvGeom& g) {
 }
 
 // Fills col[(c * K + k) * P + p] with the input value seen by kernel tap k at output position p (0 in pads).
-void im2col(const ConvGeom& g, const float* x, int64_t C, float* col) {
+// Rows of col are `ld` floats apart (ld >= P), so several images can be lowered side by side.
+void im2col(const ConvGeom& g, const float* x, int64_t C, float* col, int64_t ld) {
   int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
   size_t r = g.in.size();
   if (r == 2) {
@@ -93,7 +94,7 @@ void im2col(const ConvGeom& g, const float* x, int64_t C, float* col) {
     for (int64_t c = 0; c < C; ++c)
       for (int64_t kh = 0; kh < KH; ++kh)
         for (int64_t kw = 0; kw < KW; ++kw) {
-          float* dst = col + ((c * KH + kh) * KW + kw) * P;
+          float* dst = col + ((c * KH + kh) * KW + kw) * ld;
           const float* src = x + c * S;
           for (int64_t oh = 0; oh < OH; ++oh) {
             int64_t ih = oh * g.stride[0] - g.pad_begin[0] + kh * g.dilation[0];
@@ -116,7 +117,7 @@ void im2col(const ConvGeom& g, const float* x, int64_t C, float* col) {
   for (int64_t ck = 0; ck < C * K; ++ck) {
     const int64_t* off = taps.data() + (ck % K) * P;
     const float* src = x + (ck / K) * S;
-    float* dst = col + ck * P;
+    float* dst = col + ck * ld;
     for (int64_t p = 0; p < P; ++p) dst[p] = off[p] >= 0 ? src[off[p]] : 0.f;
   }
 }
@@ -176,26 +177,35 @@ void conv_f32(const ConvGeom& g, const float* x, const float* w, const float* bi
     depthwise2d(g, x, w, bias, y);
     return;
   }
-  bool pointwise = is_pointwise(g);
-  std::vector<float> col(pointwise ? 0 : (size_t)(Cg * K * P));
-  for (int64_t n = 0; n < g.batch; ++n)
+  // Images are lowered `chunk` at a time into one [Cg*K, chunk*P] matrix so that small feature maps still
+  // make one reasonably sized GEMM; the column buffer stays under ~32 MiB.
+  const int64_t budget = (int64_t)8 << 20;  // floats
+  int64_t chunk = std::clamp<int64_t>(budget / std::max<int64_t>(Cg * K * P, 1), 1, g.batch);
+  int64_t ld = chunk * P;
+  std::vector<float> col((size_t)(Cg * K * ld)), out((size_t)(Mg * ld));
+  for (int64_t n0 = 0; n0 < g.batch; n0 += chunk) {
+    int64_t nb = std::min(chunk, g.batch - n0), cols = nb * P;
     for (int64_t gr = 0; gr < g.group; ++gr) {
-      const float* xin = x + (n * g.in_ch + gr * Cg) * S;
-      const float* B = xin;
-      if (!pointwise) {
-        im2col(g, xin, Cg, col.data());
-        B = col.data();
-      }
-      float* out = y + (n * g.out_ch + gr * Mg) * P;
-      sgemm(false, false, Mg, P, Cg * K, 1.f, w + gr * Mg * Cg * K, Cg * K, B, P, 0.f, out, P);
-      if (bias) {
-#pragma omp parallel for schedule(static) if (Mg * P > 65536)
-        for (int64_t m = 0; m < Mg; ++m) {
-          float b = bias[gr * Mg + m];
-          for (int64_t p = 0; p < P; ++p) out[m * P + p] += b;
+      for (int64_t i = 0; i < nb; ++i) {
+        const float* xin = x + ((n0 + i) * g.in_ch + gr * Cg) * S;
+        if (is_pointwise(g)) {
+          for (int64_t c = 0; c < Cg; ++c) std::copy(xin + c * S, xin + (c + 1) * S, col.data() + c * cols + i * P);
+        } else {
+          im2col(g, xin, Cg, col.data() + i * P, cols);
         }
       }
+      sgemm(false, false, Mg, cols, Cg * K, 1.f, w + gr * Mg * Cg * K, Cg * K, col.data(), cols, 0.f, out.data(), cols);
+      // Scatter [Mg, nb, P] back to [nb, Mg, P] in y, adding the bias.
+#pragma omp parallel for schedule(static) collapse(2) if (Mg * cols > 65536)
+      for (int64_t i = 0; i < nb; ++i)
+        for (int64_t m = 0; m < Mg; ++m) {
+          float b = bias ? bias[gr * Mg + m] : 0.f;
+          const float* src = out.data() + m * cols + i * P;
+          float* dst = y + ((n0 + i) * g.out_ch + gr * Mg + m) * P;
+          for (int64_t p = 0; p < P; ++p) dst[p] = src[p] + b;
+        }
     }
+  }
 }
 
 void conv_transpose_f32(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y) {

@@ -68,7 +68,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConvSweep,
                                            ConvCase{1, 8, 16, 8, 9, 9, 3, 2, 0, 1},  // depthwise, multiplier 2
                                            ConvCase{1, 5, 7, 1, 6, 6, 1, 1, 0, 1},   // pointwise (no im2col)
                                            ConvCase{1, 3, 4, 1, 10, 10, 3, 1, 2, 2}, // dilated
-                                           ConvCase{2, 6, 6, 3, 5, 7, 5, 3, 2, 1}),
+                                           ConvCase{2, 6, 6, 3, 5, 7, 5, 3, 2, 1},
+                                           ConvCase{3, 64, 4, 1, 128, 128, 3, 1, 1, 1}),  // > 32 MiB of columns: one image per chunk
                          [](const ::testing::TestParamInfo<ConvCase>& i) {
                            auto& p = i.param;
                            return "n" + std::to_string(p.n) + "c" + std::to_string(p.c) + "m" + std::to_string(p.m) + "g" +
