@@ -1,0 +1,177 @@
+// Range estimators.
+#include "quant/range.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace lowbit::quant {
+
+namespace {
+std::pair<float, float> batch_minmax(const float* x, int64_t n) {
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (int64_t i = 0; i < n; ++i) {
+    check(std::isfinite(x[i]), "calibration data holds NaN or Inf (element ", i, " of the batch)");
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  return {lo, hi};
+}
+}  // namespace
+
+void MinMaxObserver::observe(const float* x, int64_t n) {
+  if (n == 0) return;
+  auto [lo, hi] = batch_minmax(x, n);
+  lo_ = seen_ ? std::min(lo_, lo) : lo;
+  hi_ = seen_ ? std::max(hi_, hi) : hi;
+  seen_ = true;
+}
+
+void EmaMinMaxObserver::observe(const float* x, int64_t n) {
+  if (n == 0) return;
+  auto [lo, hi] = batch_minmax(x, n);
+  if (!seen_) {
+    lo_ = lo, hi_ = hi, seen_ = true;
+    return;
+  }
+  lo_ = (1 - c_) * lo_ + c_ * lo;
+  hi_ = (1 - c_) * hi_ + c_ * hi;
+}
+
+void HistogramObserver::widen(float lo, float hi) {
+  if (total_ == 0) {
+    lo_ = lo, hi_ = hi;
+    if (hi_ <= lo_) hi_ = lo_ + std::max(1e-6f, std::abs(lo_) * 1e-6f);
+    return;
+  }
+  double nlo = lo_, nhi = hi_;
+  while (lo < nlo || hi > nhi) {  // double the width, growing toward the side that needs it
+    double w = nhi - nlo;
+    if (lo < nlo) nlo -= w;
+    if (hi > nhi) nhi += w;
+  }
+  if (nlo == lo_ && nhi == hi_) return;
+  std::vector<double> old = counts_;
+  double ow = width();
+  float olo = lo_;
+  lo_ = (float)nlo, hi_ = (float)nhi;
+  std::fill(counts_.begin(), counts_.end(), 0.0);
+  double nw = width();
+  int b = bins();
+  for (int i = 0; i < b; ++i) {
+    if (old[(size_t)i] == 0) continue;
+    double c = olo + (i + 0.5) * ow;
+    int k = std::clamp((int)((c - lo_) / nw), 0, b - 1);
+    counts_[(size_t)k] += old[(size_t)i];
+  }
+}
+
+void HistogramObserver::observe(const float* x, int64_t n) {
+  if (n == 0) return;
+  auto [lo, hi] = batch_minmax(x, n);
+  widen(lo, hi);
+  double w = width();
+  int b = bins();
+  for (int64_t i = 0; i < n; ++i) {
+    int k = std::clamp((int)((x[i] - lo_) / w), 0, b - 1);
+    counts_[(size_t)k] += 1;
+  }
+  total_ += (double)n;
+}
+
+std::pair<float, float> HistogramObserver::percentile_range(double p) const {
+  check(!empty(), "percentile range of an empty histogram");
+  check(p > 50 && p <= 100, "percentile ", p, " must be in (50, 100]");
+  auto quantile = [&](double q) {
+    double target = q * total_, acc = 0;
+    for (int i = 0; i < bins(); ++i) {
+      double c = count(i);
+      if (acc + c >= target && c > 0) return lo_ + (i + (target - acc) / c) * width();
+      acc += c;
+    }
+    return (double)hi_;
+  };
+  return {(float)quantile(1 - p / 100), (float)quantile(p / 100)};
+}
+
+double HistogramObserver::expected_sq_error(float lo, float hi, const QuantizerSpec& spec) const {
+  auto [s, z] = scale_zero_point(lo, hi, spec);
+  double err = 0;
+  for (int i = 0; i < bins(); ++i) {
+    double c = count(i);
+    if (c == 0) continue;
+    float x = (float)bin_center(i);
+    float y = dequantize_one(quantize_one(x, s, z, spec.grid, spec.rounding), s, z);
+    err += c * ((double)y - x) * ((double)y - x);
+  }
+  return err / total_;
+}
+
+std::pair<float, float> HistogramObserver::mse_range(const QuantizerSpec& spec, int steps) const {
+  check(!empty(), "MSE range of an empty histogram");
+  // The observed data range (bins that hold counts), not the histogram's padded range.
+  int first = 0, last = bins() - 1;
+  while (first < last && count(first) == 0) ++first;
+  while (last > first && count(last) == 0) --last;
+  float dlo = (float)(lo_ + first * width()), dhi = (float)(lo_ + (last + 1) * width());
+  if (spec.symmetric) {
+    float a = std::max(std::abs(dlo), std::abs(dhi));
+    dlo = -a, dhi = a;
+  }
+  std::pair<float, float> best = {dlo, dhi};
+  double best_err = std::numeric_limits<double>::infinity();
+  for (int k = 1; k <= steps; ++k) {
+    float f = (float)k / (float)steps;
+    float lo = std::min(0.f, dlo * f), hi = std::max(0.f, dhi * f);
+    double e = expected_sq_error(lo, hi, spec);
+    if (e < best_err) best_err = e, best = {lo, hi};
+  }
+  return best;
+}
+
+std::pair<float, float> HistogramObserver::kl_range(int bits) const {
+  check(!empty(), "KL range of an empty histogram");
+  check(bits >= 2 && bits <= 16, "KL calibration bit width ", bits, " is outside 2..16");
+  // Fold the signed histogram into 2048 bins of |x| over [0, max|x|].
+  const int nb = 2048;
+  double amax = std::max(std::abs((double)lo_), std::abs((double)hi_));
+  std::vector<double> h(nb, 0.0);
+  for (int i = 0; i < bins(); ++i)
+    if (count(i) > 0) h[(size_t)std::min(nb - 1, (int)(std::abs(bin_center(i)) / amax * nb))] += count(i);
+  int levels = 1 << (bits - 1);
+  int start = std::min(nb, std::max(levels, 128));
+  double best_kl = std::numeric_limits<double>::infinity();
+  int best_i = nb;
+  for (int i = start; i <= nb; ++i) {
+    // P: the first i bins, with the mass beyond added to the last one.
+    std::vector<double> P(h.begin(), h.begin() + i);
+    for (int k = i; k < nb; ++k) P[(size_t)i - 1] += h[(size_t)k];
+    // Q: the first i bins merged into `levels` groups, each group's mass spread over its non-empty bins.
+    std::vector<double> Q((size_t)i, 0.0);
+    for (int g = 0; g < levels; ++g) {
+      int b0 = (int)((int64_t)g * i / levels), b1 = (int)((int64_t)(g + 1) * i / levels);
+      double mass = 0;
+      int nonzero = 0;
+      for (int k = b0; k < b1; ++k) {
+        mass += h[(size_t)k];
+        nonzero += h[(size_t)k] > 0;
+      }
+      for (int k = b0; k < b1; ++k)
+        if (h[(size_t)k] > 0) Q[(size_t)k] = mass / nonzero;
+    }
+    double ps = 0, qs = 0;
+    for (int k = 0; k < i; ++k) ps += P[(size_t)k], qs += Q[(size_t)k];
+    if (qs == 0) continue;
+    double kl = 0;
+    for (int k = 0; k < i; ++k) {
+      if (P[(size_t)k] == 0) continue;
+      double p = P[(size_t)k] / ps, q = Q[(size_t)k] / qs;
+      kl += q > 0 ? p * std::log(p / q) : p * 30.0;  // a level Q leaves empty costs a large penalty
+    }
+    if (kl < best_kl) best_kl = kl, best_i = i;
+  }
+  float t = (float)(amax * best_i / nb);
+  return {lo_ >= 0 ? 0.f : -t, t};
+}
+
+}  // namespace lowbit::quant

@@ -1,0 +1,69 @@
+// Range estimators (TECHNIQUES.md §2) that stream over calibration data in constant memory.
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "quant/encoding.h"
+
+namespace lowbit::quant {
+
+// Running min and max.
+class MinMaxObserver {
+ public:
+  void observe(const float* x, int64_t n);
+  bool empty() const { return !seen_; }
+  std::pair<float, float> range() const { return {lo_, hi_}; }
+
+ private:
+  bool seen_ = false;
+  float lo_ = 0, hi_ = 0;
+};
+
+// Exponential moving average of per-batch min and max: m <- (1 - c) m + c * batch_min (first batch taken as is).
+class EmaMinMaxObserver {
+ public:
+  explicit EmaMinMaxObserver(double momentum = 0.01) : c_(momentum) {}
+  void observe(const float* x, int64_t n);
+  std::pair<float, float> range() const { return {(float)lo_, (float)hi_}; }
+
+ private:
+  double c_, lo_ = 0, hi_ = 0;
+  bool seen_ = false;
+};
+
+// Equal-width histogram over a range that grows with the data: when a batch falls outside, the range is widened
+// (doubled around the old one as needed) and old counts are moved to the bins their centres fall in. Bins stay fixed
+// in number, so memory does not grow with the number of samples.
+class HistogramObserver {
+ public:
+  explicit HistogramObserver(int bins = 2048) : counts_((size_t)bins, 0.0) {}
+  void observe(const float* x, int64_t n);
+  bool empty() const { return total_ == 0; }
+  double total() const { return total_; }
+  float lo() const { return lo_; }
+  float hi() const { return hi_; }
+  int bins() const { return (int)counts_.size(); }
+  double count(int i) const { return counts_[(size_t)i]; }
+  double bin_center(int i) const { return lo_ + (i + 0.5) * width(); }
+  double width() const { return ((double)hi_ - lo_) / counts_.size(); }
+
+  // Clip at the p-th percentile of each tail (p in (50, 100]): [q(1 - p/100), q(p/100)], linear inside bins.
+  std::pair<float, float> percentile_range(double p) const;
+  // The range minimising the expected squared quantization error of the histogram under `spec`, searched over
+  // `steps` shrinking fractions of the observed range (both ends scaled together; symmetric specs use max|x|).
+  std::pair<float, float> mse_range(const QuantizerSpec& spec, int steps = 100) const;
+  // TensorRT-style entropy calibration on |x| (symmetric): threshold minimising KL(P || Q) where Q is P quantized
+  // to 2^(b-1) levels; returns [-t, t] (or [0, t] when the data is non-negative).
+  std::pair<float, float> kl_range(int bits = 8) const;
+  // Expected squared error of quantizing the histogram with range [lo, hi] under spec (per sample).
+  double expected_sq_error(float lo, float hi, const QuantizerSpec& spec) const;
+
+ private:
+  void widen(float lo, float hi);
+  std::vector<double> counts_;
+  float lo_ = 0, hi_ = 0;
+  double total_ = 0;
+};
+
+}  // namespace lowbit::quant

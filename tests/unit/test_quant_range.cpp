@@ -1,0 +1,138 @@
+// Range estimators: streaming min-max/EMA, histogram re-binning, percentile exactness, MSE against a brute-force
+// search on the raw samples, and KL calibration behaviour.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "quant/range.h"
+
+using namespace lowbit;
+using namespace lowbit::quant;
+
+namespace {
+QuantizerSpec sym(int bits) {
+  QuantizerSpec s;
+  s.grid = {bits, true, false};
+  s.symmetric = true;
+  return s;
+}
+double direct_mse(const std::vector<float>& x, float lo, float hi, const QuantizerSpec& spec) {
+  auto [s, z] = scale_zero_point(lo, hi, spec);
+  double e = 0;
+  for (float v : x) {
+    float y = dequantize_one(quantize_one(v, s, z, spec.grid, spec.rounding), s, z);
+    e += ((double)y - v) * ((double)y - v);
+  }
+  return e / (double)x.size();
+}
+std::vector<float> samples(int n, uint32_t seed, bool laplace) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, 1.f);
+  std::exponential_distribution<float> ex(1.f);
+  std::bernoulli_distribution sign(0.5);
+  std::vector<float> v((size_t)n);
+  for (auto& x : v) x = laplace ? (sign(rng) ? 1.f : -1.f) * ex(rng) : g(rng);
+  return v;
+}
+}  // namespace
+
+TEST(MinMax, StreamsOverBatches) {
+  MinMaxObserver o;
+  std::vector<float> a = {1, 2, 3}, b = {-4, 0};
+  o.observe(a.data(), 3);
+  o.observe(b.data(), 2);
+  EXPECT_EQ(o.range(), std::make_pair(-4.f, 3.f));
+  std::vector<float> bad = {1, NAN};
+  EXPECT_THROW(o.observe(bad.data(), 2), Error);
+}
+
+TEST(EmaMinMax, BlendsBatches) {
+  EmaMinMaxObserver o(0.5);
+  std::vector<float> a = {-2, 2}, b = {-4, 6};
+  o.observe(a.data(), 2);
+  EXPECT_EQ(o.range(), std::make_pair(-2.f, 2.f));
+  o.observe(b.data(), 2);
+  EXPECT_EQ(o.range(), std::make_pair(-3.f, 4.f));
+}
+
+TEST(Histogram, GrowsWithoutLosingCounts) {
+  HistogramObserver h(64);
+  std::vector<float> a = {0.1f, 0.2f, 0.3f}, b = {-5.f, 10.f};
+  h.observe(a.data(), 3);
+  h.observe(b.data(), 2);
+  EXPECT_EQ(h.total(), 5);
+  EXPECT_LE(h.lo(), -5.f);
+  EXPECT_GE(h.hi(), 10.f);
+  double sum = 0;
+  for (int i = 0; i < h.bins(); ++i) sum += h.count(i);
+  EXPECT_EQ(sum, 5);
+}
+
+TEST(Histogram, PercentileIsExactOnUniformData) {
+  HistogramObserver h(2000);
+  std::vector<float> v(100000);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = (float)i / (float)v.size();  // uniform on [0, 1)
+  h.observe(v.data(), (int64_t)v.size());
+  auto [lo, hi] = h.percentile_range(99.0);
+  EXPECT_NEAR(hi, 0.99, h.width());
+  EXPECT_NEAR(lo, 0.01, h.width());
+  EXPECT_THROW(h.percentile_range(40), Error);
+}
+
+// The histogram MSE search must find (nearly) the same clip as evaluating every candidate on the raw samples.
+TEST(Histogram, MseRangeMatchesBruteForceOnGaussianAndLaplace) {
+  for (bool laplace : {false, true})
+    for (int bits : {3, 4, 8}) {
+      auto x = samples(200000, laplace ? 7 : 8, laplace);
+      HistogramObserver h(2048);
+      for (size_t i = 0; i < x.size(); i += 10000) h.observe(x.data() + i, 10000);
+      QuantizerSpec s = sym(bits);
+      auto [lo, hi] = h.mse_range(s);
+      float amax = 0;
+      for (float v : x) amax = std::max(amax, std::abs(v));
+      double best = INFINITY;
+      float best_a = amax;
+      for (int k = 1; k <= 100; ++k) {
+        float a = amax * k / 100.f;
+        double e = direct_mse(x, -a, a, s);
+        if (e < best) best = e, best_a = a;
+      }
+      double chosen = direct_mse(x, lo, hi, s);
+      EXPECT_LE(chosen, best * 1.02) << (laplace ? "laplace " : "gauss ") << bits << " bits: clip " << hi << " vs " << best_a;
+      EXPECT_LE(chosen, direct_mse(x, -amax, amax, s) * (1 + 1e-9));  // never worse than min-max
+      if (bits <= 4) {
+        EXPECT_LT(hi, 0.7f * amax) << "low bit widths clip the tails";
+      }
+    }
+}
+
+TEST(Histogram, LaplaceNeedsAWiderClipThanGaussianInSigmaUnits) {
+  // Same standard deviation (Laplace b = 1/sqrt 2), 4 bits: heavier tails -> larger optimal clip (Banner et al.).
+  auto g = samples(200000, 1, false), l = samples(200000, 2, true);
+  for (auto& v : l) v /= std::sqrt(2.f);
+  HistogramObserver hg(2048), hl(2048);
+  hg.observe(g.data(), (int64_t)g.size());
+  hl.observe(l.data(), (int64_t)l.size());
+  EXPECT_GT(hl.mse_range(sym(4)).second, hg.mse_range(sym(4)).second);
+}
+
+TEST(Histogram, KlClipsGaussianTailsButNotUniformData) {
+  auto g = samples(200000, 3, false);
+  HistogramObserver hg(2048);
+  hg.observe(g.data(), (int64_t)g.size());
+  auto [glo, ghi] = hg.kl_range(8);
+  float amax = std::max(-hg.lo(), hg.hi());
+  EXPECT_LT(ghi, 0.95f * amax);
+  EXPECT_GT(ghi, 2.5f);
+  EXPECT_EQ(glo, -ghi);
+  std::vector<float> u(100000);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> d(0.f, 1.f);
+  for (auto& v : u) v = d(rng);
+  HistogramObserver hu(2048);
+  hu.observe(u.data(), (int64_t)u.size());
+  auto [ulo, uhi] = hu.kl_range(8);
+  EXPECT_EQ(ulo, 0.f);
+  EXPECT_GT(uhi, 0.9f);
+}
