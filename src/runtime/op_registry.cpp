@@ -12,6 +12,7 @@ const OpRegistry& OpRegistry::builtin() {
     register_nn_ops(r);
     register_shape_ops(r);
     register_quant_ops(r);
+    register_index_ops(r);
     return r;
   }();
   return reg;

@@ -55,5 +55,6 @@ void register_math_ops(OpRegistry& r);
 void register_nn_ops(OpRegistry& r);
 void register_shape_ops(OpRegistry& r);
 void register_quant_ops(OpRegistry& r);
+void register_index_ops(OpRegistry& r);
 
 }  // namespace lowbit

@@ -236,7 +236,8 @@ Outs op_InstanceNormalization(const OpContext& c) {
 // ---- Resize: separable 1-D interpolation along each resized axis (nearest or linear). ----
 struct ResizeAxis {
   std::string ctm, nearest_mode;
-  bool linear = false;
+  bool linear = false, cubic = false, exclude_outside = false;
+  double cubic_a = -0.75;
   double scale = 1, roi_start = 0, roi_end = 1, extrapolation = 0;
   int64_t in = 1, out = 1;
   double out_len = 1;  // in * scale (not truncated) when scales are given; align_corners divides by it
@@ -295,6 +296,35 @@ Tensor resize_axis(const Tensor& x, int d, const ResizeAxis& a) {
         i0 = i1 = nearest_index(a, xo);
       }
     }
+    if (a.cubic && !extrap) {
+      // Keys cubic convolution over taps floor(x)-1 .. floor(x)+2, edges clamped (the ONNX reference pads with edge
+      // values); exclude_outside drops taps outside the input and renormalises.
+      double f = std::floor(xo), t = xo - f, A = a.cubic_a;
+      auto kernel = [A](double d) {
+        d = std::abs(d);
+        if (d <= 1) return ((A + 2) * d - (A + 3)) * d * d + 1;
+        if (d < 2) return ((A * d - 5 * A) * d + 8 * A) * d - 4 * A;
+        return 0.0;
+      };
+      double w[4], wsum = 0;
+      int64_t idx[4];
+      for (int k = 0; k < 4; ++k) {
+        int64_t i = (int64_t)f - 1 + k;
+        w[k] = kernel(t - (k - 1));
+        if (a.exclude_outside && (i < 0 || i >= a.in)) w[k] = 0;
+        wsum += w[k];
+        idx[k] = std::clamp<int64_t>(i, 0, a.in - 1);
+      }
+      if (a.exclude_outside && wsum != 0)
+        for (double& wk : w) wk /= wsum;
+      for (int64_t u = 0; u < outer; ++u)
+        for (int64_t v = 0; v < inner; ++v) {
+          double acc = 0;
+          for (int k = 0; k < 4; ++k) acc += w[k] * px[(u * a.in + idx[k]) * inner + v];
+          py[(u * a.out + o) * inner + v] = (float)acc;
+        }
+      continue;
+    }
     for (int64_t u = 0; u < outer; ++u)
       for (int64_t v = 0; v < inner; ++v) {
         float* dst = py + (u * a.out + o) * inner + v;
@@ -313,10 +343,13 @@ Outs op_Resize(const OpContext& c) {
   Tensor x = as_f32(c.in(0), c);
   int r = x.rank();
   std::string mode = c.node.attr_string("mode", "nearest");
-  if (mode != "nearest" && mode != "linear") unsupported(c.where(), ": Resize mode '", mode, "' is not supported");
-  if (c.node.attr_int("exclude_outside", 0)) unsupported(c.where(), ": exclude_outside is not supported");
+  if (mode != "nearest" && mode != "linear" && mode != "cubic")
+    fail(c.where(), ": unknown Resize mode '", mode, "'");
   ResizeAxis base;
   base.linear = mode == "linear";
+  base.cubic = mode == "cubic";
+  base.cubic_a = c.node.attr_float("cubic_coeff_a", -0.75f);
+  base.exclude_outside = c.node.attr_int("exclude_outside", 0) != 0;
   base.ctm = c.node.attr_string("coordinate_transformation_mode", "half_pixel");
   base.nearest_mode = c.node.attr_string("nearest_mode", "round_prefer_floor");
   base.extrapolation = c.node.attr_float("extrapolation_value", 0.f);
