@@ -36,4 +36,13 @@ struct EvalArgs {
 };
 int cmd_eval(const EvalArgs& a);
 
+struct QuantizeArgs {
+  std::string model, output, data, config, weights, acts, range, weight_range, mode;
+  int64_t batch_size = 100, num_samples = 1000, group = 0;
+  uint64_t seed = 0;
+  bool per_tensor = false, per_channel = false;
+  data::Preprocess pre;
+};
+int cmd_quantize(const QuantizeArgs& a);
+
 }  // namespace lowbit::cli

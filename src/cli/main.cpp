@@ -24,6 +24,24 @@ int main(int argc, char** argv) {
   cx->add_flag("--fold-constants", ex.fold_constants, "Fold Shape/Gather/Concat/Unsqueeze-style constant sub-graphs");
   cx->add_option("--external-data", ex.external_threshold,
                  "Store initializers of at least this many bytes in OUTPUT.data");
+  lowbit::cli::QuantizeArgs qa;
+  auto* cq = app.add_subcommand("quantize", "Quantize an FP32 model: calibrate and write a QDQ ONNX model");
+  cq->add_option("model", qa.model, "FP32 ONNX model")->required();
+  cq->add_option("-o,--output", qa.output, "Quantized ONNX model to write")->required();
+  cq->add_option("-d,--data", qa.data, "Calibration data spec (see eval)");
+  cq->add_option("-n,--num-samples", qa.num_samples, "Calibration samples (seeded random subset)")->capture_default_str();
+  cq->add_option("--seed", qa.seed, "Seed for the calibration subset")->capture_default_str();
+  cq->add_option("-b,--batch-size", qa.batch_size, "Calibration batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  cq->add_option("--config", qa.config, "Quantization config JSON");
+  cq->add_option("--weights", qa.weights, "Weight bit width, e.g. w8, w4");
+  cq->add_option("--acts", qa.acts, "Activation bit width, e.g. a8, a16");
+  auto* pt = cq->add_flag("--per-tensor", qa.per_tensor, "Per-tensor weight quantization");
+  auto* pc = cq->add_flag("--per-channel", qa.per_channel, "Per-channel weight quantization (default)");
+  pt->excludes(pc);
+  cq->add_option("--group", qa.group, "Per-group weight quantization with blocks of G");
+  cq->add_option("--range", qa.range, "Activation range: minmax, ema, percentile, mse, kl");
+  cq->add_option("--weight-range", qa.weight_range, "Weight range: minmax or mse");
+  cq->add_option("--mode", qa.mode, "static (default), weight-only, dynamic or fp16");
   lowbit::cli::EvalArgs ev;
   std::string crop;
   auto* ce = app.add_subcommand("eval", "Top-1/top-5 accuracy on a dataset, and fidelity against a reference model");
@@ -53,6 +71,7 @@ int main(int argc, char** argv) {
     if (*ci) return lowbit::cli::cmd_info(info);
     if (*cr) return lowbit::cli::cmd_run(run);
     if (*cx) return lowbit::cli::cmd_export(ex);
+    if (*cq) return lowbit::cli::cmd_quantize(qa);
     if (*ce) {
       if (!crop.empty()) {
         auto x = crop.find('x');

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ir/passes.h"
+#include "runtime/executor.h"
 
 namespace lowbit::quant {
 
@@ -85,6 +86,15 @@ int fold_batch_norms(Model& m) {
   for (auto it = dead.rbegin(); it != dead.rend(); ++it) g.nodes.erase(g.nodes.begin() + (std::ptrdiff_t)*it);
   remove_dead_nodes(g);
   return folded;
+}
+
+PrepareStats prepare_for_quantization(Model& m) {
+  PrepareStats st;
+  int64_t opset = m.opset("");
+  st.constants_folded = fold_constants(
+      m.graph, [&](const Node& n, const std::vector<Tensor>& in) { return eval_node(n, opset, in); }, shape_subgraph_ops());
+  st.batch_norms_folded = fold_batch_norms(m);
+  return st;
 }
 
 }  // namespace lowbit::quant

@@ -19,4 +19,11 @@ void fold_bn(float* w, float* b, int64_t outer, int64_t channels, int64_t inner,
 // before folding (shared initializers are never changed for another reader). Returns the number folded.
 int fold_batch_norms(Model& m);
 
+struct PrepareStats {
+  int constants_folded = 0, batch_norms_folded = 0;
+};
+// The float model as quantization sees it: constant sub-graphs folded (Constant/Identity/shape chains, so that
+// parameters are initializers), then batch norms folded into their layers.
+PrepareStats prepare_for_quantization(Model& m);
+
 }  // namespace lowbit::quant

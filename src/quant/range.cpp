@@ -174,4 +174,28 @@ std::pair<float, float> HistogramObserver::kl_range(int bits) const {
   return {lo_ >= 0 ? 0.f : -t, t};
 }
 
+std::pair<float, float> mse_range_direct(const std::vector<float>& v, const QuantizerSpec& spec, int steps) {
+  if (v.empty()) return {0.f, 0.f};
+  auto [dlo, dhi] = std::minmax_element(v.begin(), v.end());
+  float lo0 = *dlo, hi0 = *dhi;
+  if (spec.symmetric) {
+    float a = std::max(std::abs(lo0), std::abs(hi0));
+    lo0 = -a, hi0 = a;
+  }
+  std::pair<float, float> best = {std::min(lo0, 0.f), std::max(hi0, 0.f)};
+  double best_err = std::numeric_limits<double>::infinity();
+  for (int k = 1; k <= steps; ++k) {
+    float f = (float)k / (float)steps;
+    float lo = std::min(0.f, lo0 * f), hi = std::max(0.f, hi0 * f);
+    auto [s, z] = scale_zero_point(lo, hi, spec);
+    double e = 0;
+    for (float x : v) {
+      float y = dequantize_one(quantize_one(x, s, z, spec.grid, spec.rounding), s, z);
+      e += ((double)y - x) * ((double)y - x);
+    }
+    if (e < best_err) best_err = e, best = {lo, hi};
+  }
+  return best;
+}
+
 }  // namespace lowbit::quant

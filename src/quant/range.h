@@ -66,4 +66,7 @@ class HistogramObserver {
   double total_ = 0;
 };
 
+// MSE range computed on the values themselves (weights): the same candidate search as the histogram version.
+std::pair<float, float> mse_range_direct(const std::vector<float>& values, const QuantizerSpec& spec, int steps = 100);
+
 }  // namespace lowbit::quant

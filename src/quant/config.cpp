@@ -1,0 +1,138 @@
+// QuantConfig defaults and JSON parsing.
+#include "quant/config.h"
+
+#include <nlohmann/json.hpp>
+
+namespace lowbit::quant {
+
+using nlohmann::json;
+
+QuantConfig default_config() {
+  QuantConfig c;
+  c.weights.spec.grid = {8, true, false};
+  c.weights.spec.symmetric = true;
+  c.weights.spec.granularity = Granularity::PerChannel;
+  c.activations.spec.grid = {8, false, false};
+  c.activations.spec.symmetric = false;
+  c.activations.spec.granularity = Granularity::PerTensor;
+  return c;
+}
+
+const char* range_method_name(RangeMethod m) {
+  switch (m) {
+    case RangeMethod::MinMax: return "minmax";
+    case RangeMethod::Ema: return "ema";
+    case RangeMethod::Percentile: return "percentile";
+    case RangeMethod::Mse: return "mse";
+    case RangeMethod::Kl: return "kl";
+  }
+  return "?";
+}
+
+RangeMethod parse_range_method(const std::string& s) {
+  for (auto m : {RangeMethod::MinMax, RangeMethod::Ema, RangeMethod::Percentile, RangeMethod::Mse, RangeMethod::Kl})
+    if (s == range_method_name(m)) return m;
+  fail("unknown range method '", s, "' (minmax, ema, percentile, mse, kl)");
+}
+
+namespace {
+
+template <typename T>
+T get(const json& j, const char* key, const std::string& where) {
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception&) {
+    fail(where, ": '", key, "' has the wrong type");
+  }
+}
+
+void parse_quant(const json& j, TensorQuant& q, const std::string& where) {
+  check(j.is_object(), where, " must be an object");
+  for (auto& [k, v] : j.items()) {
+    std::string w = where + "." + k;
+    if (k == "bits") q.spec.grid.bits = get<int>(j, "bits", where);
+    else if (k == "signed") q.spec.grid.is_signed = get<bool>(j, "signed", where);
+    else if (k == "narrow") q.spec.grid.narrow = get<bool>(j, "narrow", where);
+    else if (k == "symmetric") q.spec.symmetric = get<bool>(j, "symmetric", where);
+    else if (k == "group_size") q.spec.group_size = get<int64_t>(j, "group_size", where);
+    else if (k == "percentile") q.percentile = get<double>(j, "percentile", where);
+    else if (k == "ema_momentum") q.ema_momentum = get<double>(j, "ema_momentum", where);
+    else if (k == "range") q.range = parse_range_method(get<std::string>(j, "range", where));
+    else if (k == "granularity") {
+      std::string g = get<std::string>(j, "granularity", where);
+      if (g == "per_tensor") q.spec.granularity = Granularity::PerTensor;
+      else if (g == "per_channel") q.spec.granularity = Granularity::PerChannel;
+      else if (g == "per_group") q.spec.granularity = Granularity::PerGroup;
+      else fail(w, ": '", g, "' is not per_tensor, per_channel or per_group");
+    } else if (k == "scale") {
+      std::string s = get<std::string>(j, "scale", where);
+      check(s == "float" || s == "power_of_two", w, ": '", s, "' is not float or power_of_two");
+      q.spec.scale_form = s == "float" ? ScaleForm::Float : ScaleForm::PowerOfTwo;
+    } else if (k == "rounding") {
+      std::string s = get<std::string>(j, "rounding", where);
+      check(s == "half_even" || s == "half_away", w, ": '", s, "' is not half_even or half_away");
+      q.spec.rounding = s == "half_even" ? Rounding::HalfToEven : Rounding::HalfAwayFromZero;
+    } else {
+      fail(w, ": unknown key");
+    }
+  }
+  try {
+    validate(q.spec);
+  } catch (const Error& e) {
+    fail(where, ": ", e.what());
+  }
+  check(q.percentile > 50 && q.percentile <= 100, where, ".percentile must be in (50, 100]");
+}
+
+}  // namespace
+
+QuantConfig parse_config(const std::string& text, const std::string& origin) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(origin, ": not valid JSON (", e.what(), ")");
+  }
+  check(j.is_object(), origin, ": the configuration must be a JSON object");
+  QuantConfig c = default_config();
+  for (auto& [k, v] : j.items()) {
+    if (k == "weights") parse_quant(v, c.weights, origin + ": weights");
+    else if (k == "activations") parse_quant(v, c.activations, origin + ": activations");
+    else if (k == "quantize_model_input") c.quantize_model_input = get<bool>(j, "quantize_model_input", origin);
+    else if (k == "mode") {
+      std::string m = get<std::string>(j, "mode", origin);
+      if (m == "static") c.mode = Mode::Static;
+      else if (m == "weight_only") c.mode = Mode::WeightOnly;
+      else if (m == "dynamic") c.mode = Mode::Dynamic;
+      else if (m == "fp16") c.mode = Mode::Fp16;
+      else fail(origin, ": mode '", m, "' is not static, weight_only, dynamic or fp16");
+    } else if (k == "overrides") {
+      check(v.is_array(), origin, ": overrides must be a list");
+      int i = 0;
+      for (auto& o : v) {
+        std::string w = origin + ": overrides[" + std::to_string(i++) + "]";
+        check(o.is_object(), w, " must be an object");
+        Override ov;
+        int targets = 0;
+        for (auto& [ok, ovv] : o.items()) {
+          if (ok == "node") ov.node = get<std::string>(o, "node", w), ++targets;
+          else if (ok == "op_type") ov.op_type = get<std::string>(o, "op_type", w), ++targets;
+          else if (ok == "tensor") ov.tensor = get<std::string>(o, "tensor", w), ++targets;
+          else if (ok == "skip") ov.skip = get<bool>(o, "skip", w);
+          else if (ok == "weight_bits") ov.weight_bits = get<int>(o, "weight_bits", w);
+          else if (ok == "activation_bits") ov.activation_bits = get<int>(o, "activation_bits", w);
+          else fail(w, ": unknown key '", ok, "'");
+        }
+        check(targets == 1, w, ": give exactly one of node, op_type, tensor");
+        for (auto b : {ov.weight_bits, ov.activation_bits})
+          check(!b || (*b >= 2 && *b <= 16), w, ": bit width ", b.value_or(0), " is outside 2..16");
+        c.overrides.push_back(ov);
+      }
+    } else {
+      fail(origin, ": unknown key '", k, "'");
+    }
+  }
+  return c;
+}
+
+}  // namespace lowbit::quant

@@ -1,0 +1,53 @@
+// Quantization configuration as data (JSON). Defaults follow the white paper: symmetric per-channel int8
+// weights, asymmetric per-tensor uint8 activations, min-max ranges, round half to even.
+//
+// {
+//   "weights":     {"bits": 8, "symmetric": true,  "signed": true,  "granularity": "per_channel", "range": "minmax"},
+//   "activations": {"bits": 8, "symmetric": false, "signed": false, "granularity": "per_tensor",  "range": "minmax"},
+//   "mode": "static",                 // static | weight_only | dynamic | fp16
+//   "quantize_model_input": true,
+//   "overrides": [ {"node": "conv1", "weight_bits": 16}, {"op_type": "Softmax", "skip": true},
+//                  {"tensor": "logits", "activation_bits": 16} ]
+// }
+// Quantizer fields: bits (2..16), symmetric, signed, narrow, granularity (per_tensor | per_channel | per_group),
+// group_size, scale ("float" | "power_of_two"), rounding ("half_even" | "half_away"), range (minmax | ema |
+// percentile | mse | kl), percentile (e.g. 99.99), ema_momentum.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "quant/encoding.h"
+
+namespace lowbit::quant {
+
+enum class RangeMethod { MinMax, Ema, Percentile, Mse, Kl };
+enum class Mode { Static, WeightOnly, Dynamic, Fp16 };
+
+struct TensorQuant {
+  QuantizerSpec spec;
+  RangeMethod range = RangeMethod::MinMax;
+  double percentile = 99.99;
+  double ema_momentum = 0.01;
+};
+
+struct Override {
+  std::string node, op_type, tensor;  // exactly one is set
+  bool skip = false;                  // node: leave it in float (no weight quantizer, no output quantizer)
+  std::optional<int> weight_bits, activation_bits;
+};
+
+struct QuantConfig {
+  TensorQuant weights, activations;
+  Mode mode = Mode::Static;
+  bool quantize_model_input = true;
+  std::vector<Override> overrides;
+};
+
+QuantConfig default_config();
+// Parses JSON over the defaults; throws Error naming `origin` and the offending key.
+QuantConfig parse_config(const std::string& json_text, const std::string& origin);
+const char* range_method_name(RangeMethod m);
+RangeMethod parse_range_method(const std::string& s);
+
+}  // namespace lowbit::quant

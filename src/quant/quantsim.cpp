@@ -1,0 +1,357 @@
+// Quant-sim transform: placement, calibration, and QDQ graph construction.
+#include "quant/quantsim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "ir/builder.h"
+#include "ir/passes.h"
+#include "quant/range.h"
+#include "runtime/executor.h"
+
+namespace lowbit::quant {
+
+namespace {
+
+const std::set<std::string> kPassThrough = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "MaxPool",
+                                            "GlobalMaxPool", "Identity", "Dropout", "Slice", "Split", "Gather",
+                                            "Expand", "Tile", "DepthToSpace", "SpaceToDepth"};
+const std::set<std::string> kFusedActivations = {"Relu", "Clip"};
+
+bool is_float_value(const Graph& g, const std::string& v) {
+  if (v.empty() || g.is_initializer(v)) return false;
+  const ValueInfo* vi = g.find_value_info(v);
+  return vi && vi->dtype == DType::Float32;
+}
+
+int weight_axis(const Node& n, int rank) {
+  if (n.op_type == "Conv") return 0;
+  if (n.op_type == "ConvTranspose") return 1;
+  if (n.op_type == "Gemm") return n.attr_int("transB", 0) ? 0 : 1;
+  return rank - 1;  // MatMul: [.., K, N], output features last
+}
+
+}  // namespace
+
+QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
+  const Graph& g = m.graph;
+  // Validate overrides against the model.
+  for (auto& o : cfg.overrides) {
+    if (!o.node.empty())
+      check(std::any_of(g.nodes.begin(), g.nodes.end(), [&](auto& n) { return n.name == o.node; }),
+            "the quantization config names node '", o.node, "', which the model does not have");
+    if (!o.op_type.empty())
+      check(std::any_of(g.nodes.begin(), g.nodes.end(), [&](auto& n) { return n.op_type == o.op_type; }),
+            "the quantization config names op type '", o.op_type, "', which no node of the model has");
+    if (!o.tensor.empty())
+      check(g.producer(o.tensor) >= 0 || g.is_graph_input(o.tensor),
+            "the quantization config names tensor '", o.tensor, "', which the model does not have");
+  }
+  auto node_override = [&](const Node& n) {
+    std::vector<const Override*> r;
+    for (auto& o : cfg.overrides)
+      if ((!o.node.empty() && o.node == n.name) || (!o.op_type.empty() && o.op_type == n.op_type)) r.push_back(&o);
+    return r;
+  };
+  auto skipped = [&](const Node& n) {
+    for (auto* o : node_override(n))
+      if (o->skip) return true;
+    return false;
+  };
+  QuantSimPlan plan;
+  std::set<std::string> planned;
+  auto add_act = [&](const std::string& t, const Node* producer, bool dynamic) {
+    if (planned.count(t) || !is_float_value(g, t)) return;
+    TensorQuant q = cfg.activations;
+    if (producer)
+      for (auto* o : node_override(*producer))
+        if (o->activation_bits) q.spec.grid.bits = *o->activation_bits;
+    for (auto& o : cfg.overrides)
+      if (o.tensor == t && o.activation_bits) q.spec.grid.bits = *o.activation_bits;
+    q.spec.granularity = Granularity::PerTensor;
+    planned.insert(t);
+    plan.acts.push_back({t, q, dynamic, {}});
+  };
+  bool acts_on = cfg.mode == Mode::Static;
+  if (acts_on && cfg.quantize_model_input)
+    for (auto& in : g.inputs) add_act(in.name, nullptr, false);
+  for (auto& n : g.nodes) {
+    if (skipped(n)) continue;
+    bool has_weight = (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm" || n.op_type == "MatMul") &&
+                      n.domain.empty() && n.inputs.size() > 1 && g.is_initializer(n.inputs[1]) &&
+                      g.initializers.at(n.inputs[1]).dtype() == DType::Float32;
+    if (has_weight) {
+      const Tensor& w = g.initializers.at(n.inputs[1]);
+      TensorQuant q = cfg.weights;
+      for (auto* o : node_override(n))
+        if (o->weight_bits) q.spec.grid.bits = *o->weight_bits;
+      if (q.spec.granularity != Granularity::PerTensor) {
+        if (w.rank() < 2) q.spec.granularity = Granularity::PerTensor;
+        else q.spec.axis = weight_axis(n, w.rank());
+      }
+      plan.weights.push_back({n.name, n.inputs[1], q, {}});
+      if (cfg.mode == Mode::Dynamic) add_act(n.inputs[0], nullptr, true);
+    }
+    if (!acts_on || kPassThrough.count(n.op_type)) continue;
+    for (auto& out : n.outputs) {
+      auto readers = g.consumers(out);
+      bool fused = readers.size() == 1 && !g.is_graph_output(out) && kFusedActivations.count(g.nodes[readers[0]].op_type) &&
+                   !skipped(g.nodes[readers[0]]);
+      if (!fused) add_act(out, &n, false);
+    }
+  }
+  return plan;
+}
+
+namespace {
+
+struct Observer {
+  RangeMethod method;
+  MinMaxObserver minmax;
+  EmaMinMaxObserver ema;
+  HistogramObserver hist;
+  explicit Observer(const TensorQuant& q) : method(q.range), ema(q.ema_momentum), hist(2048) {}
+  void observe(const float* x, int64_t n) {
+    if (method == RangeMethod::MinMax) minmax.observe(x, n);
+    else if (method == RangeMethod::Ema) ema.observe(x, n);
+    else hist.observe(x, n);
+  }
+  std::pair<float, float> range(const TensorQuant& q) const {
+    switch (method) {
+      case RangeMethod::MinMax: return minmax.range();
+      case RangeMethod::Ema: return ema.range();
+      case RangeMethod::Percentile: return hist.percentile_range(q.percentile);
+      case RangeMethod::Mse: return hist.mse_range(q.spec);
+      case RangeMethod::Kl: return hist.kl_range(q.spec.grid.bits);
+    }
+    return {0, 0};
+  }
+};
+
+}  // namespace
+
+void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, const std::function<void(int64_t)>& progress) {
+  std::map<std::string, size_t> index;
+  std::vector<Observer> obs;
+  for (size_t i = 0; i < plan.acts.size(); ++i)
+    if (!plan.acts[i].dynamic) {
+      index[plan.acts[i].tensor] = obs.size();
+      obs.emplace_back(plan.acts[i].q);
+    }
+  if (obs.empty()) return;
+  Executor ex(m);
+  auto req = ex.required_inputs();
+  check(req.size() == 1, "calibration needs a model with one input, this one has ", req.size());
+  int64_t batch_no = 0, samples = 0;
+  ex.add_hook([&](const Node*, const std::string& name, Tensor& v) {
+    auto it = index.find(name);
+    if (it == index.end()) return;
+    const float* p = v.data<float>();
+    for (int64_t i = 0; i < v.numel(); ++i)
+      check(std::isfinite(p[i]), "calibration: tensor '", name, "' holds ", std::isnan(p[i]) ? "NaN" : "Inf",
+            " in batch ", batch_no, " (samples ", samples, " onwards)");
+    obs[it->second].observe(p, v.numel());
+  });
+  Tensor batch;
+  while (next(batch)) {
+    ex.run({{req[0]->name, batch}});
+    samples += batch.rank() ? batch.dim(0) : 1;
+    ++batch_no;
+    if (progress) progress(samples);
+  }
+  check(batch_no > 0, "calibration: the dataset is empty");
+  for (auto& a : plan.acts) {
+    if (a.dynamic) continue;
+    auto r = obs[index.at(a.tensor)].range(a.q);
+    a.enc = make_encoding(a.q.spec, {1}, {r});
+  }
+}
+
+void compute_weight_encodings(const Model& m, QuantSimPlan& plan) {
+  for (auto& w : plan.weights) {
+    const Tensor& t = m.graph.initializers.at(w.tensor);
+    const float* x = t.data<float>();
+    std::vector<std::pair<float, float>> ranges;
+    if (w.q.range == RangeMethod::Mse) {
+      auto idx = slice_index(t.shape(), w.q.spec);
+      std::vector<std::vector<float>> slices((size_t)num_slices(t.shape(), w.q.spec));
+      for (size_t i = 0; i < idx.size(); ++i) slices[(size_t)idx[i]].push_back(x[i]);
+      for (auto& s : slices) ranges.push_back(mse_range_direct(s, w.q.spec));
+    } else {
+      ranges = minmax_per_slice(x, t.shape(), w.q.spec);  // weights: percentile/KL/EMA make no sense, min-max
+    }
+    try {
+      w.enc = make_encoding(w.q.spec, t.shape(), ranges);
+    } catch (const Error& e) {
+      fail("weight '", w.tensor, "' of node '", w.node, "': ", e.what());
+    }
+  }
+}
+
+namespace {
+
+DType container(const Grid& g) { return g.is_signed ? DType::Int8 : DType::UInt8; }
+
+Tensor zero_points(const Encoding& e, DType dt, bool vector) {
+  std::vector<int32_t> z = e.zero_point;
+  Tensor t = vector ? Tensor::from_vector<int32_t>({(int64_t)z.size()}, z) : Tensor::scalar<int32_t>(z.at(0));
+  return t.cast(dt);
+}
+
+Tensor scales(const Encoding& e, bool vector) {
+  return vector ? Tensor::from_vector<float>({(int64_t)e.scale.size()}, e.scale) : Tensor::scalar<float>(e.scale.at(0));
+}
+
+// Appends nodes that turn `src` into the fake-quantized `dst` (per-tensor encoding).
+void emit_activation(Graph& g, std::vector<Node>& out, const std::string& src, const std::string& dst, const ActQuantizer& a) {
+  const std::string base = dst;
+  auto init = [&](const std::string& suffix, Tensor t) {
+    std::string n = g.unique_name(base + suffix);
+    g.initializers[n] = std::move(t);
+    return n;
+  };
+  auto node = [&](const std::string& op, std::vector<std::string> ins, std::vector<std::string> outs,
+                  std::vector<Attribute> attrs = {}) {
+    Node n;
+    n.op_type = op;
+    n.name = g.unique_name(base + "/" + op);
+    n.inputs = std::move(ins);
+    n.outputs = std::move(outs);
+    n.attrs = std::move(attrs);
+    out.push_back(n);
+    // Reserve the node's name and outputs right away so later unique_name calls see them.
+    g.nodes.push_back(out.back());
+  };
+  if (a.dynamic) {
+    std::string q = g.unique_name(base + "/q"), s = g.unique_name(base + "/scale"), z = g.unique_name(base + "/zero_point");
+    node("DynamicQuantizeLinear", {src}, {q, s, z});
+    node("DequantizeLinear", {q, s, z}, {dst});
+    return;
+  }
+  const Encoding& e = a.enc;
+  const Grid& grid = e.spec.grid;
+  float s = e.scale[0];
+  int32_t z = e.zero_point[0];
+  if (grid.bits <= 8) {
+    std::string sc = init("/scale", Tensor::scalar<float>(s)), zp = init("/zero_point", zero_points(e, container(grid), false));
+    std::string q = g.unique_name(base + "/q");
+    bool narrower = grid.qmin() != (grid.is_signed ? -128 : 0) || grid.qmax() != (grid.is_signed ? 127 : 255);
+    std::string dq = narrower ? g.unique_name(base + "/dq") : dst;
+    node("QuantizeLinear", {src, sc, zp}, {q});
+    node("DequantizeLinear", {q, sc, zp}, {dq});
+    if (narrower) {  // exact: clamp(round(x/s)+z, -128, 127) then clip to the narrower grid
+      std::string lo = init("/min", Tensor::scalar<float>(dequantize_one(grid.qmin(), s, z)));
+      std::string hi = init("/max", Tensor::scalar<float>(dequantize_one(grid.qmax(), s, z)));
+      node("Clip", {dq, lo, hi}, {dst});
+    }
+    return;
+  }
+  // 9..16 bits: ONNX opset 13 has no 16-bit QuantizeLinear; simulate in float with the same arithmetic.
+  std::string sc = init("/scale", Tensor::scalar<float>(s)), zf = init("/zero_point_f", Tensor::scalar<float>((float)z));
+  std::string qmin = init("/qmin", Tensor::scalar<float>((float)grid.qmin())), qmax = init("/qmax", Tensor::scalar<float>((float)grid.qmax()));
+  auto v = [&](const char* n) { return g.unique_name(base + "/" + n); };
+  std::string d = v("div"), r = v("round"), a1 = v("add"), c = v("clip"), sb = v("sub");
+  node("Div", {src, sc}, {d});
+  node("Round", {d}, {r});
+  node("Add", {r, zf}, {a1});
+  node("Clip", {a1, qmin, qmax}, {c});
+  node("Sub", {c, zf}, {sb});
+  node("Mul", {sb, sc}, {dst});
+}
+
+}  // namespace
+
+Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mode) {
+  Model m = src;
+  Graph& g = m.graph;
+  bool per_axis = std::any_of(plan.weights.begin(), plan.weights.end(), [](auto& w) {
+    return w.q.spec.granularity == Granularity::PerChannel && w.q.spec.grid.bits <= 8;
+  });
+  if (per_axis || mode == Mode::Dynamic)
+    check(m.opset("") >= 13, "per-channel QDQ needs ONNX opset >= 13; the model uses opset ", m.opset(""),
+          " (use --per-tensor)");
+  if (m.opset("") < 10) m.opsets[""] = 10;  // QuantizeLinear/DequantizeLinear appear in opset 10
+  // Weights.
+  std::map<std::string, std::string> weight_value;  // node name -> value its weight input now reads
+  for (auto& w : plan.weights) {
+    const Tensor& t = src.graph.initializers.at(w.tensor);
+    std::string base = g.unique_name(w.tensor + "/" + w.node);
+    if (mode == Mode::Fp16) {
+      Tensor h = t.cast(DType::Float16);
+      std::string hn = g.unique_name(base + "/fp16");
+      g.initializers[hn] = h;
+      Node cast;
+      cast.op_type = "Cast";
+      cast.name = g.unique_name(base + "/Cast");
+      cast.inputs = {hn};
+      cast.outputs = {g.unique_name(base + "/float")};
+      cast.attrs = {attr_int("to", (int64_t)DType::Float32)};
+      weight_value[w.node] = cast.outputs[0];
+      g.nodes.insert(g.nodes.begin(), cast);
+      continue;
+    }
+    const Encoding& e = w.enc;
+    const Grid& grid = e.spec.grid;
+    if (grid.bits > 8 || e.spec.granularity == Granularity::PerGroup) {
+      Tensor f(DType::Float32, t.shape());
+      fake_quantize(t.data<float>(), f.data<float>(), e);
+      std::string fn = g.unique_name(base + "/fakequant");
+      g.initializers[fn] = f;
+      weight_value[w.node] = fn;
+      continue;
+    }
+    std::vector<int32_t> q((size_t)t.numel());
+    quantize(t.data<float>(), q.data(), e);
+    bool vec = e.spec.granularity == Granularity::PerChannel;
+    std::string qn = g.unique_name(base + "/quantized");
+    g.initializers[qn] = Tensor::from_vector<int32_t>(t.shape(), q).cast(container(grid));
+    std::string sn = g.unique_name(base + "/scale");
+    g.initializers[sn] = scales(e, vec);
+    std::string zn = g.unique_name(base + "/zero_point");
+    g.initializers[zn] = zero_points(e, container(grid), vec);
+    Node dq;
+    dq.op_type = "DequantizeLinear";
+    dq.name = g.unique_name(base + "/DequantizeLinear");
+    dq.inputs = {qn, sn, zn};
+    dq.outputs = {g.unique_name(base + "/dequantized")};
+    if (vec) dq.attrs = {attr_int("axis", e.spec.axis)};
+    weight_value[w.node] = dq.outputs[0];
+    g.nodes.insert(g.nodes.begin(), dq);
+  }
+  for (auto& n : g.nodes)
+    if (auto it = weight_value.find(n.name); it != weight_value.end() && n.inputs.size() > 1) n.inputs[1] = it->second;
+  // Activations: the producer writes "<t>/float"; the quantizer chain writes t, so names (outputs too) stay.
+  for (auto& a : plan.acts) {
+    std::string pre = g.unique_name(a.tensor + "/float");
+    int prod = g.producer(a.tensor);
+    size_t at;
+    if (prod >= 0) {
+      for (auto& o : g.nodes[(size_t)prod].outputs)
+        if (o == a.tensor) o = pre;
+      at = (size_t)prod + 1;
+    } else {  // a graph input keeps its name: its readers move to the quantized value
+      pre = a.tensor;
+      std::string q = g.unique_name(a.tensor + "/quantized");
+      replace_uses(g, a.tensor, q);
+      std::vector<Node> chain;
+      size_t before = g.nodes.size();
+      emit_activation(g, chain, pre, q, a);
+      g.nodes.resize(before);
+      g.nodes.insert(g.nodes.begin(), chain.begin(), chain.end());
+      continue;
+    }
+    std::vector<Node> chain;
+    size_t before = g.nodes.size();
+    emit_activation(g, chain, pre, a.tensor, a);
+    g.nodes.resize(before);
+    g.nodes.insert(g.nodes.begin() + (std::ptrdiff_t)at, chain.begin(), chain.end());
+  }
+  topological_sort(g);
+  remove_dead_nodes(g);
+  m.producer_name = "lowbit";
+  return m;
+}
+
+}  // namespace lowbit::quant

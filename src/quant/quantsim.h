@@ -1,0 +1,59 @@
+// Quantization simulation as a graph transform (placement rules, calibration, QDQ graph construction).
+//
+// Placement (after BatchNormalization folding):
+//  - weights of Conv / ConvTranspose / Gemm / MatMul (constant float input 1) get a weight quantizer, per-channel
+//    along the output-channel axis (Conv 0, ConvTranspose 1, Gemm 0 if transB else 1, MatMul last);
+//  - every float output of a node gets an activation quantizer, except outputs whose only reader is Relu/Clip
+//    (the activation is fused: the quantizer follows the activation) and outputs of pass-through ops
+//    (Reshape, Flatten, Transpose, Squeeze, Unsqueeze, MaxPool, Identity, Slice, ...), which keep their input's grid;
+//  - float model inputs are quantized unless the config says otherwise; nodes an override skips stay in float.
+// The result is an ONNX QDQ graph: Q(uint8/int8) -> DQ for grids of up to 8 bits (plus a Clip after DQ when the
+// grid is narrower than the container, which makes the simulation exact), and Div/Round/Add/Clip/Sub/Mul in
+// float for 9..16 bits. Weights are stored as integers with a (per-axis) DequantizeLinear, except per-group and
+// >8-bit weights, which are stored already fake-quantized in float.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "quant/config.h"
+
+namespace lowbit::quant {
+
+struct ActQuantizer {
+  std::string tensor;
+  TensorQuant q;
+  bool dynamic = false;  // quantized per batch at run time (DynamicQuantizeLinear)
+  Encoding enc;          // filled by calibrate()
+};
+
+struct WeightQuantizer {
+  std::string node, tensor;
+  TensorQuant q;
+  Encoding enc;  // filled by compute_weight_encodings()
+};
+
+struct QuantSimPlan {
+  std::vector<ActQuantizer> acts;
+  std::vector<WeightQuantizer> weights;
+};
+
+// Decides where quantizers go. The model must have had its BatchNormalizations folded (fold_batch_norms).
+// Throws Error when an override names a node, op type or tensor the model does not have.
+QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg);
+
+// Streams calibration batches (next() returns false at the end) through the float model and sets every static
+// activation quantizer's encoding from its range estimator. Memory does not grow with the number of batches.
+// Throws Error naming the tensor and batch where NaN/Inf first appears, or when there is no data.
+using BatchSource = std::function<bool(Tensor& batch)>;
+void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next,
+               const std::function<void(int64_t samples)>& progress = {});
+
+// Weight encodings from the weights themselves (min-max or MSE per slice).
+void compute_weight_encodings(const Model& m, QuantSimPlan& plan);
+
+// Builds the simulated (QDQ) model. Fp16 mode stores weights as float16 initializers with a Cast.
+Model build_quantized_model(const Model& m, const QuantSimPlan& plan, Mode mode);
+
+}  // namespace lowbit::quant
