@@ -11,7 +11,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata dataset-fashion-mnist           # ONNX conformance tests; Fashion-MNIST
-  python3 python3-numpy python3-onnx               # test-data generators and cross-checks (Debian's python3)
+  python3 python3-numpy python3-onnx python3-venv python3-pip  # generators, cross-checks, venv for onnxruntime
 )
 
 missing=()

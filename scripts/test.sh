@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 
+# ONNX Runtime (from PyPI) for the real-peer tests, in a venv on top of Debian's python3 (numpy, onnx).
+if ! build/ort-venv/bin/python -c "import onnxruntime" 2>/dev/null; then
+  /usr/bin/python3 -m venv --system-site-packages build/ort-venv
+  build/ort-venv/bin/pip install -q --disable-pip-version-check onnxruntime==1.31.1
+fi
+export LOWBIT_ORT_PYTHON=$PWD/build/ort-venv/bin/python
+
 echo "== release build: tests"
 (cd build && ctest --output-on-failure -j"$jobs")
 
@@ -15,4 +22,4 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWBIT_SANITIZE=ON 
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-(cd build-asan && ctest --output-on-failure -j"$jobs" -LE slow)
+(cd build-asan && ctest --output-on-failure -j"$jobs" -LE "slow|ort")

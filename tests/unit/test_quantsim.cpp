@@ -1,0 +1,247 @@
+// Quant-sim transform: one test per placement rule, graph construction, exactness, calibration errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "ir/passes.h"
+#include "quant/fold_bn.h"
+#include "ir/onnx_io.h"
+#include "quant/quantsim.h"
+#include "runtime/executor.h"
+#include "test_util.h"
+
+using namespace lowbit;
+using namespace lowbit::quant;
+using namespace lowbit::testing;
+
+namespace {
+
+std::set<std::string> act_tensors(const QuantSimPlan& p) {
+  std::set<std::string> s;
+  for (auto& a : p.acts) s.insert(a.tensor);
+  return s;
+}
+const WeightQuantizer* weight_of(const QuantSimPlan& p, const std::string& node) {
+  for (auto& w : p.weights)
+    if (w.node == node) return &w;
+  return nullptr;
+}
+// Runs ONNX shape inference (through a save/load round trip) so value dtypes are known, as after load_onnx.
+Model typed(const Model& m) { return parse_onnx(serialize_onnx(m), "test", "."); }
+
+// x -> Conv -> Relu -> MaxPool -> Reshape -> Gemm(transB) -> y, plus a branch Conv -> Add(residual).
+Model chain_model() {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {-1, 2, 4, 4});
+  b.initializer("w1", random_tensor({2, 2, 3, 3}, 1));
+  b.initializer("w2", random_tensor({2, 2, 1, 1}, 2));
+  b.initializer("fw", random_tensor({3, 8}, 3));
+  b.initializer("shape", Tensor::from_vector<int64_t>({2}, {-1, 8}));
+  auto c1 = b.node("Conv", {"x", "w1"}, {attr_ints("pads", {1, 1, 1, 1})}, 1, "conv1");
+  auto r1 = b.node("Relu", {c1}, {}, 1, "relu1");
+  auto c2 = b.node("Conv", {r1, "w2"}, {}, 1, "conv2");
+  auto add = b.node("Add", {c2, r1}, {}, 1, "add");
+  auto mp = b.node("MaxPool", {add}, {attr_ints("kernel_shape", {2, 2}), attr_ints("strides", {2, 2})}, 1, "pool");
+  auto rs = b.node("Reshape", {mp, "shape"}, {}, 1, "reshape");
+  auto y = b.node("Gemm", {rs, "fw"}, {attr_int("transB", 1)}, 1, "fc");
+  b.output(y);
+  return typed(b.build());
+}
+
+}  // namespace
+
+TEST(Placement, ConvReluIsFusedAndQuantizedAfterTheActivation) {
+  auto p = plan_quantizers(chain_model(), default_config());
+  auto acts = act_tensors(p);
+  EXPECT_FALSE(acts.count("conv1_out0"));
+  EXPECT_TRUE(acts.count("relu1_out0"));
+}
+
+TEST(Placement, ConvWithoutActivationAndAddOutputsAreQuantized) {
+  auto acts = act_tensors(plan_quantizers(chain_model(), default_config()));
+  EXPECT_TRUE(acts.count("conv2_out0"));
+  EXPECT_TRUE(acts.count("add_out0"));
+}
+
+TEST(Placement, PassThroughOpsKeepTheirInputGrid) {
+  auto acts = act_tensors(plan_quantizers(chain_model(), default_config()));
+  EXPECT_FALSE(acts.count("pool_out0"));
+  EXPECT_FALSE(acts.count("reshape_out0"));
+}
+
+TEST(Placement, ModelInputAndOutputAreQuantizedUnlessConfigured) {
+  QuantConfig c = default_config();
+  auto acts = act_tensors(plan_quantizers(chain_model(), c));
+  EXPECT_TRUE(acts.count("x"));
+  EXPECT_TRUE(acts.count("fc_out0"));
+  c.quantize_model_input = false;
+  EXPECT_FALSE(act_tensors(plan_quantizers(chain_model(), c)).count("x"));
+}
+
+TEST(Placement, WeightAxesFollowTheOp) {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {2, 4});
+  b.initializer("wt", random_tensor({3, 4}, 1));  // Gemm transB=1: [N, K] -> axis 0
+  b.initializer("wn", random_tensor({4, 3}, 2));  // Gemm transB=0: [K, N] -> axis 1
+  b.initializer("wm", random_tensor({3, 5}, 3));  // MatMul: [K, N] -> axis 1 (last)
+  auto g1 = b.node("Gemm", {"x", "wt"}, {attr_int("transB", 1)}, 1, "gemm_t");
+  auto g2 = b.node("Gemm", {"x", "wn"}, {}, 1, "gemm_n");
+  auto s = b.node("Add", {g1, g2}, {}, 1, "sum");
+  auto mm = b.node("MatMul", {s, "wm"}, {}, 1, "mm");
+  auto mm2 = b.node("MatMul", {mm, b.node("Transpose", {mm}, {}, 1, "tr")}, {}, 1, "mm_act");  // two activations
+  b.output(mm2);
+  auto p = plan_quantizers(typed(b.build()), default_config());
+  ASSERT_TRUE(weight_of(p, "gemm_t") && weight_of(p, "gemm_n") && weight_of(p, "mm"));
+  EXPECT_EQ(weight_of(p, "gemm_t")->q.spec.axis, 0);
+  EXPECT_EQ(weight_of(p, "gemm_n")->q.spec.axis, 1);
+  EXPECT_EQ(weight_of(p, "mm")->q.spec.axis, 1);
+  EXPECT_EQ(weight_of(p, "mm_act"), nullptr);
+  EXPECT_TRUE(act_tensors(p).count("mm_act_out0"));
+  EXPECT_FALSE(act_tensors(p).count("tr_out0"));
+}
+
+TEST(Placement, ConcatIsRequantizedAndIntegerValuesAreNot) {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {1, 2, 3});
+  auto a = b.node("Sigmoid", {"x"}, {}, 1, "sig");
+  auto c = b.node("Concat", {a, "x"}, {attr_int("axis", 1)}, 1, "cat");
+  auto sh = b.node("Shape", {c}, {}, 1, "shape");
+  b.output(c);
+  b.output(sh, DType::Int64);
+  auto acts = act_tensors(plan_quantizers(typed(b.build()), default_config()));
+  EXPECT_TRUE(acts.count("cat_out0"));
+  EXPECT_TRUE(acts.count("sig_out0"));
+  EXPECT_FALSE(acts.count("shape_out0"));
+}
+
+TEST(Placement, OverridesSkipNodesAndChangeBits) {
+  QuantConfig c = default_config();
+  c.overrides.push_back({"conv2", "", "", true, {}, {}});
+  c.overrides.push_back({"", "Gemm", "", false, 16, {}});
+  c.overrides.push_back({"", "", "relu1_out0", false, {}, 16});
+  auto p = plan_quantizers(chain_model(), c);
+  EXPECT_EQ(weight_of(p, "conv2"), nullptr);
+  EXPECT_FALSE(act_tensors(p).count("conv2_out0"));
+  EXPECT_EQ(weight_of(p, "fc")->q.spec.grid.bits, 16);
+  for (auto& a : p.acts) {
+    if (a.tensor == "relu1_out0") {
+      EXPECT_EQ(a.q.spec.grid.bits, 16);
+    }
+  }
+  QuantConfig bad = default_config();
+  bad.overrides.push_back({"", "", "no_such_tensor", false, {}, 8});
+  EXPECT_NE(error_of([&] { plan_quantizers(chain_model(), bad); }).find("tensor 'no_such_tensor'"), std::string::npos);
+  bad.overrides = {{"", "LSTM", "", true, {}, {}}};
+  EXPECT_NE(error_of([&] { plan_quantizers(chain_model(), bad); }).find("op type 'LSTM'"), std::string::npos);
+}
+
+TEST(Placement, WeightOnlyAndDynamicModes) {
+  QuantConfig c = default_config();
+  c.mode = Mode::WeightOnly;
+  auto p = plan_quantizers(chain_model(), c);
+  EXPECT_TRUE(p.acts.empty());
+  EXPECT_EQ(p.weights.size(), 3u);
+  c.mode = Mode::Dynamic;
+  p = plan_quantizers(chain_model(), c);
+  EXPECT_EQ(act_tensors(p), (std::set<std::string>{"x", "relu1_out0", "reshape_out0"}));  // inputs of weight layers
+  for (auto& a : p.acts) EXPECT_TRUE(a.dynamic);
+}
+
+namespace {
+Model calibrated(const Model& m, QuantSimPlan& p, Mode mode = Mode::Static) {
+  int left = 2;
+  calibrate(m, p, [&](Tensor& x) {
+    if (left-- == 0) return false;
+    x = random_tensor({4, 2, 4, 4}, 100 + left);
+    return true;
+  });
+  compute_weight_encodings(m, p);
+  return build_quantized_model(m, p, mode);
+}
+int count_ops(const Model& m, const std::string& op) {
+  return (int)std::count_if(m.graph.nodes.begin(), m.graph.nodes.end(), [&](auto& n) { return n.op_type == op; });
+}
+}  // namespace
+
+TEST(Build, QdqGraphRunsKeepsNamesAndMatchesTheQuantizerMath) {
+  Model m = chain_model();
+  auto p = plan_quantizers(m, default_config());
+  Model q = calibrated(m, p);
+  EXPECT_EQ(q.graph.outputs[0].name, "fc_out0");
+  EXPECT_EQ(count_ops(q, "QuantizeLinear"), (int)p.acts.size());
+  EXPECT_EQ(count_ops(q, "DequantizeLinear"), (int)(p.acts.size() + p.weights.size()));
+  Tensor x = random_tensor({3, 2, 4, 4}, 7);
+  // Fetch the model input's quantized value: it must equal the math module's fake quant of x.
+  auto r = Executor(q).run({{"x", x}}, {"x/quantized", "fc_out0"});
+  const Encoding* ex = nullptr;
+  for (auto& a : p.acts)
+    if (a.tensor == "x") ex = &a.enc;
+  ASSERT_NE(ex, nullptr);
+  Encoding per_x = *ex;
+  per_x.shape = x.shape();
+  Tensor want(DType::Float32, x.shape());
+  fake_quantize(x.data<float>(), want.data<float>(), per_x);
+  EXPECT_TRUE(r.at("x/quantized").bit_equal(want));
+  // Quantized output is close to the float output.
+  Tensor f = Executor(m).run({{"x", x}}).at("fc_out0");
+  auto a = f.to_f64(), b2 = r.at("fc_out0").to_f64();
+  double err = 0, sig = 0;
+  for (size_t i = 0; i < a.size(); ++i) err += (a[i] - b2[i]) * (a[i] - b2[i]), sig += a[i] * a[i];
+  EXPECT_GT(10 * std::log10(sig / err), 20.0);
+}
+
+TEST(Build, NarrowAndWideGridsUseClipAndFloatChains) {
+  Model m = chain_model();
+  QuantConfig c = default_config();
+  c.activations.spec.grid.bits = 4;
+  c.weights.spec.grid.bits = 4;
+  auto p = plan_quantizers(m, c);
+  Model q = calibrated(m, p);
+  EXPECT_EQ(count_ops(q, "Clip"), (int)p.acts.size());  // each 4-bit activation: Q, DQ, Clip
+  c.activations.spec.grid.bits = 16;
+  c.weights.spec.grid.bits = 16;
+  p = plan_quantizers(m, c);
+  q = calibrated(m, p);
+  EXPECT_EQ(count_ops(q, "Round"), (int)p.acts.size());
+  EXPECT_EQ(count_ops(q, "QuantizeLinear"), 0);
+  Tensor x = random_tensor({1, 2, 4, 4}, 9);
+  auto a = Executor(m).run({{"x", x}}).at("fc_out0").to_f64(), b = Executor(q).run({{"x", x}}).at("fc_out0").to_f64();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-2 * (1 + std::abs(a[i])));  // 16 bits: close to float
+}
+
+TEST(Build, Fp16AndDynamicModes) {
+  Model m = chain_model();
+  QuantConfig c = default_config();
+  c.mode = Mode::Fp16;
+  auto p = plan_quantizers(m, c);
+  Model q = build_quantized_model(m, p, Mode::Fp16);
+  int halfs = 0;
+  for (auto& [k, t] : q.graph.initializers) halfs += t.dtype() == DType::Float16;
+  EXPECT_EQ(halfs, 3);
+  Tensor x = random_tensor({1, 2, 4, 4}, 9);
+  EXPECT_NO_THROW(Executor(q).run({{"x", x}}));
+  c.mode = Mode::Dynamic;
+  p = plan_quantizers(m, c);
+  compute_weight_encodings(m, p);
+  q = build_quantized_model(m, p, Mode::Dynamic);
+  EXPECT_EQ(count_ops(q, "DynamicQuantizeLinear"), 3);
+  EXPECT_NO_THROW(Executor(q).run({{"x", x}}));
+}
+
+TEST(Calibrate, NanAndEmptyDataAreClearErrors) {
+  Model m = chain_model();
+  auto p = plan_quantizers(m, default_config());
+  int left = 2;
+  std::string err = error_of([&] {
+    calibrate(m, p, [&](Tensor& x) {
+      if (left-- == 0) return false;
+      x = random_tensor({1, 2, 4, 4}, 3);
+      if (left == 0) x.data<float>()[5] = NAN;  // second batch
+      return true;
+    });
+  });
+  EXPECT_NE(err.find("tensor 'x' holds NaN in batch 1"), std::string::npos) << err;
+  err = error_of([&] { calibrate(m, p, [](Tensor&) { return false; }); });
+  EXPECT_NE(err.find("dataset is empty"), std::string::npos) << err;
+}
