@@ -48,6 +48,14 @@ if "$bin" export "$model" -o "$tmp/re.onnx" --fold-constants --external-data 102
    "$bin" eval "$tmp/re.onnx" --data "fashion-mnist:test[0:100]" --reference "$model" 2>/dev/null | grep -q "SQNR inf dB"
 then ok; else bad "export with external data and folding, outputs bit-identical"; fi
 
+if "$bin" quantize "$model" --data "fashion-mnist:train" --num-samples 200 -o "$tmp/q.onnx" >"$tmp/q.log" 2>/dev/null &&
+   grep -q "activation quantizers:   6" "$tmp/q.log" && "$bin" eval "$tmp/q.onnx" --data "fashion-mnist:test[0:500]" >/dev/null 2>&1
+then ok; else bad "quantize + eval"; fi
+echo '{"overrides": [{"tensor": "no_such_tensor", "activation_bits": 16}]}' >"$tmp/bad_tensor.json"
+echo '{"weights": {"bits": 20}}' >"$tmp/bad_bits.json"
+echo '{"weights": {"bits": 8, "granularity": "per_row"}}' >"$tmp/bad_gran.json"
+/usr/bin/python3 -c "import numpy as np; x = np.load('$root/models/fashion_sample.npy'); x[3, 0, 5, 5] = np.nan; np.save('$tmp/nan.npy', x)"
+
 # --- bad input ---
 expect_error "eval: data does not fit the model" "input 'image' expects \[\?,1,28,28\] but .* gives samples of shape \[1,27,28\]" \
   eval "$model" --data "npy:$data/wrong_shape.npy"
@@ -73,6 +81,18 @@ expect_error "unknown input name" "no input named 'nope'" run "$model" --input "
 expect_error "missing npy" "cannot open" run "$model" --input "$tmp/none.npy"
 expect_error "output folder missing" "does not exist" run "$model" --input "$root/models/fashion_sample.npy" -o "$tmp/no/dir/out.npz"
 expect_error "export: unsupported op" "unsupported ops: Frobnicate" export "$data/unknown_ops.onnx" -o "$tmp/never.onnx" --fold-constants
+expect_error "quantize: config names a missing tensor" "names tensor 'no_such_tensor', which the model does not have" \
+  quantize "$model" --data "fashion-mnist:train[0:100]" --config "$tmp/bad_tensor.json" -o "$tmp/never.onnx"
+expect_error "quantize: bits out of range" "bad_bits.json: weights: bit width 20 is outside 2..16" \
+  quantize "$model" --data "fashion-mnist:train[0:100]" --config "$tmp/bad_bits.json" -o "$tmp/never.onnx"
+expect_error "quantize: bad granularity" "'per_row' is not per_tensor" \
+  quantize "$model" --data "fashion-mnist:train[0:100]" --config "$tmp/bad_gran.json" -o "$tmp/never.onnx"
+expect_error "quantize: --weights w1" "bit width must be 2..16" quantize "$model" --data "fashion-mnist:train[0:100]" --weights w1 -o "$tmp/never.onnx"
+expect_error "quantize: NaN in calibration data" "tensor 'image' holds NaN in batch 0" \
+  quantize "$model" --data "npy:$tmp/nan.npy" -o "$tmp/never.onnx"
+expect_error "quantize: empty dataset" "selects no samples" quantize "$model" --data "fashion-mnist:train[5:5]" -o "$tmp/never.onnx"
+expect_error "quantize: no data" "needs calibration data" quantize "$model" -o "$tmp/never.onnx"
+expect_error "quantize: overwrite input" "refusing to overwrite the input model" quantize "$model" --data "fashion-mnist:train[0:10]" -o "$model"
 if [ -e "$tmp/never.npz" ] || [ -e "$tmp/never.onnx" ]; then bad "an output file was written after an error"; else ok; fi
 
 echo "cli: $pass passed, $fail failed"
