@@ -80,6 +80,13 @@ def main():
     os.makedirs(os.path.join(ROOT, "docs", "results"), exist_ok=True)
     open(os.path.join(ROOT, "docs", "results", "quantization.md"), "w").write(text)
     json.dump(rows, open(os.path.join(ROOT, "docs", "results", "quantization.json"), "w"), indent=2)
+    readme_path = os.path.join(ROOT, "README.md")
+    readme = open(readme_path).read()
+    begin, end = "<!-- QUANT:BEGIN -->\n", "<!-- QUANT:END -->"
+    if begin in readme and end in readme:
+        body = text.split("\n", 2)[2]  # the table and its note, without the title
+        a, b = readme.index(begin) + len(begin), readme.index(end)
+        open(readme_path, "w").write(readme[:a] + body + readme[b:])
     print(text)
 
 
