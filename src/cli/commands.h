@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "data/source.h"
+#include "data/loader.h"
 
 namespace lowbit::cli {
 
@@ -27,21 +27,29 @@ struct ExportArgs {
 };
 int cmd_export(const ExportArgs& a);
 
-struct EvalArgs {
-  std::string model, data, reference;
+// Where data comes from and how it is read (shared by eval and quantize).
+struct DataArgs {
+  std::string spec;
   int64_t batch_size = 100, num_samples = -1;
   uint64_t seed = 0;
-  bool json = false;
+  std::string crop;  // "HxW" or "N", parsed by loader_options()
   data::Preprocess pre;
+};
+// Loader options from the arguments; throws Error for a malformed --crop.
+data::LoaderOptions loader_options(const DataArgs& d);
+
+struct EvalArgs {
+  std::string model, reference;
+  DataArgs data;
+  bool json = false;
 };
 int cmd_eval(const EvalArgs& a);
 
 struct QuantizeArgs {
-  std::string model, output, data, config, weights, acts, range, weight_range, mode;
-  int64_t batch_size = 100, num_samples = 1000, group = 0;
-  uint64_t seed = 0;
+  std::string model, output, config, weights, acts, range, weight_range, mode;
+  DataArgs data;  // num_samples defaults to 1000 calibration samples
+  int64_t group = 0;
   bool per_tensor = false, per_channel = false;
-  data::Preprocess pre;
 };
 int cmd_quantize(const QuantizeArgs& a);
 

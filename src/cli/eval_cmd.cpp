@@ -44,23 +44,37 @@ std::string data_input(const Executor& ex, const Shape& sample, const std::strin
 
 }  // namespace
 
-int cmd_eval(const EvalArgs& a) {
+data::LoaderOptions loader_options(const DataArgs& d) {
   data::LoaderOptions lo;
-  lo.batch_size = a.batch_size;
-  lo.num_samples = a.num_samples;
-  lo.seed = a.seed;
-  lo.pre = a.pre;
-  data::DataLoader loader(a.data, lo);
+  lo.batch_size = d.batch_size;
+  lo.num_samples = d.num_samples;
+  lo.seed = d.seed;
+  lo.pre = d.pre;
+  if (!d.crop.empty()) {
+    auto x = d.crop.find('x');
+    try {
+      lo.pre.crop_h = std::stoi(d.crop.substr(0, x));
+      lo.pre.crop_w = x == std::string::npos ? lo.pre.crop_h : std::stoi(d.crop.substr(x + 1));
+    } catch (const std::exception&) {
+      fail("--crop '", d.crop, "': expected HxW or N");
+    }
+    check(lo.pre.crop_h > 0 && lo.pre.crop_w > 0, "--crop '", d.crop, "': sizes must be positive");
+  }
+  return lo;
+}
+
+int cmd_eval(const EvalArgs& a) {
+  data::DataLoader loader(a.data.spec, loader_options(a.data));
   Model m = load_onnx(a.model);
   Executor ex(m);
-  std::string input = data_input(ex, loader.sample_shape(), a.model, a.data);
+  std::string input = data_input(ex, loader.sample_shape(), a.model, a.data.spec);
   std::unique_ptr<Executor> ref;
   std::string ref_input;
   if (!a.reference.empty()) {
     ref = std::make_unique<Executor>(load_onnx(a.reference));
-    ref_input = data_input(*ref, loader.sample_shape(), a.reference, a.data);
+    ref_input = data_input(*ref, loader.sample_shape(), a.reference, a.data.spec);
   }
-  check(loader.has_labels() || ref, "'", a.data, "' has no labels: pass --reference MODEL for a fidelity comparison");
+  check(loader.has_labels() || ref, "'", a.data.spec, "' has no labels: pass --reference MODEL for a fidelity comparison");
   const std::string out_name = m.graph.outputs.at(0).name;
   eval::TopK topk, ref_topk;
   eval::Fidelity fid;
@@ -84,7 +98,7 @@ int cmd_eval(const EvalArgs& a) {
   double secs = progress.seconds();
   nlohmann::json j;
   j["model"] = a.model;
-  j["data"] = a.data;
+  j["data"] = a.data.spec;
   j["samples"] = done;
   j["seconds"] = secs;
   j["images_per_second"] = done / std::max(secs, 1e-9);
@@ -105,7 +119,7 @@ int cmd_eval(const EvalArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("model:      %s\ndata:       %s (%lld samples)\n", a.model.c_str(), a.data.c_str(), (long long)done);
+  std::printf("model:      %s\ndata:       %s (%lld samples)\n", a.model.c_str(), a.data.spec.c_str(), (long long)done);
   if (loader.has_labels()) {
     std::printf("top-1:      %.2f%%\n", topk.top1());
     if (topk.has_top5()) std::printf("top-5:      %.2f%%\n", topk.top5());

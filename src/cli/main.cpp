@@ -5,6 +5,26 @@
 #include "cli/commands.h"
 #include "core/error.h"
 
+namespace {
+// The data options of eval and quantize: spec, batching, subset, image preprocessing.
+void add_data_options(CLI::App* cmd, lowbit::cli::DataArgs& d, const char* spec_help, const char* subset_help) {
+  cmd->add_option("-d,--data", d.spec, spec_help);
+  cmd->add_option("-b,--batch-size", d.batch_size, "Samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("-n,--num-samples", d.num_samples, subset_help)->capture_default_str();
+  cmd->add_option("--seed", d.seed, "Seed for --num-samples")->capture_default_str();
+  cmd->add_option("--channels", d.pre.channels, "Convert images to 1 (grey) or 3 (RGB) channels")->check(CLI::IsMember({1, 3}));
+  cmd->add_option("--resize", d.pre.resize, "Resize images so the shorter side has this many pixels");
+  cmd->add_option("--crop", d.crop, "Center crop HxW (or N for NxN)");
+  cmd->add_option("--scale", d.pre.scale, "Pixel scale before mean/std")->capture_default_str();
+  cmd->add_option("--mean", d.pre.mean, "Per-channel mean subtracted after scaling")->delimiter(',');
+  cmd->add_option("--std", d.pre.std, "Per-channel std divided after subtracting the mean")->delimiter(',');
+  cmd->add_flag("--bgr", d.pre.bgr, "Feed 3-channel images in BGR order");
+}
+const char* kSpecHelp =
+    "Dataset spec: fashion-mnist:test, fashion-mnist:train[0:1000], idx:FILE[,labels=FILE], images:DIR[,labels=FILE], "
+    "npy:FILE[,labels=FILE]";
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"lowbit: neural-network quantization toolkit"};
   app.require_subcommand(1);
@@ -28,10 +48,8 @@ int main(int argc, char** argv) {
   auto* cq = app.add_subcommand("quantize", "Quantize an FP32 model: calibrate and write a QDQ ONNX model");
   cq->add_option("model", qa.model, "FP32 ONNX model")->required();
   cq->add_option("-o,--output", qa.output, "Quantized ONNX model to write")->required();
-  cq->add_option("-d,--data", qa.data, "Calibration data spec (see eval)");
-  cq->add_option("-n,--num-samples", qa.num_samples, "Calibration samples (seeded random subset)")->capture_default_str();
-  cq->add_option("--seed", qa.seed, "Seed for the calibration subset")->capture_default_str();
-  cq->add_option("-b,--batch-size", qa.batch_size, "Calibration batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  qa.data.num_samples = 1000;
+  add_data_options(cq, qa.data, kSpecHelp, "Calibration samples (a seeded random subset)");
   cq->add_option("--config", qa.config, "Quantization config JSON");
   cq->add_option("--weights", qa.weights, "Weight bit width, e.g. w8, w4");
   cq->add_option("--acts", qa.acts, "Activation bit width, e.g. a8, a16");
@@ -43,25 +61,12 @@ int main(int argc, char** argv) {
   cq->add_option("--weight-range", qa.weight_range, "Weight range: minmax or mse");
   cq->add_option("--mode", qa.mode, "static (default), weight-only, dynamic or fp16");
   lowbit::cli::EvalArgs ev;
-  std::string crop;
   auto* ce = app.add_subcommand("eval", "Top-1/top-5 accuracy on a dataset, and fidelity against a reference model");
   ce->add_option("model", ev.model, "ONNX model file")->required();
-  ce->add_option("-d,--data", ev.data,
-                 "Dataset spec: fashion-mnist:test, fashion-mnist:train[0:1000], idx:FILE[,labels=FILE], "
-                 "images:DIR[,labels=FILE], npy:FILE[,labels=FILE]")
-      ->required();
+  add_data_options(ce, ev.data, kSpecHelp, "Evaluate a seeded random subset of this many samples");
+  ce->get_option("--data")->required();
   ce->add_option("--reference", ev.reference, "Compare outputs with this model (mean/max error, SQNR, cosine, agreement)");
-  ce->add_option("-b,--batch-size", ev.batch_size, "Samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
-  ce->add_option("-n,--num-samples", ev.num_samples, "Evaluate a seeded random subset of this many samples");
-  ce->add_option("--seed", ev.seed, "Seed for --num-samples")->capture_default_str();
   ce->add_flag("--json", ev.json, "Print the results as JSON (no progress output)");
-  ce->add_option("--channels", ev.pre.channels, "Convert images to 1 (grey) or 3 (RGB) channels")->check(CLI::IsMember({1, 3}));
-  ce->add_option("--resize", ev.pre.resize, "Resize images so the shorter side has this many pixels");
-  ce->add_option("--crop", crop, "Center crop HxW (or N for NxN)");
-  ce->add_option("--scale", ev.pre.scale, "Pixel scale before mean/std")->capture_default_str();
-  ce->add_option("--mean", ev.pre.mean, "Per-channel mean subtracted after scaling")->delimiter(',');
-  ce->add_option("--std", ev.pre.std, "Per-channel std divided after subtracting the mean")->delimiter(',');
-  ce->add_flag("--bgr", ev.pre.bgr, "Feed 3-channel images in BGR order");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -73,16 +78,6 @@ int main(int argc, char** argv) {
     if (*cx) return lowbit::cli::cmd_export(ex);
     if (*cq) return lowbit::cli::cmd_quantize(qa);
     if (*ce) {
-      if (!crop.empty()) {
-        auto x = crop.find('x');
-        try {
-          ev.pre.crop_h = std::stoi(crop.substr(0, x));
-          ev.pre.crop_w = x == std::string::npos ? ev.pre.crop_h : std::stoi(crop.substr(x + 1));
-        } catch (const std::exception&) {
-          lowbit::fail("--crop '", crop, "': expected HxW or N");
-        }
-        lowbit::check(ev.pre.crop_h > 0 && ev.pre.crop_w > 0, "--crop '", crop, "': sizes must be positive");
-      }
       return lowbit::cli::cmd_eval(ev);
     }
   } catch (const lowbit::Error& e) {

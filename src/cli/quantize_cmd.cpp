@@ -57,13 +57,8 @@ int cmd_quantize(const QuantizeArgs& a) {
   quant::PrepareStats prep = quant::prepare_for_quantization(m);
   quant::QuantSimPlan plan = quant::plan_quantizers(m, cfg);
   if (cfg.mode == quant::Mode::Static) {
-    check(!a.data.empty(), "static quantization needs calibration data: pass --data SPEC");
-    data::LoaderOptions lo;
-    lo.batch_size = a.batch_size;
-    lo.num_samples = a.num_samples;
-    lo.seed = a.seed;
-    lo.pre = a.pre;
-    data::DataLoader loader(a.data, lo);
+    check(!a.data.spec.empty(), "static quantization needs calibration data: pass --data SPEC");
+    data::DataLoader loader(a.data.spec, loader_options(a.data));
     Progress progress("calibrate", loader.size());
     data::Batch b;
     quant::calibrate(
