@@ -5,6 +5,7 @@
 #include "cli/progress.h"
 #include "data/loader.h"
 #include "ir/onnx_io.h"
+#include "quant/encodings_io.h"
 #include "quant/fold_bn.h"
 #include "quant/quantsim.h"
 #include "runtime/executor.h"
@@ -56,7 +57,11 @@ int cmd_quantize(const QuantizeArgs& a) {
   Executor validate(m);  // names every unsupported op before any work
   quant::PrepareStats prep = quant::prepare_for_quantization(m);
   quant::QuantSimPlan plan = quant::plan_quantizers(m, cfg);
-  if (cfg.mode == quant::Mode::Static) {
+  if (!a.load_encodings.empty()) {
+    check(cfg.mode == quant::Mode::Static || cfg.mode == quant::Mode::WeightOnly,
+          "--load-encodings applies to static and weight-only quantization");
+    quant::apply_encodings(plan, m, read_file(a.load_encodings), a.load_encodings);
+  } else if (cfg.mode == quant::Mode::Static) {
     check(!a.data.spec.empty(), "static quantization needs calibration data: pass --data SPEC");
     data::DataLoader loader(a.data.spec, loader_options(a.data));
     Progress progress("calibrate", loader.size());
@@ -70,9 +75,10 @@ int cmd_quantize(const QuantizeArgs& a) {
         },
         [&](int64_t n) { progress.update(n); });
   }
-  if (cfg.mode != quant::Mode::Fp16) quant::compute_weight_encodings(m, plan);
+  if (cfg.mode != quant::Mode::Fp16 && a.load_encodings.empty()) quant::compute_weight_encodings(m, plan);
   Model q = quant::build_quantized_model(m, plan, cfg.mode);
   save_onnx(q, a.output);
+  if (!a.save_encodings.empty()) write_file_atomic(a.save_encodings, quant::encodings_to_json(plan));
   size_t before = fs::file_size(a.model), after = fs::file_size(a.output);
   int dynamic = 0;
   for (auto& x : plan.acts) dynamic += x.dynamic;
@@ -84,6 +90,7 @@ int cmd_quantize(const QuantizeArgs& a) {
   std::printf("  activation quantizers:   %zu (%d-bit, %s)%s\n", plan.acts.size(), cfg.activations.spec.grid.bits,
               quant::range_method_name(cfg.activations.range), dynamic ? ", dynamic" : "");
   std::printf("  model size:              %.1f KiB -> %.1f KiB\n", before / 1024.0, after / 1024.0);
+  if (!a.save_encodings.empty()) std::printf("  encodings:               %s\n", a.save_encodings.c_str());
   std::printf("  time:                    %.1f s\n", clock.seconds());
   return 0;
 }

@@ -51,6 +51,21 @@ then ok; else bad "export with external data and folding, outputs bit-identical"
 if "$bin" quantize "$model" --data "fashion-mnist:train" --num-samples 200 -o "$tmp/q.onnx" >"$tmp/q.log" 2>/dev/null &&
    grep -q "activation quantizers:   6" "$tmp/q.log" && "$bin" eval "$tmp/q.onnx" --data "fashion-mnist:test[0:500]" >/dev/null 2>&1
 then ok; else bad "quantize + eval"; fi
+if "$bin" quantize "$model" --data "fashion-mnist:train[0:300]" -o "$tmp/e1.onnx" --save-encodings "$tmp/enc.json" >/dev/null 2>&1 &&
+   "$bin" quantize "$model" -o "$tmp/e2.onnx" --load-encodings "$tmp/enc.json" >/dev/null 2>&1 && cmp -s "$tmp/e1.onnx" "$tmp/e2.onnx"
+then ok; else bad "encodings round trip gives a byte-identical model"; fi
+/usr/bin/python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+e = json.load(open(f"{d}/enc.json"))
+k = next(iter(e["weights"]))
+e["weights"][k]["scale"] = e["weights"][k]["scale"][:1]
+e["weights"][k]["zero_point"] = e["weights"][k]["zero_point"][:1]
+json.dump(e, open(f"{d}/enc_short.json", "w"))
+e = json.load(open(f"{d}/enc.json"))
+e["activations"]["not_in_model"] = next(iter(e["activations"].values()))
+json.dump(e, open(f"{d}/enc_extra.json", "w"))
+PY
 echo '{"overrides": [{"tensor": "no_such_tensor", "activation_bits": 16}]}' >"$tmp/bad_tensor.json"
 echo '{"weights": {"bits": 20}}' >"$tmp/bad_bits.json"
 echo '{"weights": {"bits": 8, "granularity": "per_row"}}' >"$tmp/bad_gran.json"
@@ -90,6 +105,12 @@ expect_error "quantize: bad granularity" "'per_row' is not per_tensor" \
 expect_error "quantize: --weights w1" "bit width must be 2..16" quantize "$model" --data "fashion-mnist:train[0:100]" --weights w1 -o "$tmp/never.onnx"
 expect_error "quantize: NaN in calibration data" "tensor 'image' holds NaN in batch 0" \
   quantize "$model" --data "npy:$tmp/nan.npy" -o "$tmp/never.onnx"
+expect_error "encodings: wrong slice count" "enc_short.json: weight '.*': 1 scales and 1 zero points, the tensor \[[0-9,]+\] needs [0-9]+" \
+  quantize "$model" -o "$tmp/never.onnx" --load-encodings "$tmp/enc_short.json"
+expect_error "encodings: tensor not in model" "activation 'not_in_model' is not quantized in this model" \
+  quantize "$model" -o "$tmp/never.onnx" --load-encodings "$tmp/enc_extra.json"
+expect_error "encodings: not an encodings file" "not a lowbit encodings file" \
+  quantize "$model" -o "$tmp/never.onnx" --load-encodings "$tmp/bad_bits.json"
 expect_error "quantize: empty dataset" "selects no samples" quantize "$model" --data "fashion-mnist:train[5:5]" -o "$tmp/never.onnx"
 expect_error "quantize: no data" "needs calibration data" quantize "$model" -o "$tmp/never.onnx"
 expect_error "quantize: overwrite input" "refusing to overwrite the input model" quantize "$model" --data "fashion-mnist:train[0:10]" -o "$model"
