@@ -50,7 +50,7 @@ struct QuantizeArgs {
   std::string save_encodings, load_encodings;  // encodings JSON out / in
   DataArgs data;  // num_samples defaults to 1000 calibration samples
   int64_t group = 0;
-  bool per_tensor = false, per_channel = false;
+  bool per_tensor = false, per_channel = false, strict = false;
 };
 int cmd_quantize(const QuantizeArgs& a);
 

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   cq->add_option("--range", qa.range, "Activation range: minmax, ema, percentile, mse, kl");
   cq->add_option("--weight-range", qa.weight_range, "Weight range: minmax or mse");
   cq->add_option("--mode", qa.mode, "static (default), weight-only, dynamic or fp16");
+  cq->add_flag("--strict", qa.strict, "Fail, listing them, if any op would stay in float (integer-only targets)");
   cq->add_option("--save-encodings", qa.save_encodings, "Also write every quantizer's encoding to this JSON file");
   cq->add_option("--load-encodings", qa.load_encodings, "Apply encodings from this JSON file instead of calibrating");
   lowbit::cli::EvalArgs ev;

@@ -57,6 +57,14 @@ int cmd_quantize(const QuantizeArgs& a) {
   Executor validate(m);  // names every unsupported op before any work
   quant::PrepareStats prep = quant::prepare_for_quantization(m);
   quant::QuantSimPlan plan = quant::plan_quantizers(m, cfg);
+  if (a.strict) {
+    auto left = quant::float_ops(m, plan);
+    if (!left.empty()) {
+      std::string list;
+      for (size_t i = 0; i < left.size(); ++i) list += (i ? ", " : "") + left[i];
+      fail("--strict: ", left.size(), " op", left.size() > 1 ? "s" : "", " would stay in float: ", list);
+    }
+  }
   if (!a.load_encodings.empty()) {
     check(cfg.mode == quant::Mode::Static || cfg.mode == quant::Mode::WeightOnly,
           "--load-encodings applies to static and weight-only quantization");
@@ -75,6 +83,7 @@ int cmd_quantize(const QuantizeArgs& a) {
         },
         [&](int64_t n) { progress.update(n); });
   }
+  if (cfg.concat_shared_scale && a.load_encodings.empty()) quant::share_concat_encodings(m, plan);
   if (cfg.mode != quant::Mode::Fp16 && a.load_encodings.empty()) quant::compute_weight_encodings(m, plan);
   Model q = quant::build_quantized_model(m, plan, cfg.mode);
   save_onnx(q, a.output);
@@ -91,7 +100,7 @@ int cmd_quantize(const QuantizeArgs& a) {
               quant::range_method_name(cfg.activations.range), dynamic ? ", dynamic" : "");
   std::printf("  model size:              %.1f KiB -> %.1f KiB\n", before / 1024.0, after / 1024.0);
   if (!a.save_encodings.empty()) std::printf("  encodings:               %s\n", a.save_encodings.c_str());
-  std::printf("  time:                    %.1f s\n", clock.seconds());
+  std::printf("  time:                    %.1f s, peak memory %.0f MiB\n", clock.seconds(), peak_rss_mib());
   return 0;
 }
 

@@ -99,7 +99,11 @@ QuantConfig parse_config(const std::string& text, const std::string& origin) {
     if (k == "weights") parse_quant(v, c.weights, origin + ": weights");
     else if (k == "activations") parse_quant(v, c.activations, origin + ": activations");
     else if (k == "quantize_model_input") c.quantize_model_input = get<bool>(j, "quantize_model_input", origin);
-    else if (k == "mode") {
+    else if (k == "concat") {
+      std::string v2 = get<std::string>(j, "concat", origin);
+      check(v2 == "requantize" || v2 == "shared_scale", origin, ": concat '", v2, "' is not requantize or shared_scale");
+      c.concat_shared_scale = v2 == "shared_scale";
+    } else if (k == "mode") {
       std::string m = get<std::string>(j, "mode", origin);
       if (m == "static") c.mode = Mode::Static;
       else if (m == "weight_only") c.mode = Mode::WeightOnly;

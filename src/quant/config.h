@@ -6,6 +6,7 @@
 //   "activations": {"bits": 8, "symmetric": false, "signed": false, "granularity": "per_tensor",  "range": "minmax"},
 //   "mode": "static",                 // static | weight_only | dynamic | fp16
 //   "quantize_model_input": true,
+//   "concat": "requantize",          // requantize | shared_scale (all Concat inputs take the output's encoding)
 //   "overrides": [ {"node": "conv1", "weight_bits": 16}, {"op_type": "Softmax", "skip": true},
 //                  {"tensor": "logits", "activation_bits": 16} ]
 // }
@@ -41,6 +42,7 @@ struct QuantConfig {
   TensorQuant weights, activations;
   Mode mode = Mode::Static;
   bool quantize_model_input = true;
+  bool concat_shared_scale = false;
   std::vector<Override> overrides;
 };
 

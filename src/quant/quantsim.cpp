@@ -190,6 +190,55 @@ void compute_weight_encodings(const Model& m, QuantSimPlan& plan) {
   }
 }
 
+void share_concat_encodings(const Model& m, QuantSimPlan& plan) {
+  std::map<std::string, ActQuantizer*> by_tensor;
+  for (auto& a : plan.acts) by_tensor[a.tensor] = &a;
+  for (auto& n : m.graph.nodes) {
+    if (n.op_type != "Concat" || !by_tensor.count(n.outputs[0])) continue;
+    const ActQuantizer& out = *by_tensor[n.outputs[0]];
+    for (auto& in : n.inputs)
+      if (auto it = by_tensor.find(in); it != by_tensor.end() && !it->second->dynamic) {
+        it->second->enc = out.enc;
+        it->second->q = out.q;
+      }
+  }
+}
+
+std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan) {
+  const Graph& g = m.graph;
+  std::set<std::string> covered, weighted;
+  for (auto& a : plan.acts) covered.insert(a.tensor);
+  for (auto& w : plan.weights) weighted.insert(w.node);
+  // Values on a quantized grid: quantizer outputs, and what pass-through ops derive from them.
+  for (auto& n : g.nodes)
+    if (kPassThrough.count(n.op_type) && !n.inputs.empty() && covered.count(n.inputs[0]))
+      for (auto& o : n.outputs) covered.insert(o);
+  std::vector<std::string> r;
+  for (auto& n : g.nodes) {
+    if (kPassThrough.count(n.op_type)) continue;
+    bool is_float = std::any_of(n.inputs.begin(), n.inputs.end(), [&](auto& in) { return is_float_value(g, in); });
+    bool ok = true;
+    for (auto& in : n.inputs) {
+      if (!is_float_value(g, in) || covered.count(in)) continue;
+      // A fused activation reads its layer's unquantized output: fine when the activation's output is quantized.
+      if (kFusedActivations.count(n.op_type) && !n.outputs.empty() && covered.count(n.outputs[0])) continue;
+      ok = false;
+    }
+    bool has_weight = n.inputs.size() > 1 && g.is_initializer(n.inputs[1]) &&
+                      (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm" || n.op_type == "MatMul");
+    if (has_weight && !weighted.count(n.name)) ok = false;
+    for (auto& o : n.outputs) {
+      if (!is_float_value(g, o) || covered.count(o)) continue;
+      auto readers = g.consumers(o);
+      bool fused = readers.size() == 1 && kFusedActivations.count(g.nodes[readers[0]].op_type) &&
+                   covered.count(g.nodes[readers[0]].outputs[0]);
+      if (!fused) ok = false;
+    }
+    if (!ok && (is_float || has_weight)) r.push_back(n.op_type + " '" + n.name + "'");
+  }
+  return r;
+}
+
 namespace {
 
 DType container(const Grid& g) { return g.is_signed ? DType::Int8 : DType::UInt8; }

@@ -53,6 +53,14 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next,
 // Weight encodings from the weights themselves (min-max or MSE per slice).
 void compute_weight_encodings(const Model& m, QuantSimPlan& plan);
 
+// Concat inputs take the Concat output's encoding (targets that force one scale on all Concat inputs, so the
+// Concat needs no requantization). Call after calibrate().
+void share_concat_encodings(const Model& m, QuantSimPlan& plan);
+
+// Nodes that would still compute in float under the plan (for --strict on integer-only targets): nodes an
+// override skips, and nodes with a float input or output that no quantizer covers. Returned as "OpType 'name'".
+std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan);
+
 // Builds the simulated (QDQ) model. Fp16 mode stores weights as float16 initializers with a Cast.
 Model build_quantized_model(const Model& m, const QuantSimPlan& plan, Mode mode);
 

@@ -25,7 +25,7 @@ expect_error() {
   if [ "$rc" -ne 1 ]; then bad "$name: exit code $rc, expected 1"; return; fi
   if [ "$lines" -ne 1 ]; then bad "$name: $lines stderr lines, expected 1: $(cat "$tmp/err")"; return; fi
   if ! grep -q "^lowbit: error: " "$tmp/err"; then bad "$name: no 'lowbit: error:' prefix: $(cat "$tmp/err")"; return; fi
-  if ! grep -qE "$pattern" "$tmp/err"; then bad "$name: message does not match /$pattern/: $(cat "$tmp/err")"; return; fi
+  if ! grep -qE -e "$pattern" "$tmp/err"; then bad "$name: message does not match /$pattern/: $(cat "$tmp/err")"; return; fi
   ok
 }
 
@@ -111,6 +111,8 @@ expect_error "encodings: tensor not in model" "activation 'not_in_model' is not 
   quantize "$model" -o "$tmp/never.onnx" --load-encodings "$tmp/enc_extra.json"
 expect_error "encodings: not an encodings file" "not a lowbit encodings file" \
   quantize "$model" -o "$tmp/never.onnx" --load-encodings "$tmp/bad_bits.json"
+expect_error "quantize --strict with weight-only" "--strict: 8 ops would stay in float: Conv '/features/features.0/Conv'" \
+  quantize "$model" --mode weight-only --strict -o "$tmp/never.onnx"
 expect_error "quantize: empty dataset" "selects no samples" quantize "$model" --data "fashion-mnist:train[5:5]" -o "$tmp/never.onnx"
 expect_error "quantize: no data" "needs calibration data" quantize "$model" -o "$tmp/never.onnx"
 expect_error "quantize: overwrite input" "refusing to overwrite the input model" quantize "$model" --data "fashion-mnist:train[0:10]" -o "$model"

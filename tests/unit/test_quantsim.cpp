@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "ir/passes.h"
@@ -244,4 +245,42 @@ TEST(Calibrate, NanAndEmptyDataAreClearErrors) {
   EXPECT_NE(err.find("tensor 'x' holds NaN in batch 1"), std::string::npos) << err;
   err = error_of([&] { calibrate(m, p, [](Tensor&) { return false; }); });
   EXPECT_NE(err.find("dataset is empty"), std::string::npos) << err;
+}
+
+TEST(Placement, StrictListsOpsLeftInFloat) {
+  Model m = chain_model();
+  EXPECT_TRUE(float_ops(m, plan_quantizers(m, default_config())).empty());
+  QuantConfig c = default_config();
+  c.overrides.push_back({"conv2", "", "", true, {}, {}});
+  auto left = float_ops(m, plan_quantizers(m, c));
+  EXPECT_EQ(left, (std::vector<std::string>{"Conv 'conv2'", "Add 'add'"}));  // add reads conv2's float output
+  c = default_config();
+  c.mode = Mode::WeightOnly;
+  EXPECT_EQ(float_ops(m, plan_quantizers(m, c)).size(), 5u);  // conv1, relu1, conv2, add, fc
+}
+
+TEST(Build, ConcatSharedScaleGivesInputsTheOutputEncoding) {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {2, 3});
+  auto s1 = b.node("Sigmoid", {"x"}, {}, 1, "a");
+  auto s2 = b.node("Tanh", {"x"}, {}, 1, "b");
+  auto c = b.node("Concat", {s1, s2}, {attr_int("axis", 1)}, 1, "cat");
+  b.output(c);
+  Model m = typed(b.build());
+  auto p = plan_quantizers(m, default_config());
+  int left = 1;
+  calibrate(m, p, [&](Tensor& x) {
+    if (left-- == 0) return false;
+    x = random_tensor({2, 3}, 5, -3.f, 3.f);
+    return true;
+  });
+  std::map<std::string, Encoding> before;
+  for (auto& a : p.acts) before[a.tensor] = a.enc;
+  EXPECT_NE(before["a_out0"].scale, before["cat_out0"].scale);  // sigmoid in (0,1), tanh in (-1,1)
+  share_concat_encodings(m, p);
+  for (auto& a : p.acts)
+    if (a.tensor == "a_out0" || a.tensor == "b_out0") {
+      EXPECT_EQ(a.enc.scale, before["cat_out0"].scale);
+      EXPECT_EQ(a.enc.zero_point, before["cat_out0"].zero_point);
+    }
 }
