@@ -2,6 +2,7 @@
 #include "quant/fold_bn.h"
 
 #include <cmath>
+#include <set>
 
 #include "ir/passes.h"
 #include "runtime/executor.h"
@@ -90,6 +91,12 @@ int fold_batch_norms(Model& m) {
 
 PrepareStats prepare_for_quantization(Model& m) {
   PrepareStats st;
+  // Quantizers refer to nodes by name: give unnamed or duplicate-named nodes unique names.
+  std::set<std::string> seen;
+  for (auto& n : m.graph.nodes) {
+    if (n.name.empty() || seen.count(n.name)) n.name = m.graph.unique_name(n.op_type + "_" + (n.outputs.empty() ? "" : n.outputs[0]));
+    seen.insert(n.name);
+  }
   int64_t opset = m.opset("");
   st.constants_folded = fold_constants(
       m.graph, [&](const Node& n, const std::vector<Tensor>& in) { return eval_node(n, opset, in); }, shape_subgraph_ops());

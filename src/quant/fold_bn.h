@@ -22,7 +22,7 @@ int fold_batch_norms(Model& m);
 struct PrepareStats {
   int constants_folded = 0, batch_norms_folded = 0;
 };
-// The float model as quantization sees it: constant sub-graphs folded (Constant/Identity/shape chains, so that
+// The float model as quantization sees it: every node uniquely named, constant sub-graphs folded (Constant/Identity/shape chains, so that
 // parameters are initializers), then batch norms folded into their layers.
 PrepareStats prepare_for_quantization(Model& m);
 

@@ -60,6 +60,10 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
       if (o->skip) return true;
     return false;
   };
+  std::set<std::string> names;
+  for (auto& n : g.nodes)
+    check(!n.name.empty() && names.insert(n.name).second, "plan_quantizers: node names must be unique and non-empty ('",
+          n.name, "'); run prepare_for_quantization first");
   QuantSimPlan plan;
   std::set<std::string> planned;
   auto add_act = [&](const std::string& t, const Node* producer, bool dynamic) {

@@ -3,9 +3,11 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "ir/onnx_io.h"
 #include "quant/fold_bn.h"
+#include "quant/quantsim.h"
 #include "runtime/executor.h"
 #include "test_util.h"
 
@@ -79,4 +81,19 @@ TEST(FoldBatchNorms, ZooModelsKeepTheirAccuracyFunction) {
     auto a = before.to_f64(), b = after.to_f64();
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * (1 + std::abs(a[i]))) << name;
   }
+}
+
+TEST(PrepareForQuantization, NamesEveryNodeUniquely) {
+  Model m = small_cnn();
+  m.graph.nodes[0].name = "";
+  m.graph.nodes[1].name = "same";
+  m.graph.nodes[2].name = "same";
+  EXPECT_THROW(quant::plan_quantizers(m, quant::default_config()), Error);
+  quant::prepare_for_quantization(m);
+  std::set<std::string> names;
+  for (auto& n : m.graph.nodes) {
+    EXPECT_FALSE(n.name.empty());
+    EXPECT_TRUE(names.insert(n.name).second) << n.name;
+  }
+  EXPECT_NO_THROW(quant::plan_quantizers(m, quant::default_config()));
 }
