@@ -99,6 +99,7 @@ QuantConfig parse_config(const std::string& text, const std::string& origin) {
     if (k == "weights") parse_quant(v, c.weights, origin + ": weights");
     else if (k == "activations") parse_quant(v, c.activations, origin + ": activations");
     else if (k == "quantize_model_input") c.quantize_model_input = get<bool>(j, "quantize_model_input", origin);
+    else if (k == "int32_bias") c.int32_bias = get<bool>(j, "int32_bias", origin);
     else if (k == "concat") {
       std::string v2 = get<std::string>(j, "concat", origin);
       check(v2 == "requantize" || v2 == "shared_scale", origin, ": concat '", v2, "' is not requantize or shared_scale");
@@ -125,6 +126,7 @@ QuantConfig parse_config(const std::string& text, const std::string& origin) {
           else if (ok == "skip") ov.skip = get<bool>(o, "skip", w);
           else if (ok == "weight_bits") ov.weight_bits = get<int>(o, "weight_bits", w);
           else if (ok == "activation_bits") ov.activation_bits = get<int>(o, "activation_bits", w);
+          else if (ok == "range") ov.range = parse_range_method(get<std::string>(o, "range", w));
           else fail(w, ": unknown key '", ok, "'");
         }
         check(targets == 1, w, ": give exactly one of node, op_type, tensor");

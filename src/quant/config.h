@@ -8,7 +8,8 @@
 //   "quantize_model_input": true,
 //   "concat": "requantize",          // requantize | shared_scale (all Concat inputs take the output's encoding)
 //   "overrides": [ {"node": "conv1", "weight_bits": 16}, {"op_type": "Softmax", "skip": true},
-//                  {"tensor": "logits", "activation_bits": 16} ]
+//                  {"tensor": "logits", "activation_bits": 16, "range": "mse"} ],
+//   "int32_bias": false              // store Conv/Gemm biases as int32 with scale s_x * s_w (as integer runtimes need)
 // }
 // Quantizer fields: bits (2..16), symmetric, signed, narrow, granularity (per_tensor | per_channel | per_group),
 // group_size, scale ("float" | "power_of_two"), rounding ("half_even" | "half_away"), range (minmax | ema |
@@ -36,6 +37,7 @@ struct Override {
   std::string node, op_type, tensor;  // exactly one is set
   bool skip = false;                  // node: leave it in float (no weight quantizer, no output quantizer)
   std::optional<int> weight_bits, activation_bits;
+  std::optional<RangeMethod> range;  // activation range method for the matched tensor / node outputs
 };
 
 struct QuantConfig {
@@ -43,6 +45,7 @@ struct QuantConfig {
   Mode mode = Mode::Static;
   bool quantize_model_input = true;
   bool concat_shared_scale = false;
+  bool int32_bias = false;
   std::vector<Override> overrides;
 };
 

@@ -70,10 +70,15 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
     if (planned.count(t) || !is_float_value(g, t)) return;
     TensorQuant q = cfg.activations;
     if (producer)
-      for (auto* o : node_override(*producer))
+      for (auto* o : node_override(*producer)) {
         if (o->activation_bits) q.spec.grid.bits = *o->activation_bits;
+        if (o->range) q.range = *o->range;
+      }
     for (auto& o : cfg.overrides)
-      if (o.tensor == t && o.activation_bits) q.spec.grid.bits = *o.activation_bits;
+      if (o.tensor == t) {
+        if (o.activation_bits) q.spec.grid.bits = *o.activation_bits;
+        if (o.range) q.range = *o.range;
+      }
     q.spec.granularity = Granularity::PerTensor;
     planned.insert(t);
     plan.acts.push_back({t, q, dynamic, {}});

@@ -28,6 +28,30 @@ const WeightQuantizer* weight_of(const QuantSimPlan& p, const std::string& node)
     if (w.node == node) return &w;
   return nullptr;
 }
+Override skip_node(const std::string& name) {
+  Override o;
+  o.node = name;
+  o.skip = true;
+  return o;
+}
+Override skip_op(const std::string& op) {
+  Override o;
+  o.op_type = op;
+  o.skip = true;
+  return o;
+}
+Override op_weight_bits(const std::string& op, int bits) {
+  Override o;
+  o.op_type = op;
+  o.weight_bits = bits;
+  return o;
+}
+Override tensor_bits(const std::string& tensor, int bits) {
+  Override o;
+  o.tensor = tensor;
+  o.activation_bits = bits;
+  return o;
+}
 // Runs ONNX shape inference (through a save/load round trip) so value dtypes are known, as after load_onnx.
 Model typed(const Model& m) { return parse_onnx(serialize_onnx(m), "test", "."); }
 
@@ -118,9 +142,9 @@ TEST(Placement, ConcatIsRequantizedAndIntegerValuesAreNot) {
 
 TEST(Placement, OverridesSkipNodesAndChangeBits) {
   QuantConfig c = default_config();
-  c.overrides.push_back({"conv2", "", "", true, {}, {}});
-  c.overrides.push_back({"", "Gemm", "", false, 16, {}});
-  c.overrides.push_back({"", "", "relu1_out0", false, {}, 16});
+  c.overrides.push_back(skip_node("conv2"));
+  c.overrides.push_back(op_weight_bits("Gemm", 16));
+  c.overrides.push_back(tensor_bits("relu1_out0", 16));
   auto p = plan_quantizers(chain_model(), c);
   EXPECT_EQ(weight_of(p, "conv2"), nullptr);
   EXPECT_FALSE(act_tensors(p).count("conv2_out0"));
@@ -131,9 +155,9 @@ TEST(Placement, OverridesSkipNodesAndChangeBits) {
     }
   }
   QuantConfig bad = default_config();
-  bad.overrides.push_back({"", "", "no_such_tensor", false, {}, 8});
+  bad.overrides.push_back(tensor_bits("no_such_tensor", 8));
   EXPECT_NE(error_of([&] { plan_quantizers(chain_model(), bad); }).find("tensor 'no_such_tensor'"), std::string::npos);
-  bad.overrides = {{"", "LSTM", "", true, {}, {}}};
+  bad.overrides = {skip_op("LSTM")};
   EXPECT_NE(error_of([&] { plan_quantizers(chain_model(), bad); }).find("op type 'LSTM'"), std::string::npos);
 }
 
@@ -251,7 +275,7 @@ TEST(Placement, StrictListsOpsLeftInFloat) {
   Model m = chain_model();
   EXPECT_TRUE(float_ops(m, plan_quantizers(m, default_config())).empty());
   QuantConfig c = default_config();
-  c.overrides.push_back({"conv2", "", "", true, {}, {}});
+  c.overrides.push_back(skip_node("conv2"));
   auto left = float_ops(m, plan_quantizers(m, c));
   EXPECT_EQ(left, (std::vector<std::string>{"Conv 'conv2'", "Add 'add'"}));  // add reads conv2's float output
   c = default_config();
