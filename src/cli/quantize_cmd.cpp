@@ -85,7 +85,8 @@ int cmd_quantize(const QuantizeArgs& a) {
   }
   if (cfg.concat_shared_scale && a.load_encodings.empty()) quant::share_concat_encodings(m, plan);
   if (cfg.mode != quant::Mode::Fp16 && a.load_encodings.empty()) quant::compute_weight_encodings(m, plan);
-  Model q = quant::build_quantized_model(m, plan, cfg.mode);
+  int int32_biases = 0;
+  Model q = quant::build_quantized_model(m, plan, cfg.mode, cfg.int32_bias, &int32_biases);
   save_onnx(q, a.output);
   if (!a.save_encodings.empty()) write_file_atomic(a.save_encodings, quant::encodings_to_json(plan));
   size_t before = fs::file_size(a.model), after = fs::file_size(a.output);
@@ -98,6 +99,7 @@ int cmd_quantize(const QuantizeArgs& a) {
               : cfg.weights.spec.granularity == quant::Granularity::PerGroup ? "per-group" : "per-tensor");
   std::printf("  activation quantizers:   %zu (%d-bit, %s)%s\n", plan.acts.size(), cfg.activations.spec.grid.bits,
               quant::range_method_name(cfg.activations.range), dynamic ? ", dynamic" : "");
+  if (cfg.int32_bias) std::printf("  int32 biases:            %d\n", int32_biases);
   std::printf("  model size:              %.1f KiB -> %.1f KiB\n", before / 1024.0, after / 1024.0);
   if (!a.save_encodings.empty()) std::printf("  encodings:               %s\n", a.save_encodings.c_str());
   std::printf("  time:                    %.1f s, peak memory %.0f MiB\n", clock.seconds(), peak_rss_mib());

@@ -321,9 +321,25 @@ void emit_activation(Graph& g, std::vector<Node>& out, const std::string& src, c
 
 }  // namespace
 
-Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mode) {
+namespace {
+// The static activation encoding that feeds `value`: its own quantizer, or the one before pass-through ops.
+const Encoding* input_encoding(const Graph& g, const QuantSimPlan& plan, std::string value) {
+  for (int hops = 0; hops < 64; ++hops) {
+    for (auto& a : plan.acts)
+      if (a.tensor == value) return a.dynamic ? nullptr : &a.enc;
+    int p = g.producer(value);
+    if (p < 0 || !kPassThrough.count(g.nodes[(size_t)p].op_type) || g.nodes[(size_t)p].inputs.empty()) return nullptr;
+    value = g.nodes[(size_t)p].inputs[0];
+  }
+  return nullptr;
+}
+}  // namespace
+
+Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mode, bool int32_bias, int* int32_biases) {
   Model m = src;
   Graph& g = m.graph;
+  int biases = 0;
+  std::map<std::string, std::string> bias_value;  // node name -> value its bias input now reads
   bool per_axis = std::any_of(plan.weights.begin(), plan.weights.end(), [](auto& w) {
     return w.q.spec.granularity == Granularity::PerChannel && w.q.spec.grid.bits <= 8;
   });
@@ -377,9 +393,44 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     if (vec) dq.attrs = {attr_int("axis", e.spec.axis)};
     weight_value[w.node] = dq.outputs[0];
     g.nodes.insert(g.nodes.begin(), dq);
+    // int32 bias: b_q[c] = round(b[c] / (s_x * s_w[c])), zero point 0.
+    const Node* layer = nullptr;
+    for (auto& n : src.graph.nodes)
+      if (n.name == w.node) layer = &n;
+    const Encoding* xe = layer ? input_encoding(src.graph, plan, layer->inputs[0]) : nullptr;
+    if (!int32_bias || !xe || (layer->op_type != "Conv" && layer->op_type != "Gemm") || layer->inputs.size() < 3 ||
+        !src.graph.is_initializer(layer->inputs[2]))
+      continue;
+    const Tensor& b = src.graph.initializers.at(layer->inputs[2]);
+    int64_t channels = layer->op_type == "Conv" ? t.dim(0) : (layer->attr_int("transB", 0) ? t.dim(0) : t.dim(1));
+    if (b.dtype() != DType::Float32 || b.rank() != 1 || b.numel() != channels) continue;
+    std::vector<float> bs((size_t)channels);
+    std::vector<int32_t> bq((size_t)channels);
+    for (int64_t c = 0; c < channels; ++c) {
+      bs[(size_t)c] = xe->scale[0] * e.scale[vec ? (size_t)c : 0];
+      double v = std::nearbyint((double)b.data<float>()[c] / bs[(size_t)c]);
+      bq[(size_t)c] = (int32_t)std::clamp(v, -2147483648.0, 2147483647.0);
+    }
+    std::string bb = g.unique_name(layer->inputs[2] + "/" + w.node);
+    std::string bqn = g.unique_name(bb + "/int32"), bsn = g.unique_name(bb + "/scale"), bzn = g.unique_name(bb + "/zero_point");
+    g.initializers[bqn] = Tensor::from_vector<int32_t>({channels}, bq);
+    g.initializers[bsn] = Tensor::from_vector<float>({channels}, bs);
+    g.initializers[bzn] = Tensor(DType::Int32, {channels});
+    Node bdq;
+    bdq.op_type = "DequantizeLinear";
+    bdq.name = g.unique_name(bb + "/DequantizeLinear");
+    bdq.inputs = {bqn, bsn, bzn};
+    bdq.outputs = {g.unique_name(bb + "/dequantized")};
+    bdq.attrs = {attr_int("axis", 0)};
+    bias_value[w.node] = bdq.outputs[0];
+    g.nodes.insert(g.nodes.begin(), bdq);
+    ++biases;
   }
-  for (auto& n : g.nodes)
+  if (int32_biases) *int32_biases = biases;
+  for (auto& n : g.nodes) {
     if (auto it = weight_value.find(n.name); it != weight_value.end() && n.inputs.size() > 1) n.inputs[1] = it->second;
+    if (auto it = bias_value.find(n.name); it != bias_value.end() && n.inputs.size() > 2) n.inputs[2] = it->second;
+  }
   // Activations: the producer writes "<t>/float"; the quantizer chain writes t, so names (outputs too) stay.
   for (auto& a : plan.acts) {
     std::string pre = g.unique_name(a.tensor + "/float");

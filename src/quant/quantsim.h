@@ -61,7 +61,10 @@ void share_concat_encodings(const Model& m, QuantSimPlan& plan);
 // override skips, and nodes with a float input or output that no quantizer covers. Returned as "OpType 'name'".
 std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan);
 
-// Builds the simulated (QDQ) model. Fp16 mode stores weights as float16 initializers with a Cast.
-Model build_quantized_model(const Model& m, const QuantSimPlan& plan, Mode mode);
+// Builds the simulated (QDQ) model. Fp16 mode stores weights as float16 initializers with a Cast. With int32_bias,
+// the bias of each quantized Conv/Gemm whose input has a static quantizer (directly or through pass-through ops) is
+// stored as int32 with scale s_x * s_w[c] and zero point 0; `int32_biases` (if given) receives how many.
+Model build_quantized_model(const Model& m, const QuantSimPlan& plan, Mode mode, bool int32_bias = false,
+                            int* int32_biases = nullptr);
 
 }  // namespace lowbit::quant

@@ -308,3 +308,35 @@ TEST(Build, ConcatSharedScaleGivesInputsTheOutputEncoding) {
       EXPECT_EQ(a.enc.zero_point, before["cat_out0"].zero_point);
     }
 }
+
+TEST(Build, Int32BiasUsesInputTimesWeightScale) {
+  Model m = typed(small_cnn());  // Conv with bias "b", Gemm with bias "fb"
+  auto p = plan_quantizers(m, default_config());
+  int left = 1;
+  calibrate(m, p, [&](Tensor& x) {
+    if (left-- == 0) return false;
+    x = random_tensor({4, 3, 8, 8}, 21);
+    return true;
+  });
+  compute_weight_encodings(m, p);
+  int n = 0;
+  Model q = build_quantized_model(m, p, Mode::Static, true, &n);
+  EXPECT_EQ(n, 2);
+  // The conv bias: int32 codes times (s_x * s_w[c]) give back the float bias within half a step.
+  const Encoding* xe = nullptr;
+  for (auto& a : p.acts)
+    if (a.tensor == "x") xe = &a.enc;
+  const Encoding& we = p.weights[0].enc;
+  ASSERT_TRUE(xe && p.weights[0].node == "conv");
+  const Tensor* codes = nullptr;
+  for (auto& [k, t] : q.graph.initializers)
+    if (t.dtype() == DType::Int32 && t.numel() == 4 && k.find("int32") != std::string::npos) codes = &t;
+  ASSERT_NE(codes, nullptr);
+  auto b = m.graph.initializers.at("b").to_f64();
+  for (int c = 0; c < 4; ++c) {
+    double step = (double)(xe->scale[0] * we.scale[(size_t)c]);
+    EXPECT_NEAR(codes->data<int32_t>()[c] * step, b[(size_t)c], step / 2 + 1e-12);
+  }
+  Tensor x = random_tensor({2, 3, 8, 8}, 22);
+  EXPECT_NO_THROW(Executor(q).run({{"x", x}}));
+}
