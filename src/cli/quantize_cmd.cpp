@@ -81,7 +81,7 @@ int cmd_quantize(const QuantizeArgs& a) {
           x = b.x;
           return true;
         },
-        [&](int64_t n) { progress.update(n); });
+        [&](int64_t n) { progress.update(n); }, [&] { loader.reset(); });
   }
   if (cfg.concat_shared_scale && a.load_encodings.empty()) quant::share_concat_encodings(m, plan);
   if (cfg.mode != quant::Mode::Fp16 && a.load_encodings.empty()) quant::compute_weight_encodings(m, plan);

@@ -25,14 +25,16 @@ const char* range_method_name(RangeMethod m) {
     case RangeMethod::Percentile: return "percentile";
     case RangeMethod::Mse: return "mse";
     case RangeMethod::Kl: return "kl";
+    case RangeMethod::CrossEntropy: return "cross_entropy";
   }
   return "?";
 }
 
 RangeMethod parse_range_method(const std::string& s) {
-  for (auto m : {RangeMethod::MinMax, RangeMethod::Ema, RangeMethod::Percentile, RangeMethod::Mse, RangeMethod::Kl})
+  for (auto m : {RangeMethod::MinMax, RangeMethod::Ema, RangeMethod::Percentile, RangeMethod::Mse, RangeMethod::Kl,
+                 RangeMethod::CrossEntropy})
     if (s == range_method_name(m)) return m;
-  fail("unknown range method '", s, "' (minmax, ema, percentile, mse, kl)");
+  fail("unknown range method '", s, "' (minmax, ema, percentile, mse, kl, cross_entropy)");
 }
 
 namespace {

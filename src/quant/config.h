@@ -13,7 +13,7 @@
 // }
 // Quantizer fields: bits (2..16), symmetric, signed, narrow, granularity (per_tensor | per_channel | per_group),
 // group_size, scale ("float" | "power_of_two"), rounding ("half_even" | "half_away"), range (minmax | ema |
-// percentile | mse | kl), percentile (e.g. 99.99), ema_momentum.
+// percentile | mse | kl | cross_entropy), percentile (e.g. 99.99), ema_momentum.
 #pragma once
 #include <optional>
 #include <string>
@@ -23,7 +23,8 @@
 
 namespace lowbit::quant {
 
-enum class RangeMethod { MinMax, Ema, Percentile, Mse, Kl };
+// CrossEntropy: for [batch, classes] logits, the range minimising H(softmax(v), softmax(v_hat)) over the data.
+enum class RangeMethod { MinMax, Ema, Percentile, Mse, Kl, CrossEntropy };
 enum class Mode { Static, WeightOnly, Dynamic, Fp16 };
 
 struct TensorQuant {

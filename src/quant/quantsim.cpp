@@ -123,13 +123,13 @@ struct Observer {
   HistogramObserver hist;
   explicit Observer(const TensorQuant& q) : method(q.range), ema(q.ema_momentum), hist(2048) {}
   void observe(const float* x, int64_t n) {
-    if (method == RangeMethod::MinMax) minmax.observe(x, n);
+    if (method == RangeMethod::MinMax || method == RangeMethod::CrossEntropy) minmax.observe(x, n);
     else if (method == RangeMethod::Ema) ema.observe(x, n);
     else hist.observe(x, n);
   }
   std::pair<float, float> range(const TensorQuant& q) const {
     switch (method) {
-      case RangeMethod::MinMax: return minmax.range();
+      case RangeMethod::MinMax: case RangeMethod::CrossEntropy: return minmax.range();
       case RangeMethod::Ema: return ema.range();
       case RangeMethod::Percentile: return hist.percentile_range(q.percentile);
       case RangeMethod::Mse: return hist.mse_range(q.spec);
@@ -141,7 +141,8 @@ struct Observer {
 
 }  // namespace
 
-void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, const std::function<void(int64_t)>& progress) {
+void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, const std::function<void(int64_t)>& progress,
+               const std::function<void()>& rewind) {
   std::map<std::string, size_t> index;
   std::vector<Observer> obs;
   for (size_t i = 0; i < plan.acts.size(); ++i)
@@ -171,9 +172,29 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
     if (progress) progress(samples);
   }
   check(batch_no > 0, "calibration: the dataset is empty");
+  // Second pass for cross-entropy ranges: every candidate range of every such tensor is scored at once.
+  std::map<std::string, CrossEntropySearch> ce;
+  for (auto& a : plan.acts)
+    if (!a.dynamic && a.q.range == RangeMethod::CrossEntropy) {
+      auto [lo, hi] = obs[index.at(a.tensor)].range(a.q);
+      ce.emplace(a.tensor, CrossEntropySearch(lo, hi, a.q.spec));
+    }
+  if (!ce.empty()) {
+    check((bool)rewind, "calibration: cross-entropy ranges need a second pass over the data (no rewind given)");
+    rewind();
+    Executor ex2(m);
+    ex2.add_hook([&](const Node*, const std::string& name, Tensor& v) {
+      auto it = ce.find(name);
+      if (it == ce.end()) return;
+      check(v.rank() == 2, "cross-entropy range: tensor '", name, "' has shape ", shape_str(v.shape()),
+            "; it needs [batch, classes] logits");
+      it->second.add(v.data<float>(), v.dim(0), v.dim(1));
+    });
+    while (next(batch)) ex2.run({{req[0]->name, batch}});
+  }
   for (auto& a : plan.acts) {
     if (a.dynamic) continue;
-    auto r = obs[index.at(a.tensor)].range(a.q);
+    auto r = ce.count(a.tensor) ? ce.at(a.tensor).best() : obs[index.at(a.tensor)].range(a.q);
     a.enc = make_encoding(a.q.spec, {1}, {r});
   }
 }

@@ -45,10 +45,11 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg);
 
 // Streams calibration batches (next() returns false at the end) through the float model and sets every static
 // activation quantizer's encoding from its range estimator. Memory does not grow with the number of batches.
+// Cross-entropy ranges need a second pass: rewind() must restart the batches (it is called only then).
 // Throws Error naming the tensor and batch where NaN/Inf first appears, or when there is no data.
 using BatchSource = std::function<bool(Tensor& batch)>;
 void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next,
-               const std::function<void(int64_t samples)>& progress = {});
+               const std::function<void(int64_t samples)>& progress = {}, const std::function<void()>& rewind = {});
 
 // Weight encodings from the weights themselves (min-max or MSE per slice).
 void compute_weight_encodings(const Model& m, QuantSimPlan& plan);

@@ -174,6 +174,43 @@ std::pair<float, float> HistogramObserver::kl_range(int bits) const {
   return {lo_ >= 0 ? 0.f : -t, t};
 }
 
+CrossEntropySearch::CrossEntropySearch(float lo, float hi, const QuantizerSpec& spec, int steps) : spec_(spec) {
+  for (int k = 1; k <= steps; ++k) {
+    float f = (float)k / (float)steps;
+    candidates_.emplace_back(std::min(0.f, lo * f), std::max(0.f, hi * f));
+  }
+  loss_.assign(candidates_.size(), 0.0);
+}
+
+void CrossEntropySearch::add(const float* v, int64_t rows, int64_t classes) {
+  std::vector<double> p((size_t)classes), qv((size_t)classes);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = v + r * classes;
+    double mx = *std::max_element(row, row + classes), z = 0;
+    for (int64_t c = 0; c < classes; ++c) z += (p[(size_t)c] = std::exp(row[c] - mx));
+    for (auto& x : p) x /= z;
+    for (size_t k = 0; k < candidates_.size(); ++k) {
+      auto [s, zp] = scale_zero_point(candidates_[k].first, candidates_[k].second, spec_);
+      double qmx = -INFINITY;
+      for (int64_t c = 0; c < classes; ++c) {
+        qv[(size_t)c] = dequantize_one(quantize_one(row[c], s, zp, spec_.grid, spec_.rounding), s, zp);
+        qmx = std::max(qmx, qv[(size_t)c]);
+      }
+      double lz = 0;
+      for (int64_t c = 0; c < classes; ++c) lz += std::exp(qv[(size_t)c] - qmx);
+      lz = std::log(lz) + qmx;  // log-sum-exp of the quantized logits
+      double h = 0;
+      for (int64_t c = 0; c < classes; ++c) h -= p[(size_t)c] * (qv[(size_t)c] - lz);
+      loss_[k] += h;
+    }
+  }
+}
+
+std::pair<float, float> CrossEntropySearch::best() const {
+  size_t k = (size_t)(std::min_element(loss_.begin(), loss_.end()) - loss_.begin());
+  return candidates_[k];
+}
+
 std::pair<float, float> mse_range_direct(const std::vector<float>& v, const QuantizerSpec& spec, int steps) {
   if (v.empty()) return {0.f, 0.f};
   auto [dlo, dhi] = std::minmax_element(v.begin(), v.end());

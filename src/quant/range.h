@@ -66,6 +66,20 @@ class HistogramObserver {
   double total_ = 0;
 };
 
+// Cross-entropy range search for classifier logits: candidate ranges are fractions (1/steps .. 1) of a min-max range;
+// add() accumulates, for every candidate at once, H(softmax(v), softmax(fake_quant(v))) over rows of [batch, classes].
+class CrossEntropySearch {
+ public:
+  CrossEntropySearch(float lo, float hi, const QuantizerSpec& spec, int steps = 50);
+  void add(const float* logits, int64_t rows, int64_t classes);
+  std::pair<float, float> best() const;
+
+ private:
+  QuantizerSpec spec_;
+  std::vector<std::pair<float, float>> candidates_;
+  std::vector<double> loss_;
+};
+
 // MSE range computed on the values themselves (weights): the same candidate search as the histogram version.
 std::pair<float, float> mse_range_direct(const std::vector<float>& values, const QuantizerSpec& spec, int steps = 100);
 

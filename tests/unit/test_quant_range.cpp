@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <random>
 
 #include "quant/range.h"
@@ -135,4 +136,44 @@ TEST(Histogram, KlClipsGaussianTailsButNotUniformData) {
   auto [ulo, uhi] = hu.kl_range(8);
   EXPECT_EQ(ulo, 0.f);
   EXPECT_GT(uhi, 0.9f);
+}
+
+namespace {
+double mean_ce(const std::vector<float>& v, int64_t rows, int64_t classes, std::pair<float, float> r, const QuantizerSpec& s) {
+  auto [sc, z] = scale_zero_point(r.first, r.second, s);
+  double total = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = v.data() + i * classes;
+    double mx = *std::max_element(row, row + classes), zp = 0, zq = 0, qmx = -INFINITY;
+    std::vector<double> q((size_t)classes);
+    for (int64_t c = 0; c < classes; ++c) {
+      zp += std::exp(row[c] - mx);
+      q[(size_t)c] = dequantize_one(quantize_one(row[c], sc, z, s.grid, s.rounding), sc, z);
+      qmx = std::max(qmx, q[(size_t)c]);
+    }
+    for (int64_t c = 0; c < classes; ++c) zq += std::exp(q[(size_t)c] - qmx);
+    for (int64_t c = 0; c < classes; ++c) total -= std::exp(row[c] - mx) / zp * (q[(size_t)c] - qmx - std::log(zq));
+  }
+  return total / (double)rows;
+}
+}  // namespace
+
+TEST(CrossEntropy, ClipsAnOutlierAndBeatsMinMaxOnLogits) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.f, 2.f);
+  int64_t rows = 500, classes = 10;
+  std::vector<float> v((size_t)(rows * classes));
+  for (auto& x : v) x = d(rng);
+  v[7] = 60.f;  // one outlier logit stretches the min-max range
+  QuantizerSpec s;
+  s.grid = {3, false, false};
+  s.symmetric = false;
+  MinMaxObserver mm;
+  mm.observe(v.data(), (int64_t)v.size());
+  auto [lo, hi] = mm.range();
+  CrossEntropySearch ce(lo, hi, s);
+  ce.add(v.data(), rows, classes);
+  auto best = ce.best();
+  EXPECT_LT(best.second, hi);
+  EXPECT_LT(mean_ce(v, rows, classes, best, s), mean_ce(v, rows, classes, {lo, hi}, s));
 }
