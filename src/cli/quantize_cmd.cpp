@@ -70,18 +70,22 @@ int cmd_quantize(const QuantizeArgs& a) {
           "--load-encodings applies to static and weight-only quantization");
     quant::apply_encodings(plan, m, read_file(a.load_encodings), a.load_encodings);
   } else if (cfg.mode == quant::Mode::Static) {
-    check(!a.data.spec.empty(), "static quantization needs calibration data: pass --data SPEC");
-    data::DataLoader loader(a.data.spec, loader_options(a.data));
-    Progress progress("calibrate", loader.size());
+    bool data_free = a.data.spec.empty();
+    check(!data_free || cfg.activations.range == quant::RangeMethod::Bn,
+          "static quantization needs calibration data: pass --data SPEC (or --range bn for BN-based ranges)");
+    std::unique_ptr<data::DataLoader> holder;
+    if (!data_free) holder = std::make_unique<data::DataLoader>(a.data.spec, loader_options(a.data));
+    data::DataLoader* lp = holder.get();
+    Progress progress("calibrate", lp ? lp->size() : 0);
     data::Batch b;
     quant::calibrate(
         m, plan,
         [&](Tensor& x) {
-          if (!loader.next(b)) return false;
+          if (!lp || !lp->next(b)) return false;
           x = b.x;
           return true;
         },
-        [&](int64_t n) { progress.update(n); }, [&] { loader.reset(); });
+        [&](int64_t n) { progress.update(n); }, [&] { if (lp) lp->reset(); }, prep.batch_norms);
   }
   if (cfg.concat_shared_scale && a.load_encodings.empty()) quant::share_concat_encodings(m, plan);
   if (cfg.mode != quant::Mode::Fp16 && a.load_encodings.empty()) quant::compute_weight_encodings(m, plan);

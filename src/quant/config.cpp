@@ -26,15 +26,16 @@ const char* range_method_name(RangeMethod m) {
     case RangeMethod::Mse: return "mse";
     case RangeMethod::Kl: return "kl";
     case RangeMethod::CrossEntropy: return "cross_entropy";
+    case RangeMethod::Bn: return "bn";
   }
   return "?";
 }
 
 RangeMethod parse_range_method(const std::string& s) {
   for (auto m : {RangeMethod::MinMax, RangeMethod::Ema, RangeMethod::Percentile, RangeMethod::Mse, RangeMethod::Kl,
-                 RangeMethod::CrossEntropy})
+                 RangeMethod::CrossEntropy, RangeMethod::Bn})
     if (s == range_method_name(m)) return m;
-  fail("unknown range method '", s, "' (minmax, ema, percentile, mse, kl, cross_entropy)");
+  fail("unknown range method '", s, "' (minmax, ema, percentile, mse, kl, cross_entropy, bn)");
 }
 
 namespace {

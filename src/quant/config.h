@@ -13,7 +13,7 @@
 // }
 // Quantizer fields: bits (2..16), symmetric, signed, narrow, granularity (per_tensor | per_channel | per_group),
 // group_size, scale ("float" | "power_of_two"), rounding ("half_even" | "half_away"), range (minmax | ema |
-// percentile | mse | kl | cross_entropy), percentile (e.g. 99.99), ema_momentum.
+// percentile | mse | kl | cross_entropy | bn), percentile (e.g. 99.99), ema_momentum.
 #pragma once
 #include <optional>
 #include <string>
@@ -24,7 +24,9 @@
 namespace lowbit::quant {
 
 // CrossEntropy: for [batch, classes] logits, the range minimising H(softmax(v), softmax(v_hat)) over the data.
-enum class RangeMethod { MinMax, Ema, Percentile, Mse, Kl, CrossEntropy };
+// Bn: data-free, [min(beta - 6|gamma|), max(beta + 6|gamma|)] for values right after a (folded) BatchNormalization,
+// clamped by a following ReLU/Clip; values without a BatchNormalization in front use min-max on the data.
+enum class RangeMethod { MinMax, Ema, Percentile, Mse, Kl, CrossEntropy, Bn };
 enum class Mode { Static, WeightOnly, Dynamic, Fp16 };
 
 struct TensorQuant {

@@ -33,7 +33,7 @@ Tensor constant_f32(const Graph& g, const std::string& name) {
 
 }  // namespace
 
-int fold_batch_norms(Model& m) {
+int fold_batch_norms(Model& m, std::map<std::string, BnParams>* record) {
   Graph& g = m.graph;
   topological_sort(g);
   int folded = 0;
@@ -81,6 +81,9 @@ int fold_batch_norms(Model& m) {
     // The layer takes over the BatchNormalization's output name (so graph outputs keep their names); the
     // BatchNormalization, its only reader, goes.
     layer.outputs[0] = bn.outputs[0];
+    if (record)
+      (*record)[bn.outputs[0]] = {std::vector<float>(beta.span<float>().begin(), beta.span<float>().end()),
+                                  std::vector<float>(gamma.span<float>().begin(), gamma.span<float>().end())};
     dead.push_back(bi);
     ++folded;
   }
@@ -100,7 +103,7 @@ PrepareStats prepare_for_quantization(Model& m) {
   int64_t opset = m.opset("");
   st.constants_folded = fold_constants(
       m.graph, [&](const Node& n, const std::vector<Tensor>& in) { return eval_node(n, opset, in); }, shape_subgraph_ops());
-  st.batch_norms_folded = fold_batch_norms(m);
+  st.batch_norms_folded = fold_batch_norms(m, &st.batch_norms);
   return st;
 }
 

@@ -2,6 +2,8 @@
 //   W_fold[c] = W[c] * gamma[c] / sigma[c],   b_fold[c] = beta[c] + (b[c] - mean[c]) * gamma[c] / sigma[c].
 #pragma once
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "ir/graph.h"
@@ -17,10 +19,16 @@ void fold_bn(float* w, float* b, int64_t outer, int64_t channels, int64_t inner,
 // Graph pass: every BatchNormalization whose input is produced by a Conv (or a Gemm with a constant weight) that
 // has no other reader is folded into that layer's weight and bias, and removed. Weights and biases are copied
 // before folding (shared initializers are never changed for another reader). Returns the number folded.
-int fold_batch_norms(Model& m);
+// The shift and scale of a folded BatchNormalization, kept for BN-based (data-free) range setting.
+struct BnParams {
+  std::vector<float> beta, gamma;
+};
+// `record` (optional) receives, for every folded BN, its output value name -> (beta, gamma).
+int fold_batch_norms(Model& m, std::map<std::string, BnParams>* record = nullptr);
 
 struct PrepareStats {
   int constants_folded = 0, batch_norms_folded = 0;
+  std::map<std::string, BnParams> batch_norms;  // output value -> BN parameters
 };
 // The float model as quantization sees it: every node uniquely named, constant sub-graphs folded (Constant/Identity/shape chains, so that
 // parameters are initializers), then batch norms folded into their layers.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "ir/builder.h"
@@ -123,13 +124,14 @@ struct Observer {
   HistogramObserver hist;
   explicit Observer(const TensorQuant& q) : method(q.range), ema(q.ema_momentum), hist(2048) {}
   void observe(const float* x, int64_t n) {
-    if (method == RangeMethod::MinMax || method == RangeMethod::CrossEntropy) minmax.observe(x, n);
+    if (method == RangeMethod::MinMax || method == RangeMethod::CrossEntropy || method == RangeMethod::Bn)
+      minmax.observe(x, n);
     else if (method == RangeMethod::Ema) ema.observe(x, n);
     else hist.observe(x, n);
   }
   std::pair<float, float> range(const TensorQuant& q) const {
     switch (method) {
-      case RangeMethod::MinMax: case RangeMethod::CrossEntropy: return minmax.range();
+      case RangeMethod::MinMax: case RangeMethod::CrossEntropy: case RangeMethod::Bn: return minmax.range();
       case RangeMethod::Ema: return ema.range();
       case RangeMethod::Percentile: return hist.percentile_range(q.percentile);
       case RangeMethod::Mse: return hist.mse_range(q.spec);
@@ -141,8 +143,40 @@ struct Observer {
 
 }  // namespace
 
+namespace {
+// BN-based range of `t`: directly after a folded BN, or after the ReLU/Clip that follows one (alpha = 6).
+std::optional<std::pair<float, float>> bn_range(const Graph& g, const std::string& t,
+                                                const std::map<std::string, BnParams>& bns) {
+  const double alpha = 6;
+  std::string src = t;
+  double clip_lo = -INFINITY, clip_hi = INFINITY;
+  int p = g.producer(t);
+  if (!bns.count(t) && p >= 0 && kFusedActivations.count(g.nodes[(size_t)p].op_type)) {
+    const Node& act = g.nodes[(size_t)p];
+    src = act.inputs[0];
+    if (act.op_type == "Relu") {
+      clip_lo = 0;
+    } else {  // Clip with constant bounds (opset >= 11 inputs)
+      if (act.inputs.size() > 1 && g.is_initializer(act.inputs[1])) clip_lo = g.initializers.at(act.inputs[1]).to_f64()[0];
+      if (act.inputs.size() > 2 && g.is_initializer(act.inputs[2])) clip_hi = g.initializers.at(act.inputs[2]).to_f64()[0];
+    }
+  }
+  auto it = bns.find(src);
+  if (it == bns.end()) return std::nullopt;
+  double lo = INFINITY, hi = -INFINITY;
+  for (size_t c = 0; c < it->second.beta.size(); ++c) {
+    double b = it->second.beta[c], gm = std::abs((double)it->second.gamma[c]);
+    lo = std::min(lo, b - alpha * gm);
+    hi = std::max(hi, b + alpha * gm);
+  }
+  lo = std::clamp(lo, clip_lo, clip_hi);
+  hi = std::clamp(hi, clip_lo, clip_hi);
+  return std::make_pair((float)lo, (float)std::max(hi, lo));
+}
+}  // namespace
+
 void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, const std::function<void(int64_t)>& progress,
-               const std::function<void()>& rewind) {
+               const std::function<void()>& rewind, const std::map<std::string, BnParams>& batch_norms) {
   std::map<std::string, size_t> index;
   std::vector<Observer> obs;
   for (size_t i = 0; i < plan.acts.size(); ++i)
@@ -151,6 +185,10 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
       obs.emplace_back(plan.acts[i].q);
     }
   if (obs.empty()) return;
+  // Data-free when every static quantizer is BN-based and has a BatchNormalization in front.
+  std::vector<std::string> uncovered;
+  for (auto& a : plan.acts)
+    if (!a.dynamic && (a.q.range != RangeMethod::Bn || !bn_range(m.graph, a.tensor, batch_norms))) uncovered.push_back(a.tensor);
   Executor ex(m);
   auto req = ex.required_inputs();
   check(req.size() == 1, "calibration needs a model with one input, this one has ", req.size());
@@ -171,7 +209,13 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
     ++batch_no;
     if (progress) progress(samples);
   }
-  check(batch_no > 0, "calibration: the dataset is empty");
+  if (batch_no == 0) {
+    std::string list;
+    for (size_t i = 0; i < uncovered.size() && i < 8; ++i) list += (i ? ", " : "") + uncovered[i];
+    check(uncovered.empty(), "calibration: no data, and ", uncovered.size(), " quantizer", uncovered.size() > 1 ? "s" : "",
+          " cannot be set without it (BN-based ranges need a BatchNormalization in front): ", list,
+          uncovered.size() > 8 ? ", ..." : "");
+  }
   // Second pass for cross-entropy ranges: every candidate range of every such tensor is scored at once.
   std::map<std::string, CrossEntropySearch> ce;
   for (auto& a : plan.acts)
@@ -194,7 +238,10 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
   }
   for (auto& a : plan.acts) {
     if (a.dynamic) continue;
-    auto r = ce.count(a.tensor) ? ce.at(a.tensor).best() : obs[index.at(a.tensor)].range(a.q);
+    std::pair<float, float> r;
+    if (ce.count(a.tensor)) r = ce.at(a.tensor).best();
+    else if (auto b = a.q.range == RangeMethod::Bn ? bn_range(m.graph, a.tensor, batch_norms) : std::nullopt) r = *b;
+    else r = obs[index.at(a.tensor)].range(a.q);
     a.enc = make_encoding(a.q.spec, {1}, {r});
   }
 }

@@ -18,6 +18,7 @@
 
 #include "ir/graph.h"
 #include "quant/config.h"
+#include "quant/fold_bn.h"
 
 namespace lowbit::quant {
 
@@ -48,8 +49,11 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg);
 // Cross-entropy ranges need a second pass: rewind() must restart the batches (it is called only then).
 // Throws Error naming the tensor and batch where NaN/Inf first appears, or when there is no data.
 using BatchSource = std::function<bool(Tensor& batch)>;
+// BN-based ranges use `batch_norms` (from prepare_for_quantization); with no batches at all, every static
+// quantizer must be BN-based and follow a BatchNormalization, or an Error names the ones that cannot be set.
 void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next,
-               const std::function<void(int64_t samples)>& progress = {}, const std::function<void()>& rewind = {});
+               const std::function<void(int64_t samples)>& progress = {}, const std::function<void()>& rewind = {},
+               const std::map<std::string, BnParams>& batch_norms = {});
 
 // Weight encodings from the weights themselves (min-max or MSE per slice).
 void compute_weight_encodings(const Model& m, QuantSimPlan& plan);

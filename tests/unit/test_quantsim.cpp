@@ -340,3 +340,35 @@ TEST(Build, Int32BiasUsesInputTimesWeightScale) {
   Tensor x = random_tensor({2, 3, 8, 8}, 22);
   EXPECT_NO_THROW(Executor(q).run({{"x", x}}));
 }
+
+TEST(Calibrate, BnBasedRangesAreDataFree) {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {-1, 2, 4, 4});
+  b.initializer("w", random_tensor({2, 2, 1, 1}, 1));
+  b.initializer("g", Tensor::from_vector<float>({2}, {0.5f, -2.f}));
+  b.initializer("be", Tensor::from_vector<float>({2}, {1.f, -1.f}));
+  b.initializer("mu", Tensor::from_vector<float>({2}, {0.f, 0.f}));
+  b.initializer("var", Tensor::from_vector<float>({2}, {1.f, 1.f}));
+  auto c = b.node("Conv", {"x", "w"}, {}, 1, "conv");
+  auto bn = b.node("BatchNormalization", {c, "g", "be", "mu", "var"}, {}, 1, "bn");
+  auto r = b.node("Relu", {bn}, {}, 1, "relu");
+  b.output(r);
+  Model m = typed(b.build());
+  PrepareStats prep = prepare_for_quantization(m);
+  ASSERT_EQ(prep.batch_norms.size(), 1u);
+  QuantConfig cfg = default_config();
+  cfg.activations.range = RangeMethod::Bn;
+  cfg.quantize_model_input = false;
+  auto p = plan_quantizers(m, cfg);
+  ASSERT_EQ(p.acts.size(), 1u);
+  calibrate(m, p, [](Tensor&) { return false; }, {}, {}, prep.batch_norms);
+  // beta +- 6|gamma|: channel 0 [-2, 4], channel 1 [-13, 11]; after ReLU: [0, 11].
+  auto [s, z] = scale_zero_point(0.f, 11.f, cfg.activations.spec);
+  EXPECT_FLOAT_EQ(p.acts[0].enc.scale[0], s);
+  EXPECT_EQ(p.acts[0].enc.zero_point[0], z);
+  cfg.quantize_model_input = true;  // the input has no BN in front: data-free calibration must refuse, naming it
+  auto p2 = plan_quantizers(m, cfg);
+  std::string err = error_of([&] { calibrate(m, p2, [](Tensor&) { return false; }, {}, {}, prep.batch_norms); });
+  EXPECT_NE(err.find("cannot be set without it"), std::string::npos) << err;
+  EXPECT_NE(err.find(": x"), std::string::npos) << err;
+}
