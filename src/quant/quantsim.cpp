@@ -210,6 +210,8 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
     if (progress) progress(samples);
   }
   if (batch_no == 0) {
+    bool any_bn = std::any_of(plan.acts.begin(), plan.acts.end(), [](auto& a) { return a.q.range == RangeMethod::Bn; });
+    check(any_bn, "calibration: the dataset is empty");
     std::string list;
     for (size_t i = 0; i < uncovered.size() && i < 8; ++i) list += (i ? ", " : "") + uncovered[i];
     check(uncovered.empty(), "calibration: no data, and ", uncovered.size(), " quantizer", uncovered.size() > 1 ? "s" : "",
