@@ -108,21 +108,24 @@ const ValueInfo* Graph::find_value_info(const std::string& v) const {
   return nullptr;
 }
 
-std::string Graph::unique_name(const std::string& base) const {
-  std::unordered_set<std::string> used;
-  for (auto& n : nodes) {
-    used.insert(n.name);
-    for (auto& x : n.inputs) used.insert(x);
-    for (auto& x : n.outputs) used.insert(x);
+std::string Graph::unique_name(const std::string& base) const { return NameAllocator(*this).fresh(base); }
+
+NameAllocator::NameAllocator(const Graph& g) {
+  for (auto& n : g.nodes) {
+    used_.insert(n.name);
+    for (auto& x : n.inputs) used_.insert(x);
+    for (auto& x : n.outputs) used_.insert(x);
   }
-  for (auto& i : inputs) used.insert(i.name);
-  for (auto& o : outputs) used.insert(o.name);
-  for (auto& [k, _] : initializers) used.insert(k);
-  if (!used.count(base)) return base;
-  for (int i = 1;; ++i) {
-    std::string c = base + "_" + std::to_string(i);
-    if (!used.count(c)) return c;
-  }
+  for (auto& i : g.inputs) used_.insert(i.name);
+  for (auto& o : g.outputs) used_.insert(o.name);
+  for (auto& [k, _] : g.initializers) used_.insert(k);
+}
+
+std::string NameAllocator::fresh(const std::string& base) {
+  std::string c = base;
+  for (int i = 1; used_.count(c); ++i) c = base + "_" + std::to_string(i);
+  used_.insert(c);
+  return c;
 }
 
 int64_t Model::opset(const std::string& d) const {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/tensor.h"
@@ -98,6 +99,17 @@ struct Graph {
   const ValueInfo* find_value_info(const std::string& v) const;
   // A value name not used anywhere in the graph, derived from base.
   std::string unique_name(const std::string& base) const;
+};
+
+// Hands out names unused in a graph (and by each other): collects the graph's names once, so a pass that adds
+// many nodes does not rescan the graph for every new name.
+class NameAllocator {
+ public:
+  explicit NameAllocator(const Graph& g);
+  std::string fresh(const std::string& base);
+
+ private:
+  std::unordered_set<std::string> used_;
 };
 
 struct Model {

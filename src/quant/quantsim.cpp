@@ -333,10 +333,11 @@ Tensor scales(const Encoding& e, bool vector) {
 }
 
 // Appends nodes that turn `src` into the fake-quantized `dst` (per-tensor encoding).
-void emit_activation(Graph& g, std::vector<Node>& out, const std::string& src, const std::string& dst, const ActQuantizer& a) {
+void emit_activation(Graph& g, NameAllocator& names, std::vector<Node>& out, const std::string& src, const std::string& dst,
+                     const ActQuantizer& a) {
   const std::string base = dst;
   auto init = [&](const std::string& suffix, Tensor t) {
-    std::string n = g.unique_name(base + suffix);
+    std::string n = names.fresh(base + suffix);
     g.initializers[n] = std::move(t);
     return n;
   };
@@ -344,16 +345,14 @@ void emit_activation(Graph& g, std::vector<Node>& out, const std::string& src, c
                   std::vector<Attribute> attrs = {}) {
     Node n;
     n.op_type = op;
-    n.name = g.unique_name(base + "/" + op);
+    n.name = names.fresh(base + "/" + op);
     n.inputs = std::move(ins);
     n.outputs = std::move(outs);
     n.attrs = std::move(attrs);
     out.push_back(n);
-    // Reserve the node's name and outputs right away so later unique_name calls see them.
-    g.nodes.push_back(out.back());
   };
   if (a.dynamic) {
-    std::string q = g.unique_name(base + "/q"), s = g.unique_name(base + "/scale"), z = g.unique_name(base + "/zero_point");
+    std::string q = names.fresh(base + "/q"), s = names.fresh(base + "/scale"), z = names.fresh(base + "/zero_point");
     node("DynamicQuantizeLinear", {src}, {q, s, z});
     node("DequantizeLinear", {q, s, z}, {dst});
     return;
@@ -364,9 +363,9 @@ void emit_activation(Graph& g, std::vector<Node>& out, const std::string& src, c
   int32_t z = e.zero_point[0];
   if (grid.bits <= 8) {
     std::string sc = init("/scale", Tensor::scalar<float>(s)), zp = init("/zero_point", zero_points(e, container(grid), false));
-    std::string q = g.unique_name(base + "/q");
+    std::string q = names.fresh(base + "/q");
     bool narrower = grid.qmin() != (grid.is_signed ? -128 : 0) || grid.qmax() != (grid.is_signed ? 127 : 255);
-    std::string dq = narrower ? g.unique_name(base + "/dq") : dst;
+    std::string dq = narrower ? names.fresh(base + "/dq") : dst;
     node("QuantizeLinear", {src, sc, zp}, {q});
     node("DequantizeLinear", {q, sc, zp}, {dq});
     if (narrower) {  // exact: clamp(round(x/s)+z, -128, 127) then clip to the narrower grid
@@ -379,7 +378,7 @@ void emit_activation(Graph& g, std::vector<Node>& out, const std::string& src, c
   // 9..16 bits: ONNX opset 13 has no 16-bit QuantizeLinear; simulate in float with the same arithmetic.
   std::string sc = init("/scale", Tensor::scalar<float>(s)), zf = init("/zero_point_f", Tensor::scalar<float>((float)z));
   std::string qmin = init("/qmin", Tensor::scalar<float>((float)grid.qmin())), qmax = init("/qmax", Tensor::scalar<float>((float)grid.qmax()));
-  auto v = [&](const char* n) { return g.unique_name(base + "/" + n); };
+  auto v = [&](const char* n) { return names.fresh(base + "/" + n); };
   std::string d = v("div"), r = v("round"), a1 = v("add"), c = v("clip"), sb = v("sub");
   node("Div", {src, sc}, {d});
   node("Round", {d}, {r});
@@ -408,6 +407,7 @@ const Encoding* input_encoding(const Graph& g, const QuantSimPlan& plan, std::st
 Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mode, bool int32_bias, int* int32_biases) {
   Model m = src;
   Graph& g = m.graph;
+  NameAllocator names(g);
   int biases = 0;
   std::map<std::string, std::string> bias_value;  // node name -> value its bias input now reads
   bool per_axis = std::any_of(plan.weights.begin(), plan.weights.end(), [](auto& w) {
@@ -421,16 +421,16 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
   std::map<std::string, std::string> weight_value;  // node name -> value its weight input now reads
   for (auto& w : plan.weights) {
     const Tensor& t = src.graph.initializers.at(w.tensor);
-    std::string base = g.unique_name(w.tensor + "/" + w.node);
+    std::string base = names.fresh(w.tensor + "/" + w.node);
     if (mode == Mode::Fp16) {
       Tensor h = t.cast(DType::Float16);
-      std::string hn = g.unique_name(base + "/fp16");
+      std::string hn = names.fresh(base + "/fp16");
       g.initializers[hn] = h;
       Node cast;
       cast.op_type = "Cast";
-      cast.name = g.unique_name(base + "/Cast");
+      cast.name = names.fresh(base + "/Cast");
       cast.inputs = {hn};
-      cast.outputs = {g.unique_name(base + "/float")};
+      cast.outputs = {names.fresh(base + "/float")};
       cast.attrs = {attr_int("to", (int64_t)DType::Float32)};
       weight_value[w.node] = cast.outputs[0];
       g.nodes.insert(g.nodes.begin(), cast);
@@ -441,7 +441,7 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     if (grid.bits > 8 || e.spec.granularity == Granularity::PerGroup) {
       Tensor f(DType::Float32, t.shape());
       fake_quantize(t.data<float>(), f.data<float>(), e);
-      std::string fn = g.unique_name(base + "/fakequant");
+      std::string fn = names.fresh(base + "/fakequant");
       g.initializers[fn] = f;
       weight_value[w.node] = fn;
       continue;
@@ -449,17 +449,17 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     std::vector<int32_t> q((size_t)t.numel());
     quantize(t.data<float>(), q.data(), e);
     bool vec = e.spec.granularity == Granularity::PerChannel;
-    std::string qn = g.unique_name(base + "/quantized");
+    std::string qn = names.fresh(base + "/quantized");
     g.initializers[qn] = Tensor::from_vector<int32_t>(t.shape(), q).cast(container(grid));
-    std::string sn = g.unique_name(base + "/scale");
+    std::string sn = names.fresh(base + "/scale");
     g.initializers[sn] = scales(e, vec);
-    std::string zn = g.unique_name(base + "/zero_point");
+    std::string zn = names.fresh(base + "/zero_point");
     g.initializers[zn] = zero_points(e, container(grid), vec);
     Node dq;
     dq.op_type = "DequantizeLinear";
-    dq.name = g.unique_name(base + "/DequantizeLinear");
+    dq.name = names.fresh(base + "/DequantizeLinear");
     dq.inputs = {qn, sn, zn};
-    dq.outputs = {g.unique_name(base + "/dequantized")};
+    dq.outputs = {names.fresh(base + "/dequantized")};
     if (vec) dq.attrs = {attr_int("axis", e.spec.axis)};
     weight_value[w.node] = dq.outputs[0];
     g.nodes.insert(g.nodes.begin(), dq);
@@ -481,16 +481,16 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
       double v = std::nearbyint((double)b.data<float>()[c] / bs[(size_t)c]);
       bq[(size_t)c] = (int32_t)std::clamp(v, -2147483648.0, 2147483647.0);
     }
-    std::string bb = g.unique_name(layer->inputs[2] + "/" + w.node);
-    std::string bqn = g.unique_name(bb + "/int32"), bsn = g.unique_name(bb + "/scale"), bzn = g.unique_name(bb + "/zero_point");
+    std::string bb = names.fresh(layer->inputs[2] + "/" + w.node);
+    std::string bqn = names.fresh(bb + "/int32"), bsn = names.fresh(bb + "/scale"), bzn = names.fresh(bb + "/zero_point");
     g.initializers[bqn] = Tensor::from_vector<int32_t>({channels}, bq);
     g.initializers[bsn] = Tensor::from_vector<float>({channels}, bs);
     g.initializers[bzn] = Tensor(DType::Int32, {channels});
     Node bdq;
     bdq.op_type = "DequantizeLinear";
-    bdq.name = g.unique_name(bb + "/DequantizeLinear");
+    bdq.name = names.fresh(bb + "/DequantizeLinear");
     bdq.inputs = {bqn, bsn, bzn};
-    bdq.outputs = {g.unique_name(bb + "/dequantized")};
+    bdq.outputs = {names.fresh(bb + "/dequantized")};
     bdq.attrs = {attr_int("axis", 0)};
     bias_value[w.node] = bdq.outputs[0];
     g.nodes.insert(g.nodes.begin(), bdq);
@@ -503,7 +503,7 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
   }
   // Activations: the producer writes "<t>/float"; the quantizer chain writes t, so names (outputs too) stay.
   for (auto& a : plan.acts) {
-    std::string pre = g.unique_name(a.tensor + "/float");
+    std::string pre = names.fresh(a.tensor + "/float");
     int prod = g.producer(a.tensor);
     size_t at;
     if (prod >= 0) {
@@ -512,19 +512,15 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
       at = (size_t)prod + 1;
     } else {  // a graph input keeps its name: its readers move to the quantized value
       pre = a.tensor;
-      std::string q = g.unique_name(a.tensor + "/quantized");
+      std::string q = names.fresh(a.tensor + "/quantized");
       replace_uses(g, a.tensor, q);
       std::vector<Node> chain;
-      size_t before = g.nodes.size();
-      emit_activation(g, chain, pre, q, a);
-      g.nodes.resize(before);
+      emit_activation(g, names, chain, pre, q, a);
       g.nodes.insert(g.nodes.begin(), chain.begin(), chain.end());
       continue;
     }
     std::vector<Node> chain;
-    size_t before = g.nodes.size();
-    emit_activation(g, chain, pre, a.tensor, a);
-    g.nodes.resize(before);
+    emit_activation(g, names, chain, pre, a.tensor, a);
     g.nodes.insert(g.nodes.begin() + (std::ptrdiff_t)at, chain.begin(), chain.end());
   }
   topological_sort(g);
