@@ -34,6 +34,69 @@ int weight_axis(const Node& n, int rank) {
   return rank - 1;  // MatMul: [.., K, N], output features last
 }
 
+// Values inside LayerNorm and GELU as opset < 17 exporters decompose them; like a fused activation, only the
+// pattern's output gets a quantizer (runtimes compute these patterns in float or as one kernel).
+//   LayerNorm: m = ReduceMean(x); d = Sub(x, m); v = ReduceMean(Pow(d, c)); s = Sqrt(Add(v, eps)); n = Div(d, s)
+//              [; Mul(n, gamma) [; Add(., beta)]]
+//   GELU:      Mul(Mul(x, Add(Erf(Div(x, c)), c1)), c2)   (or the two Muls swapped)
+std::set<std::string> decomposed_interiors(const Graph& g) {
+  std::set<std::string> inner;
+  auto only_reader = [&](const std::string& v) -> const Node* {
+    auto r = g.consumers(v);
+    return r.size() == 1 && !g.is_graph_output(v) ? &g.nodes[(size_t)r[0]] : nullptr;
+  };
+  auto reader_of_type = [&](const std::string& v, const char* op) -> const Node* {
+    for (int i : g.consumers(v))
+      if (g.nodes[(size_t)i].op_type == op) return &g.nodes[(size_t)i];
+    return nullptr;
+  };
+  auto is_op = [](const Node* n, const char* op) { return n && n->op_type == op; };
+  for (auto& r1 : g.nodes) {
+    if (r1.op_type != "ReduceMean" || r1.inputs.empty()) continue;
+    const std::string& x = r1.inputs[0];
+    const Node* sub = reader_of_type(r1.outputs[0], "Sub");
+    if (!sub || sub->inputs.size() != 2 || sub->inputs[0] != x || sub->inputs[1] != r1.outputs[0]) continue;
+    const Node* pw = reader_of_type(sub->outputs[0], "Pow");
+    const Node* r2 = pw ? only_reader(pw->outputs[0]) : nullptr;
+    const Node* add = is_op(r2, "ReduceMean") ? only_reader(r2->outputs[0]) : nullptr;
+    const Node* sq = is_op(add, "Add") ? only_reader(add->outputs[0]) : nullptr;
+    const Node* div = is_op(sq, "Sqrt") ? only_reader(sq->outputs[0]) : nullptr;
+    if (!is_op(div, "Div") || div->inputs[0] != sub->outputs[0]) continue;
+    for (const Node* n : {&r1, sub, pw, r2, add, sq}) inner.insert(n->outputs[0]);
+    const Node* mul = only_reader(div->outputs[0]);
+    if (is_op(mul, "Mul")) {
+      inner.insert(div->outputs[0]);
+      const Node* shift = only_reader(mul->outputs[0]);
+      if (is_op(shift, "Add") && std::any_of(shift->inputs.begin(), shift->inputs.end(), [&](auto& i) { return g.is_initializer(i); }))
+        inner.insert(mul->outputs[0]);
+    }
+  }
+  for (auto& erf : g.nodes) {
+    if (erf.op_type != "Erf") continue;
+    int dp = g.producer(erf.inputs[0]);
+    if (dp < 0 || g.nodes[(size_t)dp].op_type != "Div") continue;
+    const Node& dv = g.nodes[(size_t)dp];
+    const std::string& x = dv.inputs[0];
+    const Node* a = only_reader(erf.outputs[0]);
+    const Node* m1 = is_op(a, "Add") ? only_reader(a->outputs[0]) : nullptr;
+    if (!is_op(m1, "Mul")) continue;
+    bool reads_x = std::find(m1->inputs.begin(), m1->inputs.end(), x) != m1->inputs.end();
+    const Node* m2 = only_reader(m1->outputs[0]);
+    if (reads_x && is_op(m2, "Mul")) {  // x * (1 + erf(x / c)) * 0.5
+      for (const Node* n : {&dv, &erf, a, m1}) inner.insert(n->outputs[0]);
+      continue;
+    }
+    // 0.5 * x first: m1 = Mul(Mul(x, 0.5), 1 + erf)
+    int hp = -1;
+    for (auto& in : m1->inputs)
+      if (in != a->outputs[0]) hp = g.producer(in);
+    if (hp >= 0 && g.nodes[(size_t)hp].op_type == "Mul" &&
+        std::find(g.nodes[(size_t)hp].inputs.begin(), g.nodes[(size_t)hp].inputs.end(), x) != g.nodes[(size_t)hp].inputs.end())
+      for (const Node* n : {&dv, &erf, a, &g.nodes[(size_t)hp]}) inner.insert(n->outputs[0]);
+  }
+  return inner;
+}
+
 }  // namespace
 
 QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
@@ -85,6 +148,7 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
     plan.acts.push_back({t, q, dynamic, {}});
   };
   bool acts_on = cfg.mode == Mode::Static;
+  const std::set<std::string> interior = decomposed_interiors(g);
   if (acts_on && cfg.quantize_model_input)
     for (auto& in : g.inputs) add_act(in.name, nullptr, false);
   for (auto& n : g.nodes) {
@@ -109,7 +173,7 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
       auto readers = g.consumers(out);
       bool fused = readers.size() == 1 && !g.is_graph_output(out) && kFusedActivations.count(g.nodes[readers[0]].op_type) &&
                    !skipped(g.nodes[readers[0]]);
-      if (!fused) add_act(out, &n, false);
+      if (!fused && !interior.count(out)) add_act(out, &n, false);
     }
   }
   return plan;

@@ -4,7 +4,8 @@
 //  - weights of Conv / ConvTranspose / Gemm / MatMul (constant float input 1) get a weight quantizer, per-channel
 //    along the output-channel axis (Conv 0, ConvTranspose 1, Gemm 0 if transB else 1, MatMul last);
 //  - every float output of a node gets an activation quantizer, except outputs whose only reader is Relu/Clip
-//    (the activation is fused: the quantizer follows the activation) and outputs of pass-through ops
+//    (the activation is fused: the quantizer follows the activation), values inside decomposed LayerNorm and GELU
+//    patterns (only the pattern's output is quantized), and outputs of pass-through ops
 //    (Reshape, Flatten, Transpose, Squeeze, Unsqueeze, MaxPool, Identity, Slice, ...), which keep their input's grid;
 //  - float model inputs are quantized unless the config says otherwise; nodes an override skips stay in float.
 // The result is an ONNX QDQ graph: Q(uint8/int8) -> DQ for grids of up to 8 bits (plus a Clip after DQ when the

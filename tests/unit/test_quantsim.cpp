@@ -372,3 +372,35 @@ TEST(Calibrate, BnBasedRangesAreDataFree) {
   EXPECT_NE(err.find("cannot be set without it"), std::string::npos) << err;
   EXPECT_NE(err.find(": x"), std::string::npos) << err;
 }
+
+TEST(Placement, DecomposedLayerNormAndGeluQuantizeOnlyTheirOutputs) {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {2, 4});
+  b.initializer("two", Tensor::scalar<float>(2.f));
+  b.initializer("eps", Tensor::scalar<float>(1e-5f));
+  b.initializer("gamma", random_tensor({4}, 1));
+  b.initializer("beta", random_tensor({4}, 2));
+  b.initializer("sqrt2", Tensor::scalar<float>(1.4142135f));
+  b.initializer("one", Tensor::scalar<float>(1.f));
+  b.initializer("half", Tensor::scalar<float>(0.5f));
+  b.initializer("w", random_tensor({4, 4}, 3));
+  auto m = b.node("ReduceMean", {"x"}, {attr_ints("axes", {-1})}, 1, "mean");
+  auto d = b.node("Sub", {"x", m}, {}, 1, "sub");
+  auto p = b.node("Pow", {d, "two"}, {}, 1, "pow");
+  auto v = b.node("ReduceMean", {p}, {attr_ints("axes", {-1})}, 1, "var");
+  auto ve = b.node("Add", {v, "eps"}, {}, 1, "add_eps");
+  auto s = b.node("Sqrt", {ve}, {}, 1, "sqrt");
+  auto n = b.node("Div", {d, s}, {}, 1, "norm");
+  auto sc = b.node("Mul", {n, "gamma"}, {}, 1, "scale");
+  auto ln = b.node("Add", {sc, "beta"}, {}, 1, "shift");
+  auto h = b.node("MatMul", {ln, "w"}, {}, 1, "fc");
+  auto a = b.node("Div", {h, "sqrt2"}, {}, 1, "gdiv");
+  auto e = b.node("Erf", {a}, {}, 1, "erf");
+  auto e1 = b.node("Add", {e, "one"}, {}, 1, "gadd");
+  auto g1 = b.node("Mul", {h, e1}, {}, 1, "gmul");
+  auto y = b.node("Mul", {g1, "half"}, {}, 1, "ghalf");
+  b.output(y);
+  auto acts = act_tensors(plan_quantizers(typed(b.build()), default_config()));
+  for (auto& t : {m, d, p, v, ve, s, n, sc, a, e, e1, g1}) EXPECT_FALSE(acts.count(t)) << t;
+  for (auto& t : {std::string("x"), ln, h, y}) EXPECT_TRUE(acts.count(t)) << t;
+}
