@@ -29,7 +29,7 @@ struct AxisIndex {
 };
 AxisIndex axis_index(const OpContext& c, const Tensor& x, const Tensor& param) {
   AxisIndex a;
-  if (param.numel() <= 1 && param.rank() <= 1 && !(param.rank() == 1 && param.numel() > 1)) return a;
+  if (param.numel() <= 1 && param.rank() <= 1) return a;  // per-tensor
   check(param.rank() == 1, c.where(), ": scale/zero point must be a scalar or 1-D, got ", shape_str(param.shape()));
   int64_t axis = norm_axis(c.node.attr_int("axis", 1), x.rank(), c);
   check(param.numel() == x.shape()[axis], c.where(), ": ", param.numel(), " scales for axis ", axis, " of size ",
