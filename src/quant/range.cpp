@@ -8,6 +8,34 @@
 namespace lowbit::quant {
 
 namespace {
+
+// Candidate clipping ranges: [lo, hi] shrunk toward zero by k / steps (k = 1..steps), each widened to contain 0.
+std::vector<std::pair<float, float>> shrinking_ranges(float lo, float hi, int steps) {
+  std::vector<std::pair<float, float>> r;
+  for (int k = 1; k <= steps; ++k) {
+    float f = (float)k / (float)steps;
+    r.emplace_back(std::min(0.f, lo * f), std::max(0.f, hi * f));
+  }
+  return r;
+}
+
+// The candidate (from the data range [lo, hi], made +-max|x| for symmetric specs) with the smallest err(lo, hi);
+// the first one on ties.
+template <typename Err>
+std::pair<float, float> best_range(float lo, float hi, const QuantizerSpec& spec, int steps, Err err) {
+  if (spec.symmetric) {
+    float a = std::max(std::abs(lo), std::abs(hi));
+    lo = -a, hi = a;
+  }
+  std::pair<float, float> best = {std::min(lo, 0.f), std::max(hi, 0.f)};
+  double best_err = std::numeric_limits<double>::infinity();
+  for (auto& c : shrinking_ranges(lo, hi, steps)) {
+    double e = err(c.first, c.second);
+    if (e < best_err) best_err = e, best = c;
+  }
+  return best;
+}
+
 std::pair<float, float> batch_minmax(const float* x, int64_t n) {
   float lo = std::numeric_limits<float>::infinity(), hi = -lo;
   for (int64_t i = 0; i < n; ++i) {
@@ -114,19 +142,7 @@ std::pair<float, float> HistogramObserver::mse_range(const QuantizerSpec& spec, 
   while (first < last && count(first) == 0) ++first;
   while (last > first && count(last) == 0) --last;
   float dlo = (float)(lo_ + first * width()), dhi = (float)(lo_ + (last + 1) * width());
-  if (spec.symmetric) {
-    float a = std::max(std::abs(dlo), std::abs(dhi));
-    dlo = -a, dhi = a;
-  }
-  std::pair<float, float> best = {dlo, dhi};
-  double best_err = std::numeric_limits<double>::infinity();
-  for (int k = 1; k <= steps; ++k) {
-    float f = (float)k / (float)steps;
-    float lo = std::min(0.f, dlo * f), hi = std::max(0.f, dhi * f);
-    double e = expected_sq_error(lo, hi, spec);
-    if (e < best_err) best_err = e, best = {lo, hi};
-  }
-  return best;
+  return best_range(dlo, dhi, spec, steps, [&](float lo, float hi) { return expected_sq_error(lo, hi, spec); });
 }
 
 std::pair<float, float> HistogramObserver::kl_range(int bits) const {
@@ -174,13 +190,8 @@ std::pair<float, float> HistogramObserver::kl_range(int bits) const {
   return {lo_ >= 0 ? 0.f : -t, t};
 }
 
-CrossEntropySearch::CrossEntropySearch(float lo, float hi, const QuantizerSpec& spec, int steps) : spec_(spec) {
-  for (int k = 1; k <= steps; ++k) {
-    float f = (float)k / (float)steps;
-    candidates_.emplace_back(std::min(0.f, lo * f), std::max(0.f, hi * f));
-  }
-  loss_.assign(candidates_.size(), 0.0);
-}
+CrossEntropySearch::CrossEntropySearch(float lo, float hi, const QuantizerSpec& spec, int steps)
+    : spec_(spec), candidates_(shrinking_ranges(lo, hi, steps)), loss_(candidates_.size(), 0.0) {}
 
 void CrossEntropySearch::add(const float* v, int64_t rows, int64_t classes) {
   std::vector<double> p((size_t)classes), qv((size_t)classes);
@@ -214,25 +225,15 @@ std::pair<float, float> CrossEntropySearch::best() const {
 std::pair<float, float> mse_range_direct(const std::vector<float>& v, const QuantizerSpec& spec, int steps) {
   if (v.empty()) return {0.f, 0.f};
   auto [dlo, dhi] = std::minmax_element(v.begin(), v.end());
-  float lo0 = *dlo, hi0 = *dhi;
-  if (spec.symmetric) {
-    float a = std::max(std::abs(lo0), std::abs(hi0));
-    lo0 = -a, hi0 = a;
-  }
-  std::pair<float, float> best = {std::min(lo0, 0.f), std::max(hi0, 0.f)};
-  double best_err = std::numeric_limits<double>::infinity();
-  for (int k = 1; k <= steps; ++k) {
-    float f = (float)k / (float)steps;
-    float lo = std::min(0.f, lo0 * f), hi = std::max(0.f, hi0 * f);
+  return best_range(*dlo, *dhi, spec, steps, [&](float lo, float hi) {
     auto [s, z] = scale_zero_point(lo, hi, spec);
     double e = 0;
     for (float x : v) {
       float y = dequantize_one(quantize_one(x, s, z, spec.grid, spec.rounding), s, z);
       e += ((double)y - x) * ((double)y - x);
     }
-    if (e < best_err) best_err = e, best = {lo, hi};
-  }
-  return best;
+    return e;
+  });
 }
 
 }  // namespace lowbit::quant
