@@ -51,6 +51,12 @@ struct QuantizeArgs {
   DataArgs data;  // num_samples defaults to 1000 calibration samples
   int64_t group = 0;
   bool per_tensor = false, per_channel = false, strict = false;
+  // PTQ pipeline (ptq/): preset and per-step switches (+1 on, -1 off, 0 as the preset/config says).
+  std::string pipeline, bias_correction, relu6, input_range, save_prepared;
+  int cle = 0, high_bias_absorption = 0, adaround = 0;
+  int adaround_iters = -1;
+  int64_t ptq_samples = -1;
+  bool data_free = false;
 };
 int cmd_quantize(const QuantizeArgs& a);
 

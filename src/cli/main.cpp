@@ -63,6 +63,22 @@ int main(int argc, char** argv) {
   cq->add_flag("--strict", qa.strict, "Fail, listing them, if any op would stay in float (integer-only targets)");
   cq->add_option("--save-encodings", qa.save_encodings, "Also write every quantizer's encoding to this JSON file");
   cq->add_option("--load-encodings", qa.load_encodings, "Apply encodings from this JSON file instead of calibrating");
+  cq->add_option("--pipeline", qa.pipeline,
+                 "standard: the white paper's PTQ pipeline (CLE, MSE weight ranges, AdaRound with --data or analytical "
+                 "bias correction without, MSE + cross-entropy activation ranges); none (default)");
+  cq->add_flag("--data-free", qa.data_free,
+               "The standard pipeline with no data: BN-based activation ranges, analytical bias correction");
+  cq->add_flag("--cle,!--no-cle", qa.cle, "Cross-layer equalization on/off");
+  cq->add_flag("--high-bias-absorption,!--no-high-bias-absorption", qa.high_bias_absorption,
+               "High-bias absorption after CLE on/off");
+  cq->add_option("--relu6", qa.relu6, "CLE across ReLU6: relu (replace by ReLU, as the paper) or skip");
+  cq->add_option("--bias-correction", qa.bias_correction, "none, empirical (needs --data) or analytical (needs BatchNorms)");
+  cq->add_flag("--adaround,!--no-adaround", qa.adaround, "AdaRound weight rounding on/off (needs --data)");
+  cq->add_option("--adaround-iters", qa.adaround_iters, "AdaRound Adam steps per layer");
+  cq->add_option("--ptq-samples", qa.ptq_samples, "Calibration samples kept for AdaRound / empirical bias correction");
+  cq->add_option("--input-range", qa.input_range, "Data-free: the model input's value range LO,HI (e.g. 0,1)");
+  cq->add_option("--save-prepared", qa.save_prepared,
+                 "Also write the float model the quantizers see (after BN folding, CLE, bias correction, AdaRound)");
   lowbit::cli::EvalArgs ev;
   auto* ce = app.add_subcommand("eval", "Top-1/top-5 accuracy on a dataset, and fidelity against a reference model");
   ce->add_option("model", ev.model, "ONNX model file")->required();

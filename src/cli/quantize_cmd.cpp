@@ -1,4 +1,5 @@
 // lowbit quantize: FP32 ONNX model + calibration data -> simulated (QDQ) quantized ONNX model.
+#include <cstring>
 #include <filesystem>
 
 #include "cli/commands.h"
@@ -8,6 +9,7 @@
 #include "quant/encodings_io.h"
 #include "quant/fold_bn.h"
 #include "quant/quantsim.h"
+#include "ptq/pipeline.h"
 #include "runtime/executor.h"
 
 namespace lowbit::cli {
@@ -26,11 +28,61 @@ int parse_bits(const std::string& s, char prefix, const char* flag) {
   return b;
 }
 
+// Applies the PTQ preset and the per-step switches of the command line over the config file's pipeline.
+void apply_pipeline_args(const QuantizeArgs& a, quant::QuantConfig& cfg, bool have_data) {
+  if (a.pipeline == "standard" || a.data_free) quant::apply_standard_pipeline(cfg, have_data && !a.data_free);
+  else check(a.pipeline.empty() || a.pipeline == "none", "--pipeline '", a.pipeline, "': expected standard or none");
+  quant::PipelineConfig& p = cfg.pipeline;
+  if (a.cle) p.cle = a.cle > 0;
+  if (a.high_bias_absorption) p.high_bias_absorption = a.high_bias_absorption > 0;
+  if (!a.relu6.empty()) {
+    check(a.relu6 == "relu" || a.relu6 == "skip", "--relu6 '", a.relu6, "': expected relu or skip");
+    p.relu6_to_relu = a.relu6 == "relu";
+  }
+  if (!a.bias_correction.empty()) p.bias_correction = quant::parse_bias_correction(a.bias_correction);
+  if (a.adaround) p.adaround = a.adaround > 0;
+  if (a.adaround_iters >= 0) p.adaround_iterations = a.adaround_iters;
+  if (a.ptq_samples > 0) p.samples = a.ptq_samples;
+  if (!a.input_range.empty()) {
+    float lo = 0, hi = 0;
+    char extra = 0;
+    check(std::sscanf(a.input_range.c_str(), "%f,%f%c", &lo, &hi, &extra) == 2 && lo <= hi, "--input-range '",
+          a.input_range, "': expected LO,HI with LO <= HI, e.g. 0,1");
+    p.input_range = {lo, hi};
+  }
+}
+
+// The first `n` samples of the calibration subset as one batch (AdaRound and empirical bias correction).
+Tensor load_samples(const DataArgs& d, int64_t n) {
+  data::LoaderOptions o = loader_options(d);
+  o.num_samples = d.num_samples > 0 ? std::min(n, d.num_samples) : n;
+  data::DataLoader loader(d.spec, o);
+  std::vector<Tensor> parts;
+  data::Batch b;
+  int64_t total = 0;
+  while (loader.next(b)) {
+    parts.push_back(b.x);
+    total += b.x.dim(0);
+  }
+  check(total > 0, "the dataset '", d.spec, "' is empty");
+  Shape s = parts[0].shape();
+  s[0] = total;
+  Tensor all(DType::Float32, s);
+  size_t off = 0;
+  for (auto& t : parts) {
+    std::memcpy((char*)all.raw_mut() + off, t.raw(), t.nbytes());
+    off += t.nbytes();
+  }
+  return all;
+}
+
 }  // namespace
 
 int cmd_quantize(const QuantizeArgs& a) {
   Progress clock("quantize", 0, false);
   quant::QuantConfig cfg = a.config.empty() ? quant::default_config() : quant::parse_config(read_file(a.config), a.config);
+  bool have_data = !a.data.spec.empty();
+  apply_pipeline_args(a, cfg, have_data);
   if (!a.weights.empty()) cfg.weights.spec.grid.bits = parse_bits(a.weights, 'w', "--weights");
   if (!a.acts.empty()) cfg.activations.spec.grid.bits = parse_bits(a.acts, 'a', "--acts");
   if (a.per_tensor) cfg.weights.spec.granularity = quant::Granularity::PerTensor;
@@ -50,12 +102,27 @@ int cmd_quantize(const QuantizeArgs& a) {
   }
   check(cfg.weights.range == quant::RangeMethod::MinMax || cfg.weights.range == quant::RangeMethod::Mse,
         "weight ranges are minmax or mse");
+  const quant::PipelineConfig& pc = cfg.pipeline;
+  bool weight_steps = pc.adaround || pc.bias_correction != quant::BiasCorrectionKind::None;
+  check(!weight_steps || (a.load_encodings.empty() && cfg.mode != quant::Mode::Fp16),
+        "AdaRound and bias correction need weight encodings computed here (not --load-encodings or fp16 mode)");
   namespace fs = std::filesystem;
   check(fs::absolute(a.output) != fs::absolute(a.model), "refusing to overwrite the input model '", a.model, "'");
 
   Model m = load_onnx(a.model);
   Executor validate(m);  // names every unsupported op before any work
   quant::PrepareStats prep = quant::prepare_for_quantization(m);
+  ptq::check_pipeline(m, pc, prep.batch_norms, have_data);
+  std::vector<ptq::StepLog> logs;
+  if (auto l = ptq::run_equalization(m, prep.batch_norms, pc)) logs.push_back(*l);
+  if (a.pipeline == "standard" && have_data && cfg.activations.range == quant::RangeMethod::Mse)
+    for (auto& o : m.graph.outputs)  // cross-entropy ranges for the logits (a [batch, classes] output)
+      if (o.has_shape && o.shape.size() == 2 && o.dtype == DType::Float32) {
+        quant::Override ov;
+        ov.tensor = o.name;
+        ov.range = quant::RangeMethod::CrossEntropy;
+        cfg.overrides.push_back(ov);
+      }
   quant::QuantSimPlan plan = quant::plan_quantizers(m, cfg);
   if (a.strict) {
     auto left = quant::float_ops(m, plan);
@@ -69,28 +136,44 @@ int cmd_quantize(const QuantizeArgs& a) {
     check(cfg.mode == quant::Mode::Static || cfg.mode == quant::Mode::WeightOnly,
           "--load-encodings applies to static and weight-only quantization");
     quant::apply_encodings(plan, m, read_file(a.load_encodings), a.load_encodings);
-  } else if (cfg.mode == quant::Mode::Static) {
-    bool data_free = a.data.spec.empty();
-    check(!data_free || cfg.activations.range == quant::RangeMethod::Bn,
-          "static quantization needs calibration data: pass --data SPEC (or --range bn for BN-based ranges)");
-    std::unique_ptr<data::DataLoader> holder;
-    if (!data_free) holder = std::make_unique<data::DataLoader>(a.data.spec, loader_options(a.data));
-    data::DataLoader* lp = holder.get();
-    Progress progress("calibrate", lp ? lp->size() : 0);
-    data::Batch b;
-    quant::calibrate(
-        m, plan,
-        [&](Tensor& x) {
-          if (!lp || !lp->next(b)) return false;
-          x = b.x;
-          return true;
-        },
-        [&](int64_t n) { progress.update(n); }, [&] { if (lp) lp->reset(); }, prep.batch_norms);
+  } else {
+    if (cfg.mode != quant::Mode::Fp16) quant::compute_weight_encodings(m, plan);
+    if (weight_steps) {
+      Tensor samples;
+      if (have_data) samples = load_samples(a.data, pc.samples);
+      std::unique_ptr<Progress> bar;
+      auto s = ptq::run_weight_steps(m, plan, pc, prep.batch_norms, samples,
+                                     [&](const std::string& what, size_t done, size_t total) {
+                                       if (!bar) bar = std::make_unique<Progress>(what, (int64_t)total);
+                                       bar->update((int64_t)done);
+                                     });
+      logs.insert(logs.end(), s.begin(), s.end());
+    }
+    if (cfg.mode == quant::Mode::Static && pc.data_free) {
+      logs.push_back(ptq::run_data_free_ranges(m, plan, prep.batch_norms, pc));
+    } else if (cfg.mode == quant::Mode::Static) {
+      check(have_data || cfg.activations.range == quant::RangeMethod::Bn,
+            "static quantization needs calibration data: pass --data SPEC (or --data-free, or --range bn for "
+            "BN-based ranges)");
+      std::unique_ptr<data::DataLoader> holder;
+      if (have_data) holder = std::make_unique<data::DataLoader>(a.data.spec, loader_options(a.data));
+      data::DataLoader* lp = holder.get();
+      Progress progress("calibrate", lp ? lp->size() : 0);
+      data::Batch b;
+      quant::calibrate(
+          m, plan,
+          [&](Tensor& x) {
+            if (!lp || !lp->next(b)) return false;
+            x = b.x;
+            return true;
+          },
+          [&](int64_t n) { progress.update(n); }, [&] { if (lp) lp->reset(); }, prep.batch_norms);
+    }
   }
   if (cfg.concat_shared_scale && a.load_encodings.empty()) quant::share_concat_encodings(m, plan);
-  if (cfg.mode != quant::Mode::Fp16 && a.load_encodings.empty()) quant::compute_weight_encodings(m, plan);
   int int32_biases = 0;
   Model q = quant::build_quantized_model(m, plan, cfg.mode, cfg.int32_bias, &int32_biases);
+  if (!a.save_prepared.empty()) save_onnx(m, a.save_prepared);
   save_onnx(q, a.output);
   if (!a.save_encodings.empty()) write_file_atomic(a.save_encodings, quant::encodings_to_json(plan));
   size_t before = fs::file_size(a.model), after = fs::file_size(a.output);
@@ -98,14 +181,20 @@ int cmd_quantize(const QuantizeArgs& a) {
   for (auto& x : plan.acts) dynamic += x.dynamic;
   std::printf("quantized %s -> %s\n", a.model.c_str(), a.output.c_str());
   std::printf("  batch norms folded:      %d (after folding %d constant nodes)\n", prep.batch_norms_folded, prep.constants_folded);
-  std::printf("  weight quantizers:       %zu (%d-bit, %s)\n", plan.weights.size(), cfg.weights.spec.grid.bits,
+  std::printf("  weight quantizers:       %zu (%d-bit, %s, %s)\n", plan.weights.size(), cfg.weights.spec.grid.bits,
               cfg.weights.spec.granularity == quant::Granularity::PerChannel ? "per-channel"
-              : cfg.weights.spec.granularity == quant::Granularity::PerGroup ? "per-group" : "per-tensor");
+              : cfg.weights.spec.granularity == quant::Granularity::PerGroup ? "per-group" : "per-tensor",
+              quant::range_method_name(cfg.weights.range));
   std::printf("  activation quantizers:   %zu (%d-bit, %s)%s\n", plan.acts.size(), cfg.activations.spec.grid.bits,
-              quant::range_method_name(cfg.activations.range), dynamic ? ", dynamic" : "");
+              pc.data_free ? "data-free" : quant::range_method_name(cfg.activations.range), dynamic ? ", dynamic" : "");
+  for (auto& l : logs) {
+    std::printf("  %s (%.1f s):\n", l.name.c_str(), l.seconds);
+    for (auto& line : l.lines) std::printf("    %s\n", line.c_str());
+  }
   if (cfg.int32_bias) std::printf("  int32 biases:            %d\n", int32_biases);
   std::printf("  model size:              %.1f KiB -> %.1f KiB\n", before / 1024.0, after / 1024.0);
   if (!a.save_encodings.empty()) std::printf("  encodings:               %s\n", a.save_encodings.c_str());
+  if (!a.save_prepared.empty()) std::printf("  prepared float model:    %s\n", a.save_prepared.c_str());
   std::printf("  time:                    %.1f s, peak memory %.0f MiB\n", clock.seconds(), peak_rss_mib());
   return 0;
 }

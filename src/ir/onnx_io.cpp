@@ -1,6 +1,8 @@
 // ONNX ModelProto <-> Model conversion, atomic file writing, external data.
 #include "ir/onnx_io.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -29,6 +31,18 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   fs::path dst(path);
   fs::path dir = dst.has_parent_path() ? dst.parent_path() : fs::path(".");
   check(fs::is_directory(dir), "cannot write '", path, "': folder '", dir.string(), "' does not exist");
+  // Ctrl-C (or SIGTERM/SIGHUP) while the file is written waits until it is complete and in place: an interrupted
+  // run leaves either the old file or the finished new one, never a partial one or a stray temp file.
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  struct RestoreMask {
+    sigset_t mask;
+    ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+  } restore{old};
   std::random_device rd;
   std::string tmp_name = ".";
   tmp_name += dst.filename().string();

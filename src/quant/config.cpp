@@ -38,6 +38,32 @@ RangeMethod parse_range_method(const std::string& s) {
   fail("unknown range method '", s, "' (minmax, ema, percentile, mse, kl, cross_entropy, bn)");
 }
 
+const char* bias_correction_name(BiasCorrectionKind k) {
+  switch (k) {
+    case BiasCorrectionKind::None: return "none";
+    case BiasCorrectionKind::Empirical: return "empirical";
+    case BiasCorrectionKind::Analytical: return "analytical";
+  }
+  return "?";
+}
+
+BiasCorrectionKind parse_bias_correction(const std::string& s) {
+  for (auto k : {BiasCorrectionKind::None, BiasCorrectionKind::Empirical, BiasCorrectionKind::Analytical})
+    if (s == bias_correction_name(k)) return k;
+  fail("unknown bias correction '", s, "' (none, empirical, analytical)");
+}
+
+void apply_standard_pipeline(QuantConfig& c, bool have_data) {
+  c.pipeline.cle = true;
+  c.pipeline.high_bias_absorption = true;
+  c.weights.spec.symmetric = true;
+  c.weights.range = RangeMethod::Mse;
+  c.pipeline.adaround = have_data;
+  c.pipeline.bias_correction = have_data ? BiasCorrectionKind::None : BiasCorrectionKind::Analytical;
+  c.pipeline.data_free = !have_data;
+  c.activations.range = have_data ? RangeMethod::Mse : RangeMethod::Bn;
+}
+
 namespace {
 
 template <typename T>
@@ -87,6 +113,39 @@ void parse_quant(const json& j, TensorQuant& q, const std::string& where) {
   check(q.percentile > 50 && q.percentile <= 100, where, ".percentile must be in (50, 100]");
 }
 
+void parse_pipeline(const json& j, PipelineConfig& p, const std::string& where) {
+  check(j.is_object(), where, " must be an object");
+  for (auto& [k, v] : j.items()) {
+    std::string w = where + "." + k;
+    if (k == "cle") p.cle = get<bool>(j, "cle", where);
+    else if (k == "high_bias_absorption") p.high_bias_absorption = get<bool>(j, "high_bias_absorption", where);
+    else if (k == "relu6") {
+      std::string r = get<std::string>(j, "relu6", where);
+      check(r == "relu" || r == "skip", w, ": '", r, "' is not relu or skip");
+      p.relu6_to_relu = r == "relu";
+    } else if (k == "bias_correction") {
+      try {
+        p.bias_correction = parse_bias_correction(get<std::string>(j, "bias_correction", where));
+      } catch (const Error& e) {
+        fail(w, ": ", e.what());
+      }
+    } else if (k == "adaround") p.adaround = get<bool>(j, "adaround", where);
+    else if (k == "adaround_iterations") p.adaround_iterations = get<int>(j, "adaround_iterations", where);
+    else if (k == "adaround_batch") p.adaround_batch = get<int>(j, "adaround_batch", where);
+    else if (k == "adaround_reg_weight") p.adaround_reg_weight = get<double>(j, "adaround_reg_weight", where);
+    else if (k == "adaround_lr") p.adaround_lr = get<double>(j, "adaround_lr", where);
+    else if (k == "adaround_max_rows") p.adaround_max_rows = get<int64_t>(j, "adaround_max_rows", where);
+    else if (k == "samples") p.samples = get<int64_t>(j, "samples", where);
+    else if (k == "data_free") p.data_free = get<bool>(j, "data_free", where);
+    else if (k == "input_range") p.input_range = get<std::vector<float>>(j, "input_range", where);
+    else fail(w, ": unknown key");
+  }
+  check(p.adaround_iterations >= 0 && p.adaround_batch > 0 && p.adaround_max_rows > 0 && p.samples > 0, where,
+        ": adaround_iterations must be >= 0; adaround_batch, adaround_max_rows and samples positive");
+  check(p.input_range.empty() || (p.input_range.size() == 2 && p.input_range[0] <= p.input_range[1]), where,
+        ".input_range must be [lo, hi] with lo <= hi");
+}
+
 }  // namespace
 
 QuantConfig parse_config(const std::string& text, const std::string& origin) {
@@ -102,6 +161,7 @@ QuantConfig parse_config(const std::string& text, const std::string& origin) {
     if (k == "weights") parse_quant(v, c.weights, origin + ": weights");
     else if (k == "activations") parse_quant(v, c.activations, origin + ": activations");
     else if (k == "quantize_model_input") c.quantize_model_input = get<bool>(j, "quantize_model_input", origin);
+    else if (k == "pipeline") parse_pipeline(v, c.pipeline, origin + ": pipeline");
     else if (k == "int32_bias") c.int32_bias = get<bool>(j, "int32_bias", origin);
     else if (k == "concat") {
       std::string v2 = get<std::string>(j, "concat", origin);

@@ -43,6 +43,25 @@ struct Override {
   std::optional<RangeMethod> range;  // activation range method for the matched tensor / node outputs
 };
 
+// The white paper's PTQ steps (ptq/): which run and how. "pipeline": {"cle": true, "high_bias_absorption": true,
+// "relu6": "relu" | "skip", "bias_correction": "none" | "empirical" | "analytical", "adaround": true,
+// "adaround_iterations": 2000, "adaround_batch": 256, "adaround_reg_weight": 0.01, "adaround_lr": 0.01,
+// "adaround_max_rows": 8192, "samples": 256, "data_free": false, "input_range": [0, 1]}.
+enum class BiasCorrectionKind { None, Empirical, Analytical };
+struct PipelineConfig {
+  bool cle = false, high_bias_absorption = true, relu6_to_relu = true;
+  BiasCorrectionKind bias_correction = BiasCorrectionKind::None;
+  bool adaround = false;
+  int adaround_iterations = 2000, adaround_batch = 256;
+  double adaround_reg_weight = 0.01, adaround_lr = 0.01;
+  int64_t adaround_max_rows = 8192;
+  int64_t samples = 256;  // calibration samples kept in memory for empirical bias correction and AdaRound
+  bool data_free = false; // no data: BN-propagated activation ranges, analytical bias correction
+  std::vector<float> input_range;  // data-free: the model input's value range [lo, hi]
+};
+const char* bias_correction_name(BiasCorrectionKind k);
+BiasCorrectionKind parse_bias_correction(const std::string& s);
+
 struct QuantConfig {
   TensorQuant weights, activations;
   Mode mode = Mode::Static;
@@ -50,7 +69,13 @@ struct QuantConfig {
   bool concat_shared_scale = false;
   bool int32_bias = false;
   std::vector<Override> overrides;
+  PipelineConfig pipeline;
 };
+
+// The white paper's standard pipeline (Fig. 8) over `c`: CLE (+ high-bias absorption), symmetric MSE weight ranges,
+// AdaRound with data or analytical bias correction without, MSE activation ranges (cross-entropy for 2-D outputs:
+// the logits, applied by the caller), or data-free ranges.
+void apply_standard_pipeline(QuantConfig& c, bool have_data);
 
 QuantConfig default_config();
 // Parses JSON over the defaults; throws Error naming `origin` and the offending key.

@@ -1,6 +1,7 @@
 // Executor: validation, input checks, node-by-node execution with hooks, freeing values after last use.
 #include "runtime/executor.h"
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 
@@ -77,10 +78,30 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
   if (fetch.empty())
     for (auto& o : g.outputs) fetch.push_back(o.name);
   std::set<std::string> keep(fetch.begin(), fetch.end());
+  // Nodes the fetched values depend on (all nodes when a sub-graph could read outer values implicitly).
+  std::vector<char> needed(g.nodes.size(), 1);
+  bool subgraphs = std::any_of(g.nodes.begin(), g.nodes.end(), [](const Node& n) {
+    return std::any_of(n.attrs.begin(), n.attrs.end(), [](const Attribute& a) { return a.g || !a.graphs.empty(); });
+  });
+  if (!fetch_in.empty() && !subgraphs) {
+    std::unordered_map<std::string, size_t> producer;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      for (auto& o : g.nodes[i].outputs) producer[o] = i;
+    std::fill(needed.begin(), needed.end(), 0);
+    std::vector<std::string> work(fetch.begin(), fetch.end());
+    while (!work.empty()) {
+      auto it = producer.find(work.back());
+      work.pop_back();
+      if (it == producer.end() || needed[it->second]) continue;
+      needed[it->second] = 1;
+      for (auto& in : g.nodes[it->second].inputs) work.push_back(in);
+    }
+  }
   // Remaining reads of each value, to free intermediates as early as possible.
   std::unordered_map<std::string, int> reads;
-  for (auto& n : g.nodes)
-    for (auto& in : n.inputs) ++reads[in];
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni)
+    if (needed[ni])
+      for (auto& in : g.nodes[ni].inputs) ++reads[in];
 
   auto lookup = [&](const std::string& name) -> const Tensor* {
     auto it = vals.find(name);
@@ -91,6 +112,7 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
   };
   std::vector<const Tensor*> ins;
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    if (!needed[ni]) continue;
     const Node& n = g.nodes[ni];
     ins.clear();
     for (auto& in : n.inputs) {

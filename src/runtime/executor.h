@@ -25,7 +25,7 @@ class Executor {
   void add_hook(ValueHook h) { hooks_.push_back(std::move(h)); }
   void clear_hooks() { hooks_.clear(); }
 
-  // Runs the graph. `fetch` empty = the graph outputs. Inputs are checked against declared dtype and fixed
+  // Runs the graph. `fetch` empty = the graph outputs; otherwise only the nodes the fetched values depend on run. Inputs are checked against declared dtype and fixed
   // dims; initializers may be overridden by feeding a value of the same name if it is also a graph input.
   TensorMap run(const TensorMap& feeds, const std::vector<std::string>& fetch = {}) const;
 

@@ -4,6 +4,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/pool.h"
+#include "runtime/conv_geom.h"
 #include "runtime/op_util.h"
 
 namespace lowbit {
@@ -17,28 +18,8 @@ Tensor as_f32(const Tensor& t, const OpContext& c) {
   return t.dtype() == DType::Float32 ? t : t.cast(DType::Float32);
 }
 
-// Window geometry common to Conv/ConvTranspose/pools. `kernel` from the weight or the kernel_shape attribute.
 ConvGeom window_geom(const OpContext& c, const Shape& xs, const std::vector<int64_t>& kernel) {
-  check(xs.size() >= 3, c.where(), ": input must be [N, C, spatial...], got ", shape_str(xs));
-  size_t r = xs.size() - 2;
-  ConvGeom g;
-  g.batch = xs[0];
-  g.in_ch = xs[1];
-  g.in.assign(xs.begin() + 2, xs.end());
-  g.kernel = kernel;
-  check(g.kernel.size() == r, c.where(), ": kernel has ", g.kernel.size(), " spatial dims, input has ", r);
-  g.stride = c.node.attr_ints("strides", std::vector<int64_t>(r, 1));
-  g.dilation = c.node.attr_ints("dilations", std::vector<int64_t>(r, 1));
-  auto pads = c.node.attr_ints("pads", std::vector<int64_t>(2 * r, 0));
-  check(g.stride.size() == r && g.dilation.size() == r && pads.size() == 2 * r, c.where(),
-        ": strides/dilations/pads do not match ", r, " spatial dims");
-  for (size_t i = 0; i < r; ++i) {
-    check(g.stride[i] > 0 && g.dilation[i] > 0 && g.kernel[i] > 0, c.where(), ": strides, dilations and kernel must be positive");
-    check(pads[i] >= 0 && pads[i + r] >= 0, c.where(), ": negative pads");
-  }
-  g.pad_begin.assign(pads.begin(), pads.begin() + r);
-  g.pad_end.assign(pads.begin() + r, pads.end());
-  return g;
+  return node_window_geom(c.node, xs, kernel);
 }
 
 Outs op_Conv(const OpContext& c) {
