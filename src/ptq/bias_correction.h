@@ -1,7 +1,8 @@
 // Bias correction (TECHNIQUES.md §5; Nagel et al. 2019): quantizing W to W~ = W + eps shifts the expected output
 // of a layer by eps * E[x]; adding -eps * E[x] to the bias removes the shift.
-//  - analytical (data-free): E[x] from the folded BatchNorm in front of the layer, the pre-activation of channel c
-//    modelled as N(beta_c, gamma_c^2) and passed through the clamp of the ReLU/ReLU6 between (clipped-normal mean);
+//  - analytical (data-free): E[x] from the folded BatchNorms, the pre-activation of channel c modelled as
+//    N(beta_c, gamma_c^2) and passed through the clamp of a ReLU/ReLU6 (clipped-normal mean), and on through
+//    residual Adds, Concats and average pooling (propagate_statistics in data_free.h);
 //  - empirical: per output channel, the mean of the FP32 model's layer output minus the mean of the quantized
 //    model's layer output on calibration data, layer by layer in topological order with the layers before already
 //    quantized and corrected (so the shift carried in from earlier layers is corrected too).
@@ -17,19 +18,10 @@
 
 namespace lowbit::ptq {
 
-// E[clamp(z, lo, hi)] for z ~ N(mu, sigma^2) (lo may be -inf, hi +inf; sigma 0 gives clamp(mu, lo, hi)):
-//   lo*Phi(a) + hi*(1 - Phi(b)) + mu*(Phi(b) - Phi(a)) + sigma*(phi(a) - phi(b)),  a = (lo-mu)/sigma, b = (hi-mu)/sigma.
-double clipped_normal_mean(double mu, double sigma, double lo, double hi);
-
 // The bias change -eps * E[x] per output channel: eps = w_quant - w (stored layout of `s`), mean_in one value per
 // input channel (each column of a conv reads its channel's mean: zero padding is ignored, as in the paper).
 std::vector<double> bias_shift(const std::vector<float>& w, const std::vector<float>& w_quant, const LayerShape& s,
                                const std::vector<double>& mean_in);
-
-// E[x] per input channel of layer `l` derived from folded BatchNorm parameters, through Relu/Clip and
-// mean-preserving ops (Identity, GlobalAveragePool, Flatten after it); nullopt with the reason otherwise.
-std::optional<std::vector<double>> expected_input(const Graph& g, const LinearLayer& l,
-                                                  const std::map<std::string, quant::BnParams>& bn, std::string* why);
 
 struct BiasCorrectionReport {
   int corrected = 0;
@@ -37,9 +29,12 @@ struct BiasCorrectionReport {
   std::vector<std::string> skipped;   // "layer: reason"
 };
 
-// Weights are quantized with the plan's weight encodings (compute_weight_encodings first).
+// Weights are quantized with the plan's weight encodings (compute_weight_encodings first). E[x] comes from the
+// statistics of propagate_statistics() (data_free.h); layers whose input mean is not exact there (after a max
+// pool, or derived from the assumed-uniform model input) are skipped with the reason.
 BiasCorrectionReport analytical_bias_correction(Model& m, const quant::QuantSimPlan& plan,
-                                                const std::map<std::string, quant::BnParams>& bn);
+                                                const std::map<std::string, quant::BnParams>& bn,
+                                                const std::vector<float>& input_range = {});
 // `samples` is one batch of model input (the whole calibration set for this step).
 BiasCorrectionReport empirical_bias_correction(Model& m, const quant::QuantSimPlan& plan, const Tensor& samples);
 

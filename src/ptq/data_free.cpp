@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "ir/passes.h"
-#include "ptq/bias_correction.h"
 #include "ptq/layer.h"
 
 namespace lowbit::ptq {
@@ -30,6 +29,18 @@ double at(const std::vector<double>& v, size_t c) { return v.size() == 1 ? v[0] 
 
 }  // namespace
 
+double clipped_normal_mean(double mu, double sigma, double lo, double hi) {
+  if (!(sigma > 0)) return std::min(std::max(mu, lo), hi);
+  double a = (lo - mu) / sigma, b = (hi - mu) / sigma;
+  double Pa = std::isfinite(a) ? cdf(a) : (a < 0 ? 0.0 : 1.0);
+  double Pb = std::isfinite(b) ? cdf(b) : (b < 0 ? 0.0 : 1.0);
+  double pa = std::isfinite(a) ? pdf(a) : 0.0, pb = std::isfinite(b) ? pdf(b) : 0.0;
+  double r = mu * (Pb - Pa) + sigma * (pa - pb);
+  if (std::isfinite(lo)) r += lo * Pa;
+  if (std::isfinite(hi)) r += hi * (1.0 - Pb);
+  return r;
+}
+
 double clipped_normal_std(double mu, double sigma, double lo, double hi) {
   if (!(sigma > 0)) return 0.0;
   double a = (lo - mu) / sigma, b = (hi - mu) / sigma;
@@ -53,7 +64,7 @@ std::map<std::string, ValueStats> propagate_statistics(const Model& model, const
     for (auto& vi : g.inputs)
       if (!g.is_initializer(vi.name)) {
         double lo = input_range[0], hi = input_range[1];
-        st[vi.name] = {{(lo + hi) / 2}, {(hi - lo) / std::sqrt(12.0)}, lo, hi};
+        st[vi.name] = {{(lo + hi) / 2}, {(hi - lo) / std::sqrt(12.0)}, lo, hi, false};
       }
   auto from_bn = [&](const std::string& v) -> bool {
     auto it = bn.find(v);
@@ -96,9 +107,11 @@ std::map<std::string, ValueStats> propagate_statistics(const Model& model, const
         s.std.push_back(std::sqrt(var));
       }
       set_range_from_moments(s);
+      s.exact_mean = x->exact_mean;
       st[out] = s;
     } else if (auto cl = clamp_bounds(g, n); cl && x) {
       ValueStats s;
+      s.exact_mean = x->exact_mean;
       for (size_t c = 0; c < x->mean.size(); ++c) {
         s.mean.push_back(clipped_normal_mean(x->mean[c], x->std[c], cl->lo, cl->hi));
         s.std.push_back(clipped_normal_std(x->mean[c], x->std[c], cl->lo, cl->hi));
@@ -118,6 +131,7 @@ std::map<std::string, ValueStats> propagate_statistics(const Model& model, const
           s.mean.push_back(at(x->mean, i) + at(y->mean, i));
           s.std.push_back(std::sqrt(at(x->std, i) * at(x->std, i) + at(y->std, i) * at(y->std, i)));
         }
+        s.exact_mean = x->exact_mean && y->exact_mean;
         set_range_from_moments(s);
         st[out] = s;
       } else if (c && c->rank() <= 1 && (c->numel() == 1 || c->numel() == (int64_t)x->mean.size())) {
@@ -131,6 +145,7 @@ std::map<std::string, ValueStats> propagate_statistics(const Model& model, const
                      (n.op_type == "Flatten" && g.producer(n.inputs[0]) >= 0 &&
                       g.nodes[(size_t)g.producer(n.inputs[0])].op_type.rfind("Global", 0) == 0))) {
       st[out] = *x;
+      if (n.op_type == "MaxPool" || n.op_type == "GlobalMaxPool") st[out].exact_mean = false;  // max > mean
     } else if (n.op_type == "Concat" && n.attr_int("axis", 0) == 1) {
       ValueStats s;
       s.lo = INFINITY;
@@ -143,6 +158,7 @@ std::map<std::string, ValueStats> propagate_statistics(const Model& model, const
           s.mean.insert(s.mean.end(), v->mean.begin(), v->mean.end());
           s.std.insert(s.std.end(), v->std.begin(), v->std.end());
           s.lo = std::min(s.lo, v->lo);
+          s.exact_mean = s.exact_mean && v->exact_mean;
           s.hi = std::max(s.hi, v->hi);
         }
       }

@@ -23,8 +23,12 @@ namespace lowbit::ptq {
 struct ValueStats {
   std::vector<double> mean, std;  // per channel (size 1: the same for every channel)
   double lo = 0, hi = 0;          // the range a quantizer of this value gets
+  bool exact_mean = true;         // false after a max pool or from the assumed-uniform model input
 };
 
+// E[clamp(z, lo, hi)] for z ~ N(mu, sigma^2) (lo may be -inf, hi +inf; sigma 0 gives clamp(mu, lo, hi)):
+//   lo*Phi(a) + hi*(1 - Phi(b)) + mu*(Phi(b) - Phi(a)) + sigma*(phi(a) - phi(b)),  a = (lo-mu)/sigma, b = (hi-mu)/sigma.
+double clipped_normal_mean(double mu, double sigma, double lo, double hi);
 // E[clamp(z, lo, hi)^2] - E[clamp(z, lo, hi)]^2 for z ~ N(mu, sigma^2), as a standard deviation.
 double clipped_normal_std(double mu, double sigma, double lo, double hi);
 

@@ -96,7 +96,7 @@ std::vector<StepLog> run_weight_steps(Model& m, const quant::QuantSimPlan& plan,
   if (p.bias_correction != quant::BiasCorrectionKind::None) {
     auto t0 = std::chrono::steady_clock::now();
     bool emp = p.bias_correction == quant::BiasCorrectionKind::Empirical;
-    BiasCorrectionReport r = emp ? empirical_bias_correction(m, plan, samples) : analytical_bias_correction(m, plan, bn);
+    BiasCorrectionReport r = emp ? empirical_bias_correction(m, plan, samples) : analytical_bias_correction(m, plan, bn, p.input_range);
     StepLog log{emp ? "empirical bias correction" : "analytical bias correction", since(t0), {}};
     log.lines.push_back(std::to_string(r.corrected) + " layers corrected" + fmt(", mean |bias shift| %.4g", r.mean_abs_shift));
     add_skipped(log, r.skipped);
