@@ -187,6 +187,8 @@ int cmd_quantize(const QuantizeArgs& a) {
               quant::range_method_name(cfg.weights.range));
   std::printf("  activation quantizers:   %zu (%d-bit, %s)%s\n", plan.acts.size(), cfg.activations.spec.grid.bits,
               pc.data_free ? "data-free" : quant::range_method_name(cfg.activations.range), dynamic ? ", dynamic" : "");
+  for (auto& l : logs)
+    for (auto& w : l.warnings) std::fprintf(stderr, "lowbit: warning: %s\n", w.c_str());
   for (auto& l : logs) {
     std::printf("  %s (%.1f s):\n", l.name.c_str(), l.seconds);
     for (auto& line : l.lines) std::printf("    %s\n", line.c_str());

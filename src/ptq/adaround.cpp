@@ -35,7 +35,7 @@ void forward(const AdaRoundProblem& p, const std::vector<float>& w, const std::v
   y.assign((size_t)(B * O), 0.f);
   for (int64_t g = 0; g < G; ++g) {
     for (int64_t r = 0; r < B; ++r)
-      std::memcpy(&xb[(size_t)((g * B + r) * K)], &p.x[(size_t)((g * p.rows + rows[(size_t)r]) * K)], sizeof(float) * (size_t)K);
+      std::memcpy(&xb[(size_t)((g * B + r) * K)], &p.x[(size_t)((rows[(size_t)r] * G + g) * K)], sizeof(float) * (size_t)K);
     sgemm(false, true, B, Og, K, 1.f, &xb[(size_t)(g * B * K)], K, &w[(size_t)(g * Og * K)], K, 0.f, &y[(size_t)(g * Og)], O);
   }
   for (int64_t r = 0; r < B; ++r)
@@ -98,7 +98,25 @@ AdaRoundLoss adaround_loss(const AdaRoundProblem& p, const std::vector<float>& v
   const LayerShape& s = p.shape;
   int64_t B = (int64_t)rows.size(), K = s.k(), O = s.out_channels, G = s.groups, Og = s.out_per_group();
   check(B > 0, "adaround_loss: no rows");
-  std::vector<float> w = adaround_weights(p, v, false), xb, y;
+  const int64_t n = (int64_t)v.size();
+  // One pass over the weights: h(V), dh/dV, W~ and whether the code is inside the grid (elementwise work is most of
+  // an iteration for small layers, so it is done once and in parallel).
+  std::vector<float> w((size_t)n), dh((size_t)n), h((size_t)n);
+  std::vector<char> inside((size_t)n);
+#pragma omp parallel for schedule(static)
+  for (int64_t e = 0; e < n; ++e) {
+    float sg = sigmoid(v[(size_t)e]);
+    float hs = sg * (kZeta - kGamma) + kGamma;
+    float he = std::min(1.f, std::max(0.f, hs));
+    h[(size_t)e] = he;
+    dh[(size_t)e] = hs > 0.f && hs < 1.f ? (kZeta - kGamma) * sg * (1.f - sg) : 0.f;
+    float sc = p.scale[(size_t)p.slice[e]];
+    float z = (float)p.zero_point[(size_t)p.slice[e]];
+    float code = floor_code(p, (size_t)e) + he + z;
+    inside[(size_t)e] = code > (float)p.qmin && code < (float)p.qmax;
+    w[(size_t)e] = sc * (std::min((float)p.qmax, std::max((float)p.qmin, code)) - z);
+  }
+  std::vector<float> xb, y;
   forward(p, w, rows, xb, y);
   AdaRoundLoss L;
   std::vector<float> dy((size_t)(B * O));
@@ -112,32 +130,26 @@ AdaRoundLoss adaround_loss(const AdaRoundProblem& p, const std::vector<float>& v
       dy[i] = pass ? (float)(2.0 * d / (double)B) : 0.f;
     }
   L.recon /= (double)B;
-  for (size_t e = 0; e < v.size(); ++e) {
-    double t = std::fabs(2.0 * rectified_sigmoid(v[e]) - 1.0);
-    L.reg += 1.0 - std::pow(t, (double)beta);
+  // Regulariser lambda * sum (1 - |2h - 1|^beta) and its derivative in h: -lambda * beta * |u|^(beta-1) * 2 sign(u).
+  std::vector<float> dreg(grad ? (size_t)n : 0);
+  double reg = 0;
+#pragma omp parallel for schedule(static) reduction(+ : reg)
+  for (int64_t e = 0; e < n; ++e) {
+    double u = 2.0 * h[(size_t)e] - 1.0, t = std::fabs(u);
+    double tb = t > 0 ? std::exp((double)beta * std::log(t)) : 0.0;
+    reg += 1.0 - tb;
+    if (!dreg.empty()) dreg[(size_t)e] = t > 0 ? (float)(-(double)lambda * beta * (tb / t) * (u > 0 ? 2.0 : -2.0)) : 0.f;
   }
-  L.reg *= lambda;
+  L.reg = lambda * reg;
   if (!grad) return L;
   std::vector<float> dw((size_t)(O * K));
   for (int64_t g = 0; g < G; ++g)
     sgemm(true, false, Og, K, B, 1.f, &dy[(size_t)(g * Og)], O, &xb[(size_t)(g * B * K)], K, 0.f, &dw[(size_t)(g * Og * K)], K);
-  grad->assign(v.size(), 0.f);
-  for (size_t e = 0; e < v.size(); ++e) {
-    float sg = sigmoid(v[e]);
-    float hs = sg * (kZeta - kGamma) + kGamma;
-    if (hs <= 0.f || hs >= 1.f) continue;  // h is clamped: no gradient
-    float h = hs;
-    float dh_dv = (kZeta - kGamma) * sg * (1.f - sg);
-    float s_e = p.scale[(size_t)p.slice[e]];
-    float code = floor_code(p, e) + h + (float)p.zero_point[(size_t)p.slice[e]];
-    double g_h = 0;
-    if (code > (float)p.qmin && code < (float)p.qmax) g_h += (double)dw[e] * s_e;
-    if (lambda > 0) {
-      double u = 2.0 * h - 1.0;
-      double t = std::fabs(u);
-      if (t > 0) g_h += -(double)lambda * beta * std::pow(t, (double)beta - 1.0) * (u > 0 ? 2.0 : -2.0);
-    }
-    (*grad)[e] = (float)(g_h * dh_dv);
+  grad->resize((size_t)n);
+#pragma omp parallel for schedule(static)
+  for (int64_t e = 0; e < n; ++e) {
+    float g_h = (inside[(size_t)e] ? dw[(size_t)e] * p.scale[(size_t)p.slice[e]] : 0.f) + (lambda > 0 ? dreg[(size_t)e] : 0.f);
+    (*grad)[(size_t)e] = g_h * dh[(size_t)e];
   }
   return L;
 }
@@ -168,10 +180,13 @@ AdaRoundResult adaround_layer(const AdaRoundProblem& p, const AdaRoundOptions& o
     float beta = opt.beta_start + (opt.beta_end - opt.beta_start) * frac;
     adaround_loss(p, v, rows, beta, lambda, &g);
     double c1 = 1.0 - std::pow(b1, it + 1), c2 = 1.0 - std::pow(b2, it + 1);
-    for (size_t e = 0; e < v.size(); ++e) {
-      m1[e] = (float)(b1 * m1[e] + (1 - b1) * g[e]);
-      m2[e] = (float)(b2 * m2[e] + (1 - b2) * (double)g[e] * g[e]);
-      v[e] -= (float)(opt.lr * (m1[e] / c1) / (std::sqrt(m2[e] / c2) + eps));
+    const int64_t n = (int64_t)v.size();
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < n; ++e) {
+      size_t i = (size_t)e;
+      m1[i] = (float)(b1 * m1[i] + (1 - b1) * g[i]);
+      m2[i] = (float)(b2 * m2[i] + (1 - b2) * (double)g[i] * g[i]);
+      v[i] -= (float)(opt.lr * (m1[i] / c1) / (std::sqrt(m2[i] / c2) + eps));
     }
   }
   AdaRoundResult res;
@@ -181,6 +196,11 @@ AdaRoundResult adaround_layer(const AdaRoundProblem& p, const AdaRoundOptions& o
   std::iota(all.begin(), all.end(), 0);
   res.loss_nearest = reconstruction_loss(p, nearest, all);
   res.loss_adaround = reconstruction_loss(p, res.w, all);
+  if (res.loss_adaround > res.loss_nearest) {  // too few iterations to converge: never worse than nearest
+    res.w = nearest;
+    res.loss_adaround = res.loss_nearest;
+    res.kept_nearest = true;
+  }
   for (size_t e = 0; e < nearest.size(); ++e) res.rounded_up_changed += nearest[e] != res.w[e];
   return res;
 }
@@ -202,19 +222,26 @@ struct RowSampler {
   const Node& node;
   int64_t per_sample;
   std::mt19937 rng;
-  std::vector<std::vector<float>> x;  // per group: rows x K
+  int64_t total_samples = 0;          // samples that will be added (to reserve memory once)
+  std::vector<float> x;               // rows x groups x K
   std::vector<float> target;          // rows x O
   int64_t rows = 0;
 
   void add(const Tensor& xin, const Tensor& yout, const Activation& act, const std::vector<float>& bias) {
     const LayerShape& s = l.shape;
     int64_t K = s.k(), O = s.out_channels, G = s.groups, N = xin.dim(0);
-    x.resize((size_t)G);
+    auto reserve = [&](int64_t per) {
+      if (!x.empty()) return;
+      int64_t rows_total = total_samples * std::min(per, per_sample);
+      x.reserve((size_t)(rows_total * G * K));
+      target.reserve((size_t)(rows_total * O));
+    };
     const float* xi = xin.data<float>();
     const float* yo = yout.data<float>();
     if (l.kind == LayerKind::Conv) {
       ConvGeom geo = conv_geometry(xin.shape());
       int64_t P = geo.out_size(), in_size = geo.in_size(), ks = geo.kernel_size(), Cg = s.in_channels / G;
+      reserve(P);
       size_t r = geo.in.size();
       std::vector<int64_t> order((size_t)P);
       std::vector<int64_t> oi(r), ti(r);
@@ -229,7 +256,7 @@ struct RowSampler {
             rem /= (size_t)geo.out[d];
           }
           for (int64_t g = 0; g < G; ++g) {
-            auto& xg = x[(size_t)g];
+            auto& xg = x;
             for (int64_t c = 0; c < Cg; ++c) {
               const float* plane = xi + (n * s.in_channels + g * Cg + c) * in_size;
               for (int64_t t = 0; t < ks; ++t) {
@@ -254,6 +281,7 @@ struct RowSampler {
       }
     } else {
       int64_t R = xin.numel() / K / std::max<int64_t>(1, N);  // rows per sample
+      reserve(R);
       std::vector<int64_t> order((size_t)R);
       for (int64_t n = 0; n < N; ++n) {
         std::iota(order.begin(), order.end(), 0);
@@ -261,7 +289,7 @@ struct RowSampler {
         for (int64_t i = 0; i < take; ++i) std::swap(order[(size_t)i], order[(size_t)(i + (int64_t)(rng() % (uint64_t)(R - i)))]);
         for (int64_t i = 0; i < take; ++i) {
           int64_t row = n * R + order[(size_t)i];
-          x[0].insert(x[0].end(), xi + row * K, xi + (row + 1) * K);
+          x.insert(x.end(), xi + row * K, xi + (row + 1) * K);
           for (int64_t o = 0; o < O; ++o) target.push_back(apply_act(act, yo[row * O + o] + bias[(size_t)o]));
           ++rows;
         }
@@ -308,7 +336,11 @@ AdaRoundReport adaround_model(Model& m, const quant::QuantSimPlan& plan, const T
     std::vector<float> bias = l.kind == LayerKind::MatMul ? std::vector<float>((size_t)l.shape.out_channels, 0.f)
                                                            : get_bias(m.graph, l);
     const Tensor& wt = m.graph.initializers.at(l.weight);
-    RowSampler rs{l, node, (opt.max_rows + N - 1) / N, std::mt19937(opt.seed + 7919u * (uint32_t)li), {}, {}, 0,
+    // Rows cached: max_rows, and no more than max_cache_floats of inputs and targets together.
+    int64_t row_floats = l.shape.groups * l.shape.k() + l.shape.out_channels;
+    int64_t max_rows = std::max<int64_t>(1, std::min(opt.max_rows, opt.max_cache_floats / row_floats));
+    int64_t per_sample = (max_rows + N - 1) / N;
+    RowSampler rs{l, node, per_sample, std::mt19937(opt.seed + 7919u * (uint32_t)li), N, {}, {}, 0,
                   Shape(wt.shape().begin() + 2, wt.shape().end())};
     const Executor q(m);
     for (int64_t b0 = 0; b0 < N; b0 += chunk) {
@@ -337,7 +369,7 @@ AdaRoundReport adaround_model(Model& m, const quant::QuantSimPlan& plan, const T
         p.slice[(size_t)(o * K + k)] = (int32_t)sl[(size_t)l.shape.index(o, k)];
       }
     p.rows = rs.rows;
-    for (auto& xg : rs.x) p.x.insert(p.x.end(), xg.begin(), xg.end());
+    p.x = std::move(rs.x);
     p.target = std::move(rs.target);
     AdaRoundOptions lo = opt;
     lo.seed = opt.seed + (uint32_t)li;
@@ -346,7 +378,7 @@ AdaRoundReport adaround_model(Model& m, const quant::QuantSimPlan& plan, const T
       for (int64_t k = 0; k < K; ++k) ws[(size_t)l.shape.index(o, k)] = r.w[(size_t)(o * K + k)];
     set_weight(m.graph, l, ws);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rep.layers.push_back({l.name, p.rows, r.loss_nearest, r.loss_adaround, secs, r.rounded_up_changed});
+    rep.layers.push_back({l.name, p.rows, r.loss_nearest, r.loss_adaround, secs, r.rounded_up_changed, r.kept_nearest});
     if (progress) progress(li + 1, layers.size());
   }
   return rep;

@@ -22,13 +22,14 @@
 namespace lowbit::ptq {
 
 struct AdaRoundOptions {
-  int iterations = 2000;
+  int iterations = 1000;
   int batch = 256;               // rows per Adam step
   float reg_weight = 0.01f;      // lambda
   float beta_start = 20.f, beta_end = 2.f;
   float warmup = 0.2f;           // fraction of iterations without the regulariser
   float lr = 1e-2f;
   int64_t max_rows = 8192;       // cached rows per layer (samples x positions)
+  int64_t max_cache_floats = int64_t(16) << 20;  // and at most this many cached floats (64 MiB) per layer
   uint32_t seed = 0;
 };
 
@@ -43,7 +44,7 @@ struct AdaRoundProblem {
   int32_t qmin = -128, qmax = 127;
   Activation act;
   int64_t rows = 0;
-  std::vector<float> x;             // [groups][rows][K]: the layer's input rows (from the quantized model)
+  std::vector<float> x;             // [rows][groups][K]: the layer's input rows (from the quantized model)
   std::vector<float> target;        // [rows][O]: f_a(W x + b) of the FP32 model
 };
 
@@ -68,7 +69,10 @@ struct AdaRoundResult {
   std::vector<float> w;            // final W~ [O][K], on the integer grid
   double loss_nearest = 0, loss_adaround = 0;  // reconstruction over all cached rows
   int64_t rounded_up_changed = 0;  // weights whose rounding differs from nearest
+  bool kept_nearest = false;       // the learned rounding reconstructed worse than nearest on the cached rows
 };
+// Optimizes V and returns the hard-rounded weights, or the nearest-rounded ones when those reconstruct the cached rows
+// better (a schedule too short to converge must not make a layer worse).
 AdaRoundResult adaround_layer(const AdaRoundProblem& p, const AdaRoundOptions& opt);
 
 // The graph pass: every planned weight of a Conv/Gemm/MatMul, in topological order. Writes W~ into the model's
@@ -79,6 +83,7 @@ struct AdaRoundLayerReport {
   int64_t rows = 0;
   double loss_nearest = 0, loss_adaround = 0, seconds = 0;
   int64_t changed = 0;
+  bool kept_nearest = false;
 };
 struct AdaRoundReport {
   std::vector<AdaRoundLayerReport> layers;

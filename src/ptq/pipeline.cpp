@@ -52,7 +52,7 @@ std::optional<StepLog> run_equalization(Model& m, std::map<std::string, quant::B
   o.high_bias_absorption = p.high_bias_absorption;
   o.relu6 = p.relu6_to_relu ? Relu6Policy::ReplaceWithRelu : Relu6Policy::Skip;
   CleReport r = equalize_model(m, bn, o);
-  StepLog log{"cross-layer equalization", since(t0), {}};
+  StepLog log{"cross-layer equalization", since(t0), {}, {}};
   log.lines.push_back(std::to_string(r.pairs) + " layer pairs in " + std::to_string(r.chains) + " chains" +
                       (r.pairs ? fmt(", channel scales %.3g .. %.3g", r.min_scale, r.max_scale) : std::string()));
   if (r.relu6_replaced) log.lines.push_back(std::to_string(r.relu6_replaced) + " ReLU6 replaced by ReLU (as the paper does)");
@@ -78,26 +78,32 @@ std::vector<StepLog> run_weight_steps(Model& m, const quant::QuantSimPlan& plan,
     AdaRoundReport r = adaround_model(m, plan, samples, o, [&](size_t d, size_t t) {
       if (progress) progress("adaround", d, t);
     });
-    StepLog log{"AdaRound", since(t0), {}};
+    StepLog log{"AdaRound", since(t0), {}, {}};
     double before = 0, after = 0;
     for (auto& l : r.layers) {
       before += l.loss_nearest;
       after += l.loss_adaround;
       log.lines.push_back(l.name + fmt(": loss %.4g -> %.4g (%.0f weights flipped", l.loss_nearest, l.loss_adaround,
                                        (double)l.changed) +
-                          fmt(", %.0f rows, %.1f s)", (double)l.rows, l.seconds));
+                          fmt(", %.0f rows, %.1f s)", (double)l.rows, l.seconds) +
+                          (l.kept_nearest ? " - kept nearest rounding, which reconstructed better" : ""));
     }
     log.lines.insert(log.lines.begin(), std::to_string(r.layers.size()) + " layers, " +
                                             std::to_string(p.adaround_iterations) + " iterations each" +
                                             fmt(", total reconstruction loss %.4g -> %.4g", before, after));
     add_skipped(log, r.skipped);
+    for (auto& sk : r.skipped) {
+      auto colon = sk.find(": ");
+      log.warnings.push_back("AdaRound skips layer '" + sk.substr(0, colon) + "': " + sk.substr(colon + 2) +
+                             "; its weights are rounded to nearest");
+    }
     logs.push_back(log);
   }
   if (p.bias_correction != quant::BiasCorrectionKind::None) {
     auto t0 = std::chrono::steady_clock::now();
     bool emp = p.bias_correction == quant::BiasCorrectionKind::Empirical;
     BiasCorrectionReport r = emp ? empirical_bias_correction(m, plan, samples) : analytical_bias_correction(m, plan, bn, p.input_range);
-    StepLog log{emp ? "empirical bias correction" : "analytical bias correction", since(t0), {}};
+    StepLog log{emp ? "empirical bias correction" : "analytical bias correction", since(t0), {}, {}};
     log.lines.push_back(std::to_string(r.corrected) + " layers corrected" + fmt(", mean |bias shift| %.4g", r.mean_abs_shift));
     add_skipped(log, r.skipped);
     logs.push_back(log);
@@ -110,7 +116,7 @@ StepLog run_data_free_ranges(const Model& m, quant::QuantSimPlan& plan, const st
   auto t0 = std::chrono::steady_clock::now();
   auto stats = propagate_statistics(m, bn, p.input_range);
   set_data_free_ranges(m, plan, stats);
-  StepLog log{"data-free activation ranges", since(t0), {}};
+  StepLog log{"data-free activation ranges", since(t0), {}, {}};
   int n = 0;
   for (auto& a : plan.acts) n += !a.dynamic;
   log.lines.push_back(std::to_string(n) + " activation ranges from BatchNorm statistics propagated through the graph" +

@@ -20,6 +20,7 @@ struct StepLog {
   std::string name;
   double seconds = 0;
   std::vector<std::string> lines;
+  std::vector<std::string> warnings;  // for stderr: something the user asked for was not done
 };
 
 // Throws Error when the pipeline cannot run on this model as configured (e.g. data-free without BatchNorms).

@@ -45,14 +45,14 @@ struct Override {
 
 // The white paper's PTQ steps (ptq/): which run and how. "pipeline": {"cle": true, "high_bias_absorption": true,
 // "relu6": "relu" | "skip", "bias_correction": "none" | "empirical" | "analytical", "adaround": true,
-// "adaround_iterations": 2000, "adaround_batch": 256, "adaround_reg_weight": 0.01, "adaround_lr": 0.01,
+// "adaround_iterations": 1000, "adaround_batch": 256, "adaround_reg_weight": 0.01, "adaround_lr": 0.01,
 // "adaround_max_rows": 8192, "samples": 256, "data_free": false, "input_range": [0, 1]}.
 enum class BiasCorrectionKind { None, Empirical, Analytical };
 struct PipelineConfig {
   bool cle = false, high_bias_absorption = true, relu6_to_relu = true;
   BiasCorrectionKind bias_correction = BiasCorrectionKind::None;
   bool adaround = false;
-  int adaround_iterations = 2000, adaround_batch = 256;
+  int adaround_iterations = 1000, adaround_batch = 256;
   double adaround_reg_weight = 0.01, adaround_lr = 0.01;
   int64_t adaround_max_rows = 8192;
   int64_t samples = 256;  // calibration samples kept in memory for empirical bias correction and AdaRound

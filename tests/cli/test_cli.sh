@@ -116,6 +116,38 @@ expect_error "quantize --strict with weight-only" "--strict: 8 ops would stay in
 expect_error "quantize: empty dataset" "selects no samples" quantize "$model" --data "fashion-mnist:train[5:5]" -o "$tmp/never.onnx"
 expect_error "quantize: no data" "needs calibration data" quantize "$model" -o "$tmp/never.onnx"
 expect_error "quantize: overwrite input" "refusing to overwrite the input model" quantize "$model" --data "fashion-mnist:train[0:10]" -o "$model"
+
+# --- PTQ pipeline ---
+if "$bin" quantize "$model" --data "fashion-mnist:train" --num-samples 200 --pipeline standard --adaround-iters 50 \
+     --ptq-samples 64 -o "$tmp/std.onnx" --save-prepared "$tmp/prepared.onnx" >"$tmp/std.log" 2>/dev/null &&
+   grep -q "cross-layer equalization" "$tmp/std.log" && grep -q "AdaRound (" "$tmp/std.log" &&
+   grep -q "weight quantizers: .*mse" "$tmp/std.log" && [ -s "$tmp/prepared.onnx" ] &&
+   "$bin" eval "$tmp/std.onnx" --data "fashion-mnist:test[0:300]" >/dev/null 2>&1
+then ok; else bad "quantize --pipeline standard: $(cat "$tmp/std.log")"; fi
+if "$bin" quantize "$model" --data-free --input-range 0,1 -o "$tmp/df.onnx" >"$tmp/df.log" 2>&1 &&
+   grep -q "analytical bias correction" "$tmp/df.log" && grep -q "data-free activation ranges" "$tmp/df.log"
+then ok; else bad "quantize --data-free: $(cat "$tmp/df.log")"; fi
+# A layer AdaRound cannot handle: skipped with a warning that names it, the rest still runs.
+if "$bin" quantize "$data/convtranspose.onnx" --data "npy:$data/convtranspose_data.npy" --adaround --adaround-iters 20 \
+     -o "$tmp/ct.onnx" >"$tmp/ct.log" 2>"$tmp/ct.err" && grep -q "^lowbit: warning: AdaRound skips layer 'up': ConvTranspose" "$tmp/ct.err" &&
+   grep -q "conv: loss" "$tmp/ct.log"
+then ok; else bad "AdaRound skip warning: $(cat "$tmp/ct.err")"; fi
+expect_error "data-free without BatchNorm" "data-free quantization cannot run on .*no BatchNormalization" \
+  quantize "$data/convtranspose.onnx" --data-free --input-range 0,1 -o "$tmp/never.onnx"
+expect_error "analytical bias correction without BatchNorm" "analytical bias correction cannot run" \
+  quantize "$data/convtranspose.onnx" --data "npy:$data/convtranspose_data.npy" --bias-correction analytical -o "$tmp/never.onnx"
+expect_error "AdaRound without data" "AdaRound needs calibration data" quantize "$model" --adaround --range bn -o "$tmp/never.onnx"
+expect_error "data-free: model input range missing" "cannot be set without data: 'image' \(stops at model input" \
+  quantize "$model" --data-free -o "$tmp/never.onnx"
+expect_error "bad --bias-correction" "unknown bias correction 'sometimes'" \
+  quantize "$model" --data "fashion-mnist:train[0:10]" --bias-correction sometimes -o "$tmp/never.onnx"
+expect_error "bad --input-range" "--input-range '1,0': expected LO,HI" quantize "$model" --data-free --input-range 1,0 -o "$tmp/never.onnx"
+# Ctrl-C during a long run: no output file, no temp file left behind.
+mkdir "$tmp/int"
+timeout -s INT 3 "$bin" quantize "$model" --data "fashion-mnist:train" --pipeline standard --adaround-iters 100000 \
+  -o "$tmp/int/q.onnx" >/dev/null 2>&1
+rc=$?
+if [ "$rc" -ne 0 ] && [ -z "$(ls -A "$tmp/int")" ]; then ok; else bad "interrupted quantize: rc $rc, left $(ls -A "$tmp/int")"; fi
 if [ -e "$tmp/never.npz" ] || [ -e "$tmp/never.onnx" ]; then bad "an output file was written after an error"; else ok; fi
 
 echo "cli: $pass passed, $fail failed"

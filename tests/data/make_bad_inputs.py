@@ -6,6 +6,7 @@ cycle.onnx           two nodes that read each other's output
 external_missing.onnx  an initializer whose external data file does not exist
 wrong_shape.npy / wrong_dtype.npy  inputs that do not fit models/fashion_cnn.onnx
 five_labels.npy      5 labels (models/fashion_sample.npy has 16 images)
+convtranspose.onnx / convtranspose_data.npy  a ConvTranspose (which AdaRound skips) before a Conv, with data
 """
 import os
 import numpy as np
@@ -50,3 +51,16 @@ save(helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="add")],
 np.save(os.path.join(HERE, "wrong_shape.npy"), np.zeros((1, 1, 27, 28), np.float32))
 np.save(os.path.join(HERE, "wrong_dtype.npy"), np.zeros((1, 1, 28, 28), np.float64))
 np.save(os.path.join(HERE, "five_labels.npy"), np.arange(5, dtype=np.int64))
+
+# A layer AdaRound cannot handle (ConvTranspose) before one it can, with calibration data.
+rng = np.random.default_rng(0)
+xt = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 4, 4])
+yt = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 6, 6])
+wt = helper.make_tensor("wt", TensorProto.FLOAT, [1, 2, 3, 3], rng.standard_normal(18).astype(np.float32).tolist())
+wc = helper.make_tensor("wc", TensorProto.FLOAT, [2, 2, 3, 3], rng.standard_normal(36).astype(np.float32).tolist())
+save(helper.make_graph([
+    helper.make_node("ConvTranspose", ["x", "wt"], ["u"], name="up"),
+    helper.make_node("Relu", ["u"], ["r"], name="relu"),
+    helper.make_node("Conv", ["r", "wc"], ["y"], name="conv", pads=[1, 1, 1, 1]),
+], "convtranspose", [xt], [yt], [wt, wc]), "convtranspose.onnx")
+np.save(os.path.join(HERE, "convtranspose_data.npy"), rng.standard_normal((8, 1, 4, 4)).astype(np.float32))

@@ -327,7 +327,7 @@ ptq::AdaRoundProblem small_problem(uint32_t seed, bool relu) {
     for (int64_t o = 0; o < O; ++o) {
       int64_t g = o / 2;
       double y = p.bias[(size_t)o];
-      for (int64_t k = 0; k < K; ++k) y += p.w[(size_t)(o * K + k)] * (p.x[(size_t)((g * p.rows + r) * K + k)] + 0.05 * d(rng));
+      for (int64_t k = 0; k < K; ++k) y += p.w[(size_t)(o * K + k)] * (p.x[(size_t)((r * 2 + g) * K + k)] + 0.05 * d(rng));
       p.target[(size_t)(r * O + o)] = relu ? std::max(0.f, (float)y) : (float)y;
     }
   return p;
