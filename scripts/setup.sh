@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata dataset-fashion-mnist           # ONNX conformance tests; Fashion-MNIST
   python3 python3-numpy python3-onnx python3-venv python3-pip  # generators, cross-checks, venv for onnxruntime
+  chromium                                         # headless check that analysis reports render
 )
 
 missing=()

@@ -4,6 +4,10 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "ptq/pipeline.h"
+#include "quant/config.h"
+#include "quant/fold_bn.h"
+#include "quant/quantsim.h"
 
 namespace lowbit::cli {
 
@@ -59,5 +63,27 @@ struct QuantizeArgs {
   bool data_free = false;
 };
 int cmd_quantize(const QuantizeArgs& a);
+
+// The quantization config from a config file and the command line (shared by quantize and analyze).
+quant::QuantConfig config_from_args(const QuantizeArgs& a);
+// Everything before the QDQ model is built: the model as loaded and prepared (BN folded, PTQ steps applied), the plan
+// with every encoding set, and the PTQ step logs.
+struct QuantState {
+  Model original, prepared;
+  quant::PrepareStats prep;
+  quant::QuantSimPlan plan;
+  std::vector<ptq::StepLog> logs;
+};
+QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg);
+
+struct AnalyzeArgs {
+  QuantizeArgs q;          // model, calibration data, config and bit-width options (output unused)
+  std::string eval_data;   // evaluation data spec (default: --data)
+  int64_t eval_samples = 1000;
+  std::string metric = "accuracy", out_dir;
+  double target_drop = -1;
+  int raise_bits = 0;
+};
+int cmd_analyze(const AnalyzeArgs& a);
 
 }  // namespace lowbit::cli

@@ -86,6 +86,32 @@ int main(int argc, char** argv) {
   ce->get_option("--data")->required();
   ce->add_option("--reference", ev.reference, "Compare outputs with this model (mean/max error, SQNR, cosine, agreement)");
   ce->add_flag("--json", ev.json, "Print the results as JSON (no progress output)");
+  lowbit::cli::AnalyzeArgs an;
+  auto* ca = app.add_subcommand("analyze", "Find which quantizers lose accuracy and why: an HTML + JSON report, "
+                                           "recommendations and an optional mixed-precision config");
+  ca->add_option("model", an.q.model, "FP32 ONNX model")->required();
+  an.q.data.num_samples = 1000;
+  add_data_options(ca, an.q.data, kSpecHelp, "Calibration samples (a seeded random subset)");
+  ca->get_option("--data")->required();
+  ca->add_option("--eval-data", an.eval_data, "Evaluation data spec (default: --data), e.g. fashion-mnist:test");
+  ca->add_option("--eval-samples", an.eval_samples, "Evaluation samples (a seeded random subset)")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  ca->add_option("--metric", an.metric, "accuracy (top-1, needs labels) or sqnr (output SQNR against FP32)")
+      ->capture_default_str();
+  ca->add_option("-o,--output", an.out_dir, "Report folder (index.html, report.json, config.json)")->required();
+  ca->add_option("--target-drop", an.target_drop,
+                 "Mixed-precision fix: raise the most sensitive quantizers until the accuracy drop is within this");
+  ca->add_option("--raise-bits", an.raise_bits, "Bits for raised quantizers (default: 8 below 8 bits, else 16)");
+  ca->add_option("--config", an.q.config, "Quantization config JSON");
+  ca->add_option("--weights", an.q.weights, "Weight bit width, e.g. w8, w4");
+  ca->add_option("--acts", an.q.acts, "Activation bit width, e.g. a8, a4");
+  auto* apt = ca->add_flag("--per-tensor", an.q.per_tensor, "Per-tensor weight quantization");
+  auto* apc = ca->add_flag("--per-channel", an.q.per_channel, "Per-channel weight quantization (default)");
+  apt->excludes(apc);
+  ca->add_option("--range", an.q.range, "Activation range method");
+  ca->add_option("--weight-range", an.q.weight_range, "Weight range: minmax or mse");
+  ca->add_option("--pipeline", an.q.pipeline, "standard: analyze the model after the standard PTQ pipeline");
+  ca->add_flag("--cle,!--no-cle", an.q.cle, "Cross-layer equalization on/off");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -96,6 +122,7 @@ int main(int argc, char** argv) {
     if (*cr) return lowbit::cli::cmd_run(run);
     if (*cx) return lowbit::cli::cmd_export(ex);
     if (*cq) return lowbit::cli::cmd_quantize(qa);
+    if (*ca) return lowbit::cli::cmd_analyze(an);
     if (*ce) {
       return lowbit::cli::cmd_eval(ev);
     }

@@ -78,8 +78,7 @@ Tensor load_samples(const DataArgs& d, int64_t n) {
 
 }  // namespace
 
-int cmd_quantize(const QuantizeArgs& a) {
-  Progress clock("quantize", 0, false);
+quant::QuantConfig config_from_args(const QuantizeArgs& a) {
   quant::QuantConfig cfg = a.config.empty() ? quant::default_config() : quant::parse_config(read_file(a.config), a.config);
   bool have_data = !a.data.spec.empty();
   apply_pipeline_args(a, cfg, have_data);
@@ -106,14 +105,22 @@ int cmd_quantize(const QuantizeArgs& a) {
   bool weight_steps = pc.adaround || pc.bias_correction != quant::BiasCorrectionKind::None;
   check(!weight_steps || (a.load_encodings.empty() && cfg.mode != quant::Mode::Fp16),
         "AdaRound and bias correction need weight encodings computed here (not --load-encodings or fp16 mode)");
-  namespace fs = std::filesystem;
-  check(fs::absolute(a.output) != fs::absolute(a.model), "refusing to overwrite the input model '", a.model, "'");
+  return cfg;
+}
 
-  Model m = load_onnx(a.model);
-  Executor validate(m);  // names every unsupported op before any work
-  quant::PrepareStats prep = quant::prepare_for_quantization(m);
+QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg) {
+  QuantState st;
+  bool have_data = !a.data.spec.empty();
+  const quant::PipelineConfig& pc = cfg.pipeline;
+  bool weight_steps = pc.adaround || pc.bias_correction != quant::BiasCorrectionKind::None;
+  st.original = load_onnx(a.model);
+  Executor validate(st.original);  // names every unsupported op before any work
+  Model& m = st.prepared;
+  m = st.original;
+  quant::PrepareStats& prep = st.prep;
+  prep = quant::prepare_for_quantization(m);
   ptq::check_pipeline(m, pc, prep.batch_norms, have_data);
-  std::vector<ptq::StepLog> logs;
+  std::vector<ptq::StepLog>& logs = st.logs;
   if (auto l = ptq::run_equalization(m, prep.batch_norms, pc)) logs.push_back(*l);
   if (a.pipeline == "standard" && have_data && cfg.activations.range == quant::RangeMethod::Mse)
     for (auto& o : m.graph.outputs)  // cross-entropy ranges for the logits (a [batch, classes] output)
@@ -123,7 +130,8 @@ int cmd_quantize(const QuantizeArgs& a) {
         ov.range = quant::RangeMethod::CrossEntropy;
         cfg.overrides.push_back(ov);
       }
-  quant::QuantSimPlan plan = quant::plan_quantizers(m, cfg);
+  quant::QuantSimPlan& plan = st.plan;
+  plan = quant::plan_quantizers(m, cfg);
   if (a.strict) {
     auto left = quant::float_ops(m, plan);
     if (!left.empty()) {
@@ -171,6 +179,19 @@ int cmd_quantize(const QuantizeArgs& a) {
     }
   }
   if (cfg.concat_shared_scale && a.load_encodings.empty()) quant::share_concat_encodings(m, plan);
+  return st;
+}
+
+int cmd_quantize(const QuantizeArgs& a) {
+  Progress clock("quantize", 0, false);
+  quant::QuantConfig cfg = config_from_args(a);
+  namespace fs = std::filesystem;
+  check(fs::absolute(a.output) != fs::absolute(a.model), "refusing to overwrite the input model '", a.model, "'");
+  QuantState st = run_quantization(a, cfg);
+  Model& m = st.prepared;
+  const quant::QuantSimPlan& plan = st.plan;
+  const quant::PrepareStats& prep = st.prep;
+  const quant::PipelineConfig& pc = cfg.pipeline;
   int int32_biases = 0;
   Model q = quant::build_quantized_model(m, plan, cfg.mode, cfg.int32_bias, &int32_biases);
   if (!a.save_prepared.empty()) save_onnx(m, a.save_prepared);
@@ -187,9 +208,9 @@ int cmd_quantize(const QuantizeArgs& a) {
               quant::range_method_name(cfg.weights.range));
   std::printf("  activation quantizers:   %zu (%d-bit, %s)%s\n", plan.acts.size(), cfg.activations.spec.grid.bits,
               pc.data_free ? "data-free" : quant::range_method_name(cfg.activations.range), dynamic ? ", dynamic" : "");
-  for (auto& l : logs)
+  for (auto& l : st.logs)
     for (auto& w : l.warnings) std::fprintf(stderr, "lowbit: warning: %s\n", w.c_str());
-  for (auto& l : logs) {
+  for (auto& l : st.logs) {
     std::printf("  %s (%.1f s):\n", l.name.c_str(), l.seconds);
     for (auto& line : l.lines) std::printf("    %s\n", line.c_str());
   }

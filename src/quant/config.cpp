@@ -204,4 +204,64 @@ QuantConfig parse_config(const std::string& text, const std::string& origin) {
   return c;
 }
 
+namespace {
+
+json quant_json(const TensorQuant& q) {
+  json j;
+  j["bits"] = q.spec.grid.bits;
+  j["signed"] = q.spec.grid.is_signed;
+  j["narrow"] = q.spec.grid.narrow;
+  j["symmetric"] = q.spec.symmetric;
+  j["granularity"] = q.spec.granularity == Granularity::PerTensor    ? "per_tensor"
+                     : q.spec.granularity == Granularity::PerChannel ? "per_channel"
+                                                                     : "per_group";
+  if (q.spec.granularity == Granularity::PerGroup) j["group_size"] = q.spec.group_size;
+  j["scale"] = q.spec.scale_form == ScaleForm::Float ? "float" : "power_of_two";
+  j["rounding"] = q.spec.rounding == Rounding::HalfToEven ? "half_even" : "half_away";
+  j["range"] = range_method_name(q.range);
+  j["percentile"] = q.percentile;
+  j["ema_momentum"] = q.ema_momentum;
+  return j;
+}
+
+}  // namespace
+
+std::string config_to_json(const QuantConfig& c) {
+  json j;
+  j["weights"] = quant_json(c.weights);
+  j["activations"] = quant_json(c.activations);
+  j["mode"] = c.mode == Mode::Static ? "static" : c.mode == Mode::WeightOnly ? "weight_only" : c.mode == Mode::Dynamic ? "dynamic" : "fp16";
+  j["quantize_model_input"] = c.quantize_model_input;
+  j["concat"] = c.concat_shared_scale ? "shared_scale" : "requantize";
+  j["int32_bias"] = c.int32_bias;
+  json ov = json::array();
+  for (auto& o : c.overrides) {
+    json e;
+    if (!o.node.empty()) e["node"] = o.node;
+    if (!o.op_type.empty()) e["op_type"] = o.op_type;
+    if (!o.tensor.empty()) e["tensor"] = o.tensor;
+    if (o.skip) e["skip"] = true;
+    if (o.weight_bits) e["weight_bits"] = *o.weight_bits;
+    if (o.activation_bits) e["activation_bits"] = *o.activation_bits;
+    if (o.range) e["range"] = range_method_name(*o.range);
+    ov.push_back(e);
+  }
+  j["overrides"] = ov;
+  const PipelineConfig& p = c.pipeline;
+  j["pipeline"] = {{"cle", p.cle},
+                   {"high_bias_absorption", p.high_bias_absorption},
+                   {"relu6", p.relu6_to_relu ? "relu" : "skip"},
+                   {"bias_correction", bias_correction_name(p.bias_correction)},
+                   {"adaround", p.adaround},
+                   {"adaround_iterations", p.adaround_iterations},
+                   {"adaround_batch", p.adaround_batch},
+                   {"adaround_reg_weight", p.adaround_reg_weight},
+                   {"adaround_lr", p.adaround_lr},
+                   {"adaround_max_rows", p.adaround_max_rows},
+                   {"samples", p.samples},
+                   {"data_free", p.data_free}};
+  if (!p.input_range.empty()) j["pipeline"]["input_range"] = p.input_range;
+  return j.dump(2) + "\n";
+}
+
 }  // namespace lowbit::quant

@@ -80,6 +80,8 @@ void apply_standard_pipeline(QuantConfig& c, bool have_data);
 QuantConfig default_config();
 // Parses JSON over the defaults; throws Error naming `origin` and the offending key.
 QuantConfig parse_config(const std::string& json_text, const std::string& origin);
+// The config as JSON that parse_config reads back to the same config.
+std::string config_to_json(const QuantConfig& c);
 const char* range_method_name(RangeMethod m);
 RangeMethod parse_range_method(const std::string& s);
 
