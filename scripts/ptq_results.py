@@ -10,8 +10,8 @@ For each zoo model: FP32 top-1, then W8A8 / W4A8 / W4A4 with per-tensor and per-
   standard   `--pipeline standard` (CLE, MSE weight ranges, AdaRound, MSE + cross-entropy activation ranges)
   data-free  `--data-free --input-range 0,1` (no data: BN-propagated ranges, analytical bias correction)
 Calibration: 1,000 training images (256 of them for AdaRound / bias correction); accuracy: the 10,000 test images.
-Finished runs are cached in build/ptq_cache.json, keyed by the model's and the lowbit binary's SHA-256, so an
-interrupted run continues where it stopped (--fresh ignores the cache).
+Finished runs are cached in build/ptq_cache.json, keyed by the model's SHA-256 and the run's arguments, so an
+interrupted run continues where it stopped; after changing lowbit's PTQ code, rerun with --fresh.
 """
 import argparse, hashlib, json, os, re, subprocess, sys, tempfile, time
 
@@ -35,8 +35,13 @@ def sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
 
 
+# OpenMP threads that spin while waiting (libgomp's default) slow lowbit down badly when another job shares the cores;
+# passive waiting keeps the numbers sane on a busy machine and costs little on an idle one.
+ENV = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+
+
 def run(*args):
-    return subprocess.run([LOWBIT, *args], capture_output=True, text=True)
+    return subprocess.run([LOWBIT, *args], capture_output=True, text=True, env=ENV)
 
 
 def top1(model):
@@ -65,12 +70,11 @@ def main():
     ap.add_argument("--fresh", action="store_true")
     args = ap.parse_args()
     cache = {} if args.fresh or not os.path.exists(CACHE) else json.load(open(CACHE))
-    binary = sha(LOWBIT)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             path = os.path.join(ROOT, "models", "zoo", f"{name}.onnx")
-            key0 = f"{name}:{sha(path)}:{binary}"
+            key0 = f"{name}:{sha(path)}"
             res = {"FP32": cache.get(key0 + ":FP32") or top1(path), "runs": {}}
             cache[key0 + ":FP32"] = res["FP32"]
             for cname, cflags in CONFIGS:
