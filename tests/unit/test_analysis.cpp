@@ -1,0 +1,116 @@
+// Analysis library: the quantizer-toggling simulation matches the QDQ model, encodings at other bit widths, the
+// analysis steps on a small model, and the config JSON round trip the mixed-precision fix relies on.
+#include <gtest/gtest.h>
+
+#include "analysis/analyze.h"
+#include "analysis/report.h"
+#include "quant/fold_bn.h"
+#include "runtime/executor.h"
+#include "test_util.h"
+
+namespace lowbit {
+namespace {
+
+using testing::random_tensor;
+
+struct Fixture {
+  Model fp32 = testing::small_cnn(5), prepared;
+  quant::QuantConfig cfg = quant::default_config();
+  quant::QuantSimPlan plan;
+  Tensor calib = random_tensor({32, 3, 8, 8}, 9);
+  Fixture() {
+    prepared = fp32;
+    quant::prepare_for_quantization(prepared);
+    cfg.weights.spec.grid.bits = 4;
+    plan = quant::plan_quantizers(prepared, cfg);
+    quant::compute_weight_encodings(prepared, plan);
+    bool given = false;
+    quant::calibrate(prepared, plan, [&](Tensor& x) {
+      if (given) return false;
+      x = calib;
+      return given = true;
+    });
+  }
+};
+
+float max_abs_diff(const Tensor& a, const Tensor& b) {
+  float d = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::fabs(a.data<float>()[i] - b.data<float>()[i]));
+  return d;
+}
+
+TEST(Analysis, SimulationMatchesTheQdqModelAndFp32WhenBypassed) {
+  Fixture f;
+  analysis::QuantSimRunner r(f.prepared, f.plan);
+  EXPECT_EQ(r.quantizers().size(), f.plan.weights.size() + f.plan.acts.size());
+  Tensor x = random_tensor({4, 3, 8, 8}, 3);
+  Tensor fp = Executor(f.fp32).run({{"x", x}}).begin()->second;
+  Tensor bypass = r.executor(r.all(false))->run({{"x", x}}).begin()->second;
+  EXPECT_LT(max_abs_diff(fp, bypass), 1e-5f);
+  Tensor qdq = Executor(quant::build_quantized_model(f.prepared, f.plan, quant::Mode::Static)).run({{"x", x}}).begin()->second;
+  Tensor sim = r.executor(r.all(true))->run({{"x", x}}).begin()->second;
+  EXPECT_LT(max_abs_diff(qdq, sim), 1e-5f);
+  EXPECT_GT(max_abs_diff(fp, sim), 1e-4f);  // quantization does something
+}
+
+TEST(Analysis, WithBitsKeepsTheRangeOnAFinerGrid) {
+  Fixture f;
+  const quant::Encoding& e = f.plan.acts[0].enc;
+  quant::Encoding e16 = analysis::with_bits(e, 16);
+  EXPECT_EQ(e16.spec.grid.bits, 16);
+  float lo = e.scale[0] * (float)(e.spec.grid.qmin() - e.zero_point[0]);
+  float lo16 = e16.scale[0] * (float)(e16.spec.grid.qmin() - e16.zero_point[0]);
+  EXPECT_NEAR(lo, lo16, std::fabs(e.scale[0]));
+  EXPECT_LT(e16.scale[0], e.scale[0] / 100);
+}
+
+TEST(Analysis, StepsRankAndReportOnASmallModel) {
+  Fixture f;
+  analysis::EvalSet eval{random_tensor({64, 3, 8, 8}, 4), {}};
+  analysis::AnalyzeOptions opt;
+  opt.metric = analysis::Metric::Sqnr;
+  auto rep = analysis::analyze(f.fp32, f.prepared, f.plan, f.cfg, f.calib, eval, opt);
+  ASSERT_EQ(rep.quantizers.size(), f.plan.weights.size() + f.plan.acts.size());
+  for (size_t i = 1; i < rep.quantizers.size(); ++i) EXPECT_LE(rep.quantizers[i - 1].alone, rep.quantizers[i].alone);
+  EXPECT_LT(rep.quantized, rep.fp32);
+  EXPECT_FALSE(rep.recommendations.empty());
+  EXPECT_FALSE(rep.channel_plots.empty());
+  std::string html = analysis::report_html(rep, "small.onnx"), json = analysis::report_json(rep, "small.onnx");
+  EXPECT_NE(html.find("<table id=\"quantizers\">"), std::string::npos);
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  // Self-contained: the only URLs are the SVG namespace declarations.
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = html.find(needle); p != std::string::npos; p = html.find(needle, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("http"), count("xmlns=\"http://www.w3.org/2000/svg\""));
+  EXPECT_NE(json.find("\"quantizers\""), std::string::npos);
+  // The target-drop option is for accuracy.
+  opt.target_drop = 0.5;
+  EXPECT_NE(testing::error_of([&] { analysis::analyze(f.fp32, f.prepared, f.plan, f.cfg, f.calib, eval, opt); })
+                .find("--target-drop"),
+            std::string::npos);
+}
+
+TEST(Analysis, ConfigJsonRoundTrips) {
+  quant::QuantConfig c = quant::default_config();
+  c.weights.spec.grid.bits = 4;
+  c.weights.spec.granularity = quant::Granularity::PerGroup;
+  c.weights.spec.group_size = 32;
+  c.activations.range = quant::RangeMethod::Percentile;
+  c.pipeline.cle = true;
+  c.pipeline.input_range = {0.f, 1.f};
+  quant::Override o;
+  o.node = "conv";
+  o.weight_bits = 8;
+  c.overrides.push_back(o);
+  quant::QuantConfig back = quant::parse_config(quant::config_to_json(c), "round trip");
+  EXPECT_EQ(quant::config_to_json(back), quant::config_to_json(c));
+  EXPECT_EQ(back.weights.spec.group_size, 32);
+  EXPECT_EQ(*back.overrides.at(0).weight_bits, 8);
+}
+
+}  // namespace
+}  // namespace lowbit
