@@ -10,15 +10,6 @@ namespace lowbit::analysis {
 
 namespace {
 
-Tensor rows(const Tensor& t, int64_t b0, int64_t b1) {
-  Shape s = t.shape();
-  s[0] = b1 - b0;
-  Tensor r(t.dtype(), s);
-  size_t row = t.nbytes() / (size_t)std::max<int64_t>(1, t.dim(0));
-  std::memcpy(r.raw_mut(), (const char*)t.raw() + row * (size_t)b0, row * (size_t)(b1 - b0));
-  return r;
-}
-
 double sqnr_db(const float* ref, const float* x, int64_t n) {
   double sig = 0, err = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -46,7 +37,7 @@ class Evaluator {
     int64_t n = e_.x.dim(0), right = 0;
     for (int64_t b0 = 0; b0 < n; b0 += kBatch) {
       int64_t b1 = std::min(n, b0 + kBatch);
-      Tensor y = ex->run({{r_.input_name(), rows(e_.x, b0, b1)}}).begin()->second;
+      Tensor y = ex->run({{r_.input_name(), e_.x.slice_rows(b0, b1)}}).begin()->second;
       check(y.rank() == 2, "accuracy needs [batch, classes] outputs; the model gives ", shape_str(y.shape()),
             " (use --metric sqnr)");
       for (int64_t i = 0; i < y.dim(0); ++i) {
@@ -62,7 +53,7 @@ class Evaluator {
     auto ex = r_.executor(s);
     std::vector<float> out;
     for (int64_t b0 = 0; b0 < e_.x.dim(0); b0 += kBatch) {
-      Tensor y = ex->run({{r_.input_name(), rows(e_.x, b0, std::min(e_.x.dim(0), b0 + kBatch))}}).begin()->second;
+      Tensor y = ex->run({{r_.input_name(), e_.x.slice_rows(b0, std::min(e_.x.dim(0), b0 + kBatch))}}).begin()->second;
       out.insert(out.end(), y.data<float>(), y.data<float>() + y.numel());
     }
     return out;
@@ -120,7 +111,7 @@ Report analyze(const Model& fp32, const Model& prepared, const quant::QuantSimPl
   QuantSimRunner runner(prepared, plan);
   const auto& qs = runner.quantizers();
   check(!qs.empty(), "the plan has no quantizers to analyze");
-  Tensor probe = rows(calib, 0, std::min<int64_t>(calib.dim(0), opt.sqnr_samples));
+  Tensor probe = calib.slice_rows(0, std::min<int64_t>(calib.dim(0), opt.sqnr_samples));
 
   // 1. FP32 sanity: every quantizer bypassed == the FP32 model.
   {

@@ -15,26 +15,8 @@ analysis::EvalSet load_eval_set(const DataArgs& d, const std::string& spec, int6
   data::LoaderOptions o = loader_options(d);
   o.num_samples = n;
   data::DataLoader loader(spec, o);
-  analysis::EvalSet e;
-  std::vector<Tensor> parts;
-  data::Batch b;
-  int64_t total = 0;
-  while (loader.next(b)) {
-    parts.push_back(b.x);
-    e.labels.insert(e.labels.end(), b.labels.begin(), b.labels.end());
-    total += b.x.dim(0);
-  }
-  check(total > 0, "the dataset '", spec, "' is empty");
-  Shape s = parts[0].shape();
-  s[0] = total;
-  e.x = Tensor(DType::Float32, s);
-  size_t off = 0;
-  for (auto& t : parts) {
-    std::memcpy((char*)e.x.raw_mut() + off, t.raw(), t.nbytes());
-    off += t.nbytes();
-  }
-  if ((int64_t)e.labels.size() != total) e.labels.clear();
-  return e;
+  data::Batch b = data::read_all(loader);
+  return {b.x, b.labels};
 }
 
 }  // namespace

@@ -57,23 +57,7 @@ Tensor load_samples(const DataArgs& d, int64_t n) {
   data::LoaderOptions o = loader_options(d);
   o.num_samples = d.num_samples > 0 ? std::min(n, d.num_samples) : n;
   data::DataLoader loader(d.spec, o);
-  std::vector<Tensor> parts;
-  data::Batch b;
-  int64_t total = 0;
-  while (loader.next(b)) {
-    parts.push_back(b.x);
-    total += b.x.dim(0);
-  }
-  check(total > 0, "the dataset '", d.spec, "' is empty");
-  Shape s = parts[0].shape();
-  s[0] = total;
-  Tensor all(DType::Float32, s);
-  size_t off = 0;
-  for (auto& t : parts) {
-    std::memcpy((char*)all.raw_mut() + off, t.raw(), t.nbytes());
-    off += t.nbytes();
-  }
-  return all;
+  return data::read_all(loader).x;
 }
 
 }  // namespace

@@ -47,6 +47,37 @@ Tensor Tensor::clone() const {
   return t;
 }
 
+Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
+  check(rank() >= 1 && 0 <= begin && begin <= end && end <= dim(0), "slice_rows [", begin, ", ", end, ") of ",
+        shape_str(shape_));
+  Shape s = shape_;
+  s[0] = end - begin;
+  Tensor t(dtype_, s);
+  size_t row = dim(0) ? nbytes() / (size_t)dim(0) : 0;
+  if (t.nbytes()) std::memcpy(t.raw_mut(), (const char*)raw() + row * (size_t)begin, t.nbytes());
+  return t;
+}
+
+Tensor concat_rows(const std::vector<Tensor>& parts) {
+  check(!parts.empty(), "concat_rows: nothing to join");
+  Shape s = parts[0].shape();
+  check(!s.empty(), "concat_rows: scalars have no rows");
+  s[0] = 0;
+  for (auto& p : parts) {
+    check(p.dtype() == parts[0].dtype() && p.rank() == parts[0].rank() &&
+              std::equal(p.shape().begin() + 1, p.shape().end(), parts[0].shape().begin() + 1),
+          "concat_rows: ", shape_str(p.shape()), " does not match ", shape_str(parts[0].shape()));
+    s[0] += p.dim(0);
+  }
+  Tensor t(parts[0].dtype(), s);
+  size_t off = 0;
+  for (auto& p : parts) {
+    if (p.nbytes()) std::memcpy((char*)t.raw_mut() + off, p.raw(), p.nbytes());
+    off += p.nbytes();
+  }
+  return t;
+}
+
 namespace {
 template <typename From, typename To>
 To convert_one(From v) {

@@ -67,6 +67,8 @@ class Tensor {
   Tensor reshaped(Shape s) const;
   // Deep copy.
   Tensor clone() const;
+  // Deep copy of rows [begin, end) along dim 0.
+  Tensor slice_rows(int64_t begin, int64_t end) const;
   // Converts element-wise to another dtype (float->int truncates toward zero, as ONNX Cast).
   Tensor cast(DType to) const;
   // Values as float64 / int64 (any numeric dtype), for attributes, shapes and comparisons.
@@ -85,6 +87,9 @@ class Tensor {
   Shape shape_;
   std::shared_ptr<std::vector<std::byte>> buf_;
 };
+
+// Tensors of equal dtype and trailing dims joined along dim 0.
+Tensor concat_rows(const std::vector<Tensor>& parts);
 
 // Calls f with a typed null pointer for the tensor's dtype: visit_dtype(t, [&](auto* tag){ using T = ...; }).
 template <typename F>

@@ -156,4 +156,17 @@ bool DataLoader::next(Batch& out) {
   return true;
 }
 
+Batch read_all(DataLoader& loader) {
+  std::vector<Tensor> parts;
+  Batch all, b;
+  while (loader.next(b)) {
+    parts.push_back(b.x);
+    all.labels.insert(all.labels.end(), b.labels.begin(), b.labels.end());
+  }
+  check(!parts.empty(), "the dataset '", loader.spec(), "' is empty");
+  all.x = concat_rows(parts);
+  if ((int64_t)all.labels.size() != all.x.dim(0)) all.labels.clear();
+  return all;
+}
+
 }  // namespace lowbit::data

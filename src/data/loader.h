@@ -59,4 +59,7 @@ class DataLoader {
   std::vector<std::pair<std::vector<float>, int64_t>> buffer_;
 };
 
+// Every remaining batch of the loader as one batch (labels kept only when every sample has one).
+Batch read_all(DataLoader& loader);
+
 }  // namespace lowbit::data

@@ -207,15 +207,6 @@ AdaRoundResult adaround_layer(const AdaRoundProblem& p, const AdaRoundOptions& o
 
 namespace {
 
-Tensor batch_slice(const Tensor& t, int64_t b0, int64_t b1) {
-  Shape s = t.shape();
-  s[0] = b1 - b0;
-  Tensor r(t.dtype(), s);
-  size_t row = t.nbytes() / (size_t)std::max<int64_t>(1, t.dim(0));
-  std::memcpy(r.raw_mut(), (const char*)t.raw() + row * (size_t)b0, row * (size_t)(b1 - b0));
-  return r;
-}
-
 // Input rows and FP32 targets of one layer, sampled over samples x positions.
 struct RowSampler {
   const LinearLayer& l;
@@ -344,7 +335,7 @@ AdaRoundReport adaround_model(Model& m, const quant::QuantSimPlan& plan, const T
                   Shape(wt.shape().begin() + 2, wt.shape().end())};
     const Executor q(m);
     for (int64_t b0 = 0; b0 < N; b0 += chunk) {
-      Tensor xb = batch_slice(samples, b0, std::min(N, b0 + chunk));
+      Tensor xb = samples.slice_rows(b0, std::min(N, b0 + chunk));
       Tensor y = fp.run({{input, xb}}, {l.output}).at(l.output);
       Tensor xq = q.run({{input, xb}}, {l.input}).at(l.input);
       check(xq.dtype() == DType::Float32 && y.dtype() == DType::Float32, l.name, ": AdaRound needs float input and output");
