@@ -14,6 +14,10 @@ if ! build/ort-venv/bin/python -c "import onnxruntime" 2>/dev/null; then
 fi
 export LOWBIT_ORT_PYTHON=$PWD/build/ort-venv/bin/python
 
+# ctest runs tests side by side; OpenMP threads that spin while they wait (libgomp's default) then fight each other
+# for the cores, which made some tests many times slower. Passive waiting avoids that.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
 echo "== release build: tests"
 (cd build && ctest --output-on-failure -j"$jobs")
 
