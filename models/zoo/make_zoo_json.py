@@ -15,7 +15,7 @@ ORDER = ["resnet", "mobilenetv2", "vit", "inception"]
 DESCRIPTION = {
     "resnet": "ResNet-style: basic blocks, BN, residual Adds, 4 stages",
     "mobilenetv2": "MobileNetV2-style: inverted residuals, depthwise 3x3, ReLU6, BN, linear bottlenecks",
-    "vit": "ViT-style encoder: 7x7 patches, LayerNorm, MatMul/Softmax attention, GELU, residuals",
+    "vit": "ViT-style encoder: conv stem, 7x7 patches, LayerNorm, MatMul/Softmax attention, GELU, residuals",
     "inception": "Inception-style: 1x1 / 3x3 / double-3x3 / pool branches joined by Concat",
 }
 
