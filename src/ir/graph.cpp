@@ -133,4 +133,27 @@ int64_t Model::opset(const std::string& d) const {
   return it == opsets.end() ? 0 : it->second;
 }
 
+bool is_float_constant(const Graph& g, const std::string& v) {
+  auto it = g.initializers.find(v);
+  return it != g.initializers.end() && !g.is_graph_input(v) && it->second.dtype() == DType::Float32;
+}
+
+std::optional<ClampRange> clamp_range(const Graph& g, const Node& n) {
+  if (!n.domain.empty()) return std::nullopt;
+  if (n.op_type == "Relu") return ClampRange{0.f, INFINITY};
+  if (n.op_type != "Clip") return std::nullopt;
+  ClampRange r;
+  if (n.has_attr("min") || n.has_attr("max")) {  // opset < 11
+    r.lo = n.attr_float("min", -INFINITY);
+    r.hi = n.attr_float("max", INFINITY);
+    return r;
+  }
+  for (size_t i = 1; i < n.inputs.size() && i < 3; ++i) {
+    if (n.inputs[i].empty()) continue;
+    if (!is_float_constant(g, n.inputs[i]) || g.initializers.at(n.inputs[i]).numel() != 1) return std::nullopt;
+    (i == 1 ? r.lo : r.hi) = g.initializers.at(n.inputs[i]).data<float>()[0];
+  }
+  return r;
+}
+
 }  // namespace lowbit

@@ -1,5 +1,6 @@
 // Graph IR independent of protobuf: values, nodes with typed attributes, initializers, opsets.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -111,6 +112,18 @@ class NameAllocator {
  private:
   std::unordered_set<std::string> used_;
 };
+
+// Bounds of an element-wise clamp y = clamp(x, lo, hi); (-inf, inf) is no clamp.
+struct ClampRange {
+  float lo = -INFINITY, hi = INFINITY;
+  bool none() const { return lo == -INFINITY && hi == INFINITY; }
+};
+// Relu -> [0, inf); Clip with constant bounds (attributes before opset 11, scalar float initializers from
+// opset 11; an omitted bound is unbounded) -> its bounds; any other node, or a Clip whose bounds are computed
+// at run time -> nullopt.
+std::optional<ClampRange> clamp_range(const Graph& g, const Node& n);
+// A float initializer that is not also a graph input (a graph input could override it at run time).
+bool is_float_constant(const Graph& g, const std::string& v);
 
 struct Model {
   int64_t ir_version = 8;

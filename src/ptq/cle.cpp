@@ -131,7 +131,7 @@ Link follow(const Graph& g, const LinearLayer& from, const CleOptions& opt, int*
     if (!n.domain.empty() || n.inputs.empty() || n.inputs[0] != v) return link;
     std::string op = n.op_type;
     if (op == "Clip") {
-      auto b = clamp_bounds(g, n);
+      auto b = clamp_range(g, n);
       if (!b || b->lo != 0.f) return link;
       if (std::isfinite(b->hi)) {
         if (opt.relu6 == Relu6Policy::Skip) {

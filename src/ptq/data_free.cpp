@@ -109,7 +109,7 @@ std::map<std::string, ValueStats> propagate_statistics(const Model& model, const
       set_range_from_moments(s);
       s.exact_mean = x->exact_mean;
       st[out] = s;
-    } else if (auto cl = clamp_bounds(g, n); cl && x) {
+    } else if (auto cl = clamp_range(g, n); cl && x) {
       ValueStats s;
       s.exact_mean = x->exact_mean;
       for (size_t c = 0; c < x->mean.size(); ++c) {

@@ -4,11 +4,6 @@ namespace lowbit::ptq {
 
 namespace {
 
-bool float_constant(const Graph& g, const std::string& v) {
-  auto it = g.initializers.find(v);
-  return it != g.initializers.end() && !g.is_graph_input(v) && it->second.dtype() == DType::Float32;
-}
-
 std::optional<LinearLayer> reject(std::string* why, const std::string& reason) {
   if (why) *why = reason;
   return std::nullopt;
@@ -26,7 +21,7 @@ std::optional<LinearLayer> linear_layer(const Graph& g, int node, std::string* w
   else if (n.op_type == "Gemm") l.kind = LayerKind::Gemm;
   else if (n.op_type == "MatMul") l.kind = LayerKind::MatMul;
   else return reject(why, n.op_type + " is not a Conv, Gemm or MatMul");
-  if (n.inputs.size() < 2 || !float_constant(g, n.inputs[1])) return reject(why, "its weight is not a constant float initializer");
+  if (n.inputs.size() < 2 || !is_float_constant(g, n.inputs[1])) return reject(why, "its weight is not a constant float initializer");
   l.input = n.inputs[0];
   l.output = n.outputs.at(0);
   l.weight = n.inputs[1];
@@ -51,7 +46,7 @@ std::optional<LinearLayer> linear_layer(const Graph& g, int node, std::string* w
   }
   if (l.kind != LayerKind::MatMul) {
     if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-      if (!float_constant(g, n.inputs[2]) || g.initializers.at(n.inputs[2]).numel() != s.out_channels)
+      if (!is_float_constant(g, n.inputs[2]) || g.initializers.at(n.inputs[2]).numel() != s.out_channels)
         return reject(why, "its bias is not a constant with one value per output channel");
       l.bias = n.inputs[2];
     }
@@ -62,7 +57,7 @@ std::optional<LinearLayer> linear_layer(const Graph& g, int node, std::string* w
       const Node& add = g.nodes[(size_t)cons[0]];
       if (add.op_type == "Add" && add.inputs.size() == 2) {
         const std::string& other = add.inputs[0] == l.output ? add.inputs[1] : add.inputs[0];
-        if (float_constant(g, other) && g.initializers.at(other).numel() == s.out_channels &&
+        if (is_float_constant(g, other) && g.initializers.at(other).numel() == s.out_channels &&
             g.initializers.at(other).rank() == 1) {
           l.bias = other;
           l.bias_node = add.name;
@@ -104,31 +99,12 @@ void set_weight(Graph& g, const LinearLayer& l, const std::vector<float>& w) {
   g.initializers[l.weight] = Tensor::from_vector<float>(s, w);
 }
 
-std::optional<Activation> clamp_bounds(const Graph& g, const Node& n) {
-  if (!n.domain.empty()) return std::nullopt;
-  if (n.op_type == "Relu") return Activation{0.f, INFINITY};
-  if (n.op_type != "Clip") return std::nullopt;
-  Activation a;
-  if (n.has_attr("min") || n.has_attr("max")) {  // opset < 11
-    a.lo = n.attr_float("min", -INFINITY);
-    a.hi = n.attr_float("max", INFINITY);
-    return a;
-  }
-  for (size_t i = 1; i < n.inputs.size() && i < 3; ++i) {
-    if (n.inputs[i].empty()) continue;
-    if (!float_constant(g, n.inputs[i]) || g.initializers.at(n.inputs[i]).numel() != 1) return std::nullopt;
-    float v = g.initializers.at(n.inputs[i]).data<float>()[0];
-    (i == 1 ? a.lo : a.hi) = v;
-  }
-  return a;
-}
-
 Activation fused_activation(const Graph& g, const std::string& value, std::string* output) {
   if (output) *output = value;
   auto cons = g.consumers(value);
   if (cons.size() != 1 || g.is_graph_output(value)) return {};
   const Node& n = g.nodes[(size_t)cons[0]];
-  auto a = clamp_bounds(g, n);
+  auto a = clamp_range(g, n);
   if (!a || n.inputs[0] != value) return {};
   if (output) *output = n.outputs[0];
   return *a;

@@ -57,12 +57,7 @@ void set_weight(Graph& g, const LinearLayer& l, const std::vector<float>& w);
 
 // The activation a layer's output goes through before anything else reads it (AdaRound's f_a and the fused
 // activation of the quantizer placement): Relu, or Clip with constant bounds; otherwise none.
-struct Activation {
-  float lo = -INFINITY, hi = INFINITY;  // y = clamp(x, lo, hi); none = (-inf, inf)
-  bool none() const { return lo == -INFINITY && hi == INFINITY; }
-};
+using Activation = ClampRange;  // y = clamp(x, lo, hi); none = (-inf, inf)
 Activation fused_activation(const Graph& g, const std::string& value, std::string* output = nullptr);
-// The bounds of a Relu or Clip node (constant min/max inputs, or attributes before opset 11), or nullopt.
-std::optional<Activation> clamp_bounds(const Graph& g, const Node& n);
 
 }  // namespace lowbit::ptq

@@ -218,11 +218,9 @@ std::optional<std::pair<float, float>> bn_range(const Graph& g, const std::strin
   if (!bns.count(t) && p >= 0 && kFusedActivations.count(g.nodes[(size_t)p].op_type)) {
     const Node& act = g.nodes[(size_t)p];
     src = act.inputs[0];
-    if (act.op_type == "Relu") {
-      clip_lo = 0;
-    } else {  // Clip with constant bounds (opset >= 11 inputs)
-      if (act.inputs.size() > 1 && g.is_initializer(act.inputs[1])) clip_lo = g.initializers.at(act.inputs[1]).to_f64()[0];
-      if (act.inputs.size() > 2 && g.is_initializer(act.inputs[2])) clip_hi = g.initializers.at(act.inputs[2]).to_f64()[0];
+    if (auto r = clamp_range(g, act)) {  // bounds computed at run time only narrow the range: keep it unclamped
+      clip_lo = r->lo;
+      clip_hi = r->hi;
     }
   }
   auto it = bns.find(src);

@@ -147,3 +147,36 @@ TEST(FoldConstants, LeavesDynamicShapesAlone) {
             0);
   EXPECT_EQ(m.graph.nodes.size(), 1u);
 }
+
+TEST(ClampRange, ReluClipAttributesClipInputsAndOthers) {
+  GraphBuilder b(13);
+  auto x = b.input("x", DType::Float32, {-1, 4});
+  auto lo = b.initializer("lo", Tensor::scalar<float>(-1.5f));
+  auto hi = b.initializer("hi", Tensor::scalar<float>(6.f));
+  auto dyn = b.input("dyn", DType::Float32, {});
+  b.node("Relu", {x});
+  b.node("Clip", {x, lo, hi});
+  b.node("Clip", {x, "", hi});                                           // omitted min
+  b.node("Clip", {x}, {attr_float("min", 0.f), attr_float("max", 6.f)});  // opset < 11 style
+  b.node("Clip", {x, dyn});                                              // bound known only at run time
+  b.node("Sigmoid", {x});
+  Model m = b.build();
+  auto r = [&](size_t i) { return clamp_range(m.graph, m.graph.nodes[i]); };
+  ASSERT_TRUE(r(0));
+  EXPECT_EQ(r(0)->lo, 0.f);
+  EXPECT_EQ(r(0)->hi, INFINITY);
+  ASSERT_TRUE(r(1));
+  EXPECT_EQ(r(1)->lo, -1.5f);
+  EXPECT_EQ(r(1)->hi, 6.f);
+  ASSERT_TRUE(r(2));
+  EXPECT_EQ(r(2)->lo, -INFINITY);
+  EXPECT_EQ(r(2)->hi, 6.f);
+  ASSERT_TRUE(r(3));
+  EXPECT_EQ(r(3)->lo, 0.f);
+  EXPECT_EQ(r(3)->hi, 6.f);
+  EXPECT_FALSE(r(4));
+  EXPECT_FALSE(r(5));
+  EXPECT_TRUE(ClampRange{}.none());
+  EXPECT_FALSE(is_float_constant(m.graph, "dyn"));
+  EXPECT_TRUE(is_float_constant(m.graph, "lo"));
+}
