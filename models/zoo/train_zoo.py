@@ -187,7 +187,7 @@ class Inception(nn.Module):
 MODELS = {  # name: (constructor, epochs, peak lr, weight decay)
     "resnet": (ResNet, 8, 3e-3, 5e-4),
     "mobilenetv2": (MobileNetV2, 8, 4e-3, 1e-4),
-    "vit": (ViT, 15, 2e-3, 5e-2),
+    "vit": (ViT, 30, 2e-3, 5e-2),
     "inception": (Inception, 8, 3e-3, 5e-4),
 }
 
