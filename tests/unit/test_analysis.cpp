@@ -11,6 +11,7 @@
 namespace lowbit {
 namespace {
 
+using testing::one_batch;
 using testing::random_tensor;
 
 struct Fixture {
@@ -24,12 +25,7 @@ struct Fixture {
     cfg.weights.spec.grid.bits = 4;
     plan = quant::plan_quantizers(prepared, cfg);
     quant::compute_weight_encodings(prepared, plan);
-    bool given = false;
-    quant::calibrate(prepared, plan, [&](Tensor& x) {
-      if (given) return false;
-      x = calib;
-      return given = true;
-    });
+    quant::calibrate(prepared, plan, one_batch(calib));
   }
 };
 

@@ -12,6 +12,7 @@
 #include "ptq/cle.h"
 #include "quant/fold_bn.h"
 #include "quant/quantsim.h"
+#include "test_util.h"
 
 namespace lowbit {
 namespace {
@@ -35,12 +36,7 @@ int node_named(const Model& m, const std::string& name) {
 quant::QuantSimPlan calibrated(const Model& m, const quant::QuantConfig& cfg, const Tensor& calib) {
   auto plan = quant::plan_quantizers(m, cfg);
   quant::compute_weight_encodings(m, plan);
-  bool given = false;
-  quant::calibrate(m, plan, [&](Tensor& x) {
-    if (given) return false;
-    x = calib;
-    return given = true;
-  });
+  quant::calibrate(m, plan, testing::one_batch(calib));
   return plan;
 }
 

@@ -292,12 +292,7 @@ TEST(Build, ConcatSharedScaleGivesInputsTheOutputEncoding) {
   b.output(c);
   Model m = typed(b.build());
   auto p = plan_quantizers(m, default_config());
-  int left = 1;
-  calibrate(m, p, [&](Tensor& x) {
-    if (left-- == 0) return false;
-    x = random_tensor({2, 3}, 5, -3.f, 3.f);
-    return true;
-  });
+  calibrate(m, p, one_batch(random_tensor({2, 3}, 5, -3.f, 3.f)));
   std::map<std::string, Encoding> before;
   for (auto& a : p.acts) before[a.tensor] = a.enc;
   EXPECT_NE(before["a_out0"].scale, before["cat_out0"].scale);  // sigmoid in (0,1), tanh in (-1,1)
@@ -312,12 +307,7 @@ TEST(Build, ConcatSharedScaleGivesInputsTheOutputEncoding) {
 TEST(Build, Int32BiasUsesInputTimesWeightScale) {
   Model m = typed(small_cnn());  // Conv with bias "b", Gemm with bias "fb"
   auto p = plan_quantizers(m, default_config());
-  int left = 1;
-  calibrate(m, p, [&](Tensor& x) {
-    if (left-- == 0) return false;
-    x = random_tensor({4, 3, 8, 8}, 21);
-    return true;
-  });
+  calibrate(m, p, one_batch(random_tensor({4, 3, 8, 8}, 21)));
   compute_weight_encodings(m, p);
   int n = 0;
   Model q = build_quantized_model(m, p, Mode::Static, true, &n);

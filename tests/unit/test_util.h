@@ -20,6 +20,15 @@ inline Tensor random_tensor(const Shape& s, uint32_t seed, float lo = -1.f, floa
   return t;
 }
 
+// A batch source for quant::calibrate that yields `t` once and then reports the end of the data.
+inline std::function<bool(Tensor&)> one_batch(Tensor t) {
+  return [t = std::move(t), given = false](Tensor& x) mutable {
+    if (given) return false;
+    x = t;
+    return given = true;
+  };
+}
+
 // x[N,3,8,8] -> Conv(4) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(2) -> y
 inline Model small_cnn(uint32_t seed = 1) {
   GraphBuilder b(13);
