@@ -77,6 +77,21 @@ TEST(Idx, ReadsPlainAndGzippedFilesInBatches) {
   }
 }
 
+TEST(Idx, ReadAllJoinsTheRemainingBatchesWithTheirLabels) {
+  auto dir = temp_dir("idxall");
+  make_idx(dir, 7, false);
+  LoaderOptions o;
+  o.batch_size = 3;
+  DataLoader dl("idx:" + (dir / "img").string() + ",labels=" + (dir / "lab").string(), o);
+  Batch all = read_all(dl);
+  EXPECT_EQ(all.x.shape(), (Shape{7, 1, 2, 3}));
+  EXPECT_FLOAT_EQ(all.x.data<float>()[6], 10.f / 255.f);  // first pixel of image 1
+  EXPECT_EQ(all.labels, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6}));
+  // Nothing left: an error naming the dataset, not an empty batch.
+  std::string err = error_of([&] { read_all(dl); });
+  EXPECT_NE(err.find("is empty"), std::string::npos) << err;
+}
+
 TEST(Idx, SliceSubsetAndShuffleAreDeterministic) {
   auto dir = temp_dir("idxsel");
   make_idx(dir, 10, true);

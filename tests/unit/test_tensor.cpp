@@ -57,3 +57,28 @@ TEST(Tensor, WrongTypedAccessThrows) {
   Tensor t(DType::Float32, {2});
   EXPECT_THROW(t.data<int32_t>(), Error);
 }
+
+TEST(Tensor, SliceRowsAndConcatRowsAreInverse) {
+  Tensor t = Tensor::from_vector<float>({4, 2}, {0, 1, 2, 3, 4, 5, 6, 7});
+  Tensor a = t.slice_rows(0, 1), b = t.slice_rows(1, 4), e = t.slice_rows(2, 2);
+  EXPECT_EQ(a.shape(), (Shape{1, 2}));
+  EXPECT_EQ(b.shape(), (Shape{3, 2}));
+  EXPECT_EQ(e.shape(), (Shape{0, 2}));
+  EXPECT_EQ(std::vector<float>(b.span<float>().begin(), b.span<float>().end()), (std::vector<float>{2, 3, 4, 5, 6, 7}));
+  b.data<float>()[0] = 99;  // a deep copy: the source is unchanged
+  EXPECT_EQ(t.data<float>()[2], 2.f);
+  b.data<float>()[0] = 2;
+  Tensor j = concat_rows({a, e, b});
+  EXPECT_EQ(j.shape(), t.shape());
+  EXPECT_EQ(std::memcmp(j.raw(), t.raw(), t.nbytes()), 0);
+}
+
+TEST(Tensor, SliceRowsAndConcatRowsRejectBadInput) {
+  Tensor t = Tensor::from_vector<float>({2, 3}, {0, 1, 2, 3, 4, 5});
+  EXPECT_THROW(t.slice_rows(1, 3), Error);
+  EXPECT_THROW(t.slice_rows(2, 1), Error);
+  EXPECT_THROW(Tensor::scalar<float>(1.f).slice_rows(0, 0), Error);
+  EXPECT_THROW(concat_rows({}), Error);
+  EXPECT_THROW(concat_rows({t, Tensor::from_vector<float>({1, 2}, {0, 1})}), Error);  // trailing dims differ
+  EXPECT_THROW(concat_rows({t, Tensor::from_vector<int32_t>({1, 3}, {0, 1, 2})}), Error);  // dtypes differ
+}
