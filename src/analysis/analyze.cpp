@@ -108,7 +108,10 @@ Report analyze(const Model& fp32, const Model& prepared, const quant::QuantSimPl
   check(opt.metric == Metric::Sqnr || (int64_t)eval.labels.size() == eval.x.dim(0),
         "the accuracy metric needs labelled evaluation data (or use --metric sqnr)");
   check(!opt.target_drop || opt.metric == Metric::Accuracy, "--target-drop is in accuracy points: use --metric accuracy");
-  QuantSimRunner runner(prepared, plan);
+  check(cfg.mode == quant::Mode::Static || cfg.mode == quant::Mode::WeightOnly,
+        "lowbit analyze ranks integer quantizers: it supports the static and weight_only modes (the config says ",
+        cfg.mode == quant::Mode::Dynamic ? "dynamic" : "fp16", ")");
+  QuantSimRunner runner(prepared, plan, cfg.mode);
   const auto& qs = runner.quantizers();
   check(!qs.empty(), "the plan has no quantizers to analyze");
   Tensor probe = calib.slice_rows(0, std::min<int64_t>(calib.dim(0), opt.sqnr_samples));

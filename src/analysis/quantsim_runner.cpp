@@ -2,7 +2,25 @@
 
 #include <set>
 
+#include "runtime/op_registry.h"
+
 namespace lowbit::analysis {
+
+namespace {
+// DynamicQuantizeLinear followed by DequantizeLinear, computed by the very kernels the exported model runs.
+Tensor dynamic_fake_quantize(const Tensor& x) {
+  auto run = [](const char* op, const std::vector<const Tensor*>& ins) {
+    Node n;
+    n.op_type = op;
+    n.name = op;
+    const OpDef* def = OpRegistry::builtin().find("", op, 13);
+    check(def != nullptr, "analysis: the runtime has no ", op, " kernel");
+    return def->compute(OpContext{n, 13, ins});
+  };
+  auto q = run("DynamicQuantizeLinear", {&x});
+  return run("DequantizeLinear", {&q[0], &q[1], &q[2]}).at(0);
+}
+}  // namespace
 
 std::string Quantizer::label() const {
   return weight ? "weight of " + node : "activation '" + tensor + "'";
@@ -21,11 +39,11 @@ quant::Encoding with_bits(const quant::Encoding& e, int bits) {
   return quant::make_encoding(spec, e.shape, ranges);
 }
 
-QuantSimRunner::QuantSimRunner(const Model& prepared, const quant::QuantSimPlan& plan) : model_(prepared), plan_(plan) {
+QuantSimRunner::QuantSimRunner(const Model& prepared, const quant::QuantSimPlan& plan, quant::Mode mode)
+    : model_(prepared), plan_(plan), mode_(mode) {
   for (size_t i = 0; i < plan_.weights.size(); ++i)
     q_.push_back({true, i, plan_.weights[i].tensor, plan_.weights[i].node});
   for (size_t i = 0; i < plan_.acts.size(); ++i) {
-    if (plan_.acts[i].dynamic) continue;
     int p = model_.graph.producer(plan_.acts[i].tensor);
     q_.push_back({false, i, plan_.acts[i].tensor, p >= 0 ? model_.graph.nodes[(size_t)p].name : ""});
   }
@@ -41,16 +59,19 @@ QuantSimRunner::Setting QuantSimRunner::all(bool on) const {
 std::unique_ptr<Executor> QuantSimRunner::executor(const Setting& s, Observer observe) const {
   Model m = model_;
   auto acts = std::make_shared<std::map<std::string, quant::Encoding>>();
+  auto dynamic = std::make_shared<std::set<std::string>>();
   for (size_t i = 0; i < q_.size(); ++i) {
     if (!s.on[i]) continue;
     const Quantizer& q = q_[i];
     if (q.weight) {
       const auto& wq = plan_.weights[q.index];
-      quant::Encoding e = with_bits(wq.enc, s.bits[i]);
       const Tensor& w = m.graph.initializers.at(wq.tensor);
       Tensor f(DType::Float32, w.shape());
-      quant::fake_quantize(w.data<float>(), f.data<float>(), e);
+      if (mode_ == quant::Mode::Fp16) quant::fake_quantize_fp16(w.data<float>(), f.data<float>(), w.numel());
+      else quant::fake_quantize(w.data<float>(), f.data<float>(), with_bits(wq.enc, s.bits[i]));
       m.graph.initializers[wq.tensor] = f;
+    } else if (plan_.acts[q.index].dynamic) {
+      dynamic->insert(q.tensor);
     } else {
       (*acts)[q.tensor] = with_bits(plan_.acts[q.index].enc, s.bits[i]);
     }
@@ -59,9 +80,11 @@ std::unique_ptr<Executor> QuantSimRunner::executor(const Setting& s, Observer ob
   for (auto& q : q_)
     if (!q.weight) planned->insert(q.tensor);
   auto ex = std::make_unique<Executor>(m);
-  ex->add_hook([acts, planned, observe](const Node*, const std::string& name, Tensor& v) {
+  ex->add_hook([acts, dynamic, planned, observe](const Node*, const std::string& name, Tensor& v) {
     if (!planned->count(name)) return;
-    if (auto it = acts->find(name); it != acts->end()) {
+    if (dynamic->count(name)) {
+      v = dynamic_fake_quantize(v);
+    } else if (auto it = acts->find(name); it != acts->end()) {
       Tensor f(DType::Float32, v.shape());
       quant::Encoding e = it->second;  // per-tensor: one slice, applied over this value's shape
       e.shape = v.shape();

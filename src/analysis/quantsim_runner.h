@@ -28,9 +28,10 @@ quant::Encoding with_bits(const quant::Encoding& e, int bits);
 
 class QuantSimRunner {
  public:
-  // `prepared`: the model after prepare_for_quantization; `plan` with every encoding set. Dynamic activation
-  // quantizers are not simulated (they are not in the list).
-  QuantSimRunner(const Model& prepared, const quant::QuantSimPlan& plan);
+  // `prepared`: the model after prepare_for_quantization; `plan` with every encoding set; `mode` as given to
+  // build_quantized_model (fp16: weights round to half precision; dynamic: activations are quantized per batch by
+  // the DynamicQuantizeLinear / DequantizeLinear kernels the QDQ model runs, at 8 bits whatever the setting says).
+  QuantSimRunner(const Model& prepared, const quant::QuantSimPlan& plan, quant::Mode mode = quant::Mode::Static);
   const std::vector<Quantizer>& quantizers() const { return q_; }
 
   // Per quantizer: on/off and bit width (0 = as planned).
@@ -48,6 +49,7 @@ class QuantSimRunner {
  private:
   Model model_;
   quant::QuantSimPlan plan_;
+  quant::Mode mode_;
   std::vector<Quantizer> q_;
   std::string input_;
 };

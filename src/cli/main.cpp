@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   lowbit::cli::RunArgs run;
   auto* cr = app.add_subcommand("run", "Run a model in FP32 on NumPy inputs");
   cr->add_option("model", run.model, "ONNX model file")->required();
-  cr->add_option("-i,--input", run.inputs, "NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz")->required();
+  cr->add_option("-i,--input", run.inputs, "NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz");
   cr->add_option("-o,--output", run.output, "Write outputs to FILE.npz (or FILE.npy for one output)");
   lowbit::cli::ExportArgs ex;
   auto* cx = app.add_subcommand("export", "Re-export a model through lowbit's IR (checked by the ONNX checker)");

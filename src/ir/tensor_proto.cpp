@@ -1,6 +1,7 @@
 // TensorProto <-> Tensor, including typed fields, raw data and external data files.
 #include "ir/tensor_proto.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,16 +22,27 @@ void copy_field(const Src& field, Tensor& t, const std::string& what) {
   }
 }
 
+// A non-negative decimal integer of an external_data entry ("offset", "length"); anything else is an error naming
+// the tensor, the data file and the bad value.
+int64_t parse_extent(const std::string& value, const char* key, const std::string& what, const std::string& location) {
+  bool digits = !value.empty() && value.size() <= 18 &&
+                std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+  check(digits, what, ": external data '", key, "' of file '", location, "' is '", value,
+        "'; expected a non-negative integer below 10^18");
+  return std::stoll(value);
+}
+
 std::string read_external(const onnx::TensorProto& p, const std::string& what, const std::string& base_dir,
                           size_t expected) {
-  std::string location;
-  int64_t offset = 0, length = -1;
+  std::string location, offset_text, length_text;
   for (auto& kv : p.external_data()) {
     if (kv.key() == "location") location = kv.value();
-    else if (kv.key() == "offset") offset = std::stoll(kv.value());
-    else if (kv.key() == "length") length = std::stoll(kv.value());
+    else if (kv.key() == "offset") offset_text = kv.value();
+    else if (kv.key() == "length") length_text = kv.value();
   }
   check(!location.empty(), what, ": external data without a location");
+  int64_t offset = offset_text.empty() ? 0 : parse_extent(offset_text, "offset", what, location);
+  int64_t length = length_text.empty() ? -1 : parse_extent(length_text, "length", what, location);
   namespace fs = std::filesystem;
   fs::path rel(location);
   check(!rel.is_absolute() && rel.lexically_normal().string().rfind("..", 0) != 0, what,

@@ -66,7 +66,8 @@ std::vector<std::pair<LinearLayer, const quant::WeightQuantizer*>> planned_layer
 
 BiasCorrectionReport analytical_bias_correction(Model& m, const quant::QuantSimPlan& plan,
                                                 const std::map<std::string, quant::BnParams>& bn,
-                                                const std::vector<float>& input_range) {
+                                                const std::vector<float>& input_range, const Model* fp32) {
+  const Graph& ref = fp32 ? fp32->graph : m.graph;
   BiasCorrectionReport rep;
   std::vector<double> all;
   auto stats = propagate_statistics(m, bn, input_range);
@@ -83,7 +84,7 @@ BiasCorrectionReport analytical_bias_correction(Model& m, const quant::QuantSimP
       rep.skipped.push_back(l.name + ": its input statistics have another channel count");
       continue;
     }
-    auto d = bias_shift(get_weight(m.graph, l), fake_quantized(m.graph, *wq), l.shape, mean);
+    auto d = bias_shift(get_weight(ref, l), fake_quantized(m.graph, *wq), l.shape, mean);
     auto b = get_bias(m.graph, l);
     for (size_t o = 0; o < b.size(); ++o) b[o] = (float)(b[o] + d[o]);
     LinearLayer lw = l;
@@ -128,7 +129,8 @@ Tensor add_per_channel(const Tensor& v, int axis, const std::vector<double>& del
   return r;
 }
 
-BiasCorrectionReport empirical_bias_correction(Model& m, const quant::QuantSimPlan& plan, const Tensor& samples) {
+BiasCorrectionReport empirical_bias_correction(Model& m, const quant::QuantSimPlan& plan, const Tensor& samples,
+                                               const Model* fp32) {
   BiasCorrectionReport rep;
   auto layers = planned_layers(m.graph, plan, &rep.skipped);
   check(!m.graph.inputs.empty(), "empirical bias correction: the model has no input");
@@ -140,7 +142,7 @@ BiasCorrectionReport empirical_bias_correction(Model& m, const quant::QuantSimPl
 
   // FP32 means of every layer's output.
   std::vector<std::vector<double>> fp(layers.size());
-  Executor ef(m);
+  Executor ef(fp32 ? *fp32 : m);
   ef.add_hook([&](const Node* p, const std::string& name, Tensor& v) {
     if (!p) return;
     if (auto it = by_output.find(name); it != by_output.end())

@@ -32,11 +32,15 @@ struct BiasCorrectionReport {
 // Weights are quantized with the plan's weight encodings (compute_weight_encodings first). E[x] comes from the
 // statistics of propagate_statistics() (data_free.h); layers whose input mean is not exact there (after a max
 // pool, or derived from the assumed-uniform model input) are skipped with the reason.
+// `fp32` (optional) is the model before an earlier weight step (AdaRound) replaced m's weights by quantized ones: the
+// shift is always measured between the FP32 weights (or the FP32 model's layer outputs) and the quantized weights,
+// never between m's already-quantized weights and themselves. Null: m's weights are the FP32 ones.
 BiasCorrectionReport analytical_bias_correction(Model& m, const quant::QuantSimPlan& plan,
                                                 const std::map<std::string, quant::BnParams>& bn,
-                                                const std::vector<float>& input_range = {});
+                                                const std::vector<float>& input_range = {}, const Model* fp32 = nullptr);
 // `samples` is one batch of model input (the whole calibration set for this step).
-BiasCorrectionReport empirical_bias_correction(Model& m, const quant::QuantSimPlan& plan, const Tensor& samples);
+BiasCorrectionReport empirical_bias_correction(Model& m, const quant::QuantSimPlan& plan, const Tensor& samples,
+                                               const Model* fp32 = nullptr);
 
 // The plan's weight quantizers as layers (in node order), with the reason for each weight quantizer that is not a
 // layer the PTQ steps handle.

@@ -159,7 +159,12 @@ QuantConfig parse_config(const std::string& text, const std::string& origin) {
   QuantConfig c = default_config();
   for (auto& [k, v] : j.items()) {
     if (k == "weights") parse_quant(v, c.weights, origin + ": weights");
-    else if (k == "activations") parse_quant(v, c.activations, origin + ": activations");
+    else if (k == "activations") {
+      parse_quant(v, c.activations, origin + ": activations");
+      check(c.activations.spec.granularity == Granularity::PerTensor, origin, ": activations.granularity '",
+            v.value("granularity", std::string()), "' is not supported: lowbit quantizes activations per tensor "
+            "(one scale and zero point for the whole tensor); use \"granularity\": \"per_tensor\"");
+    }
     else if (k == "quantize_model_input") c.quantize_model_input = get<bool>(j, "quantize_model_input", origin);
     else if (k == "pipeline") parse_pipeline(v, c.pipeline, origin + ": pipeline");
     else if (k == "int32_bias") c.int32_bias = get<bool>(j, "int32_bias", origin);

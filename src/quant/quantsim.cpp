@@ -124,6 +124,9 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
       if (o->skip) return true;
     return false;
   };
+  check(cfg.activations.spec.granularity == Granularity::PerTensor,
+        "activation quantizers must be per tensor (config key activations.granularity); per-channel and per-group "
+        "activation quantization is not supported");
   std::set<std::string> names;
   for (auto& n : g.nodes)
     check(!n.name.empty() && names.insert(n.name).second, "plan_quantizers: node names must be unique and non-empty ('",
@@ -143,7 +146,6 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
         if (o.activation_bits) q.spec.grid.bits = *o.activation_bits;
         if (o.range) q.range = *o.range;
       }
-    q.spec.granularity = Granularity::PerTensor;
     planned.insert(t);
     plan.acts.push_back({t, q, dynamic, {}});
   };
@@ -563,6 +565,13 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     if (auto it = weight_value.find(n.name); it != weight_value.end() && n.inputs.size() > 1) n.inputs[1] = it->second;
     if (auto it = bias_value.find(n.name); it != bias_value.end() && n.inputs.size() > 2) n.inputs[2] = it->second;
   }
+  // ONNX QuantizeLinear, DynamicQuantizeLinear and Round all round half to even: an activation quantizer that
+  // rounds otherwise would make the file compute other values than the simulation, so it is refused here.
+  // (Weights are quantized by lowbit itself, under their own policy, and stored as integers.)
+  for (auto& a : plan.acts)
+    check(a.q.spec.rounding == Rounding::HalfToEven, "activation '", a.tensor, "': rounding 'half_away' cannot be "
+          "exported to ONNX QDQ, whose QuantizeLinear rounds half to even, so the file would not compute what the "
+          "simulation reports; set activations.rounding to \"half_even\" (weights may keep \"half_away\")");
   // Activations: the producer writes "<t>/float"; the quantizer chain writes t, so names (outputs too) stay.
   for (auto& a : plan.acts) {
     std::string pre = names.fresh(a.tensor + "/float");

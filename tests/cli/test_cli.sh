@@ -36,6 +36,11 @@ if "$bin" run "$model" --input "$root/models/fashion_sample.npy" -o "$tmp/out.np
    [ -s "$tmp/out.npz" ] && grep -q "logits .*\[16,10\]" "$tmp/run"; then ok; else bad "run"; fi
 if "$bin" run "$model" --input "image=$root/models/fashion_sample.npy" -o "$tmp/out.npy" >/dev/null && [ -s "$tmp/out.npy" ]; then ok; else bad "run NAME=FILE -> .npy"; fi
 
+# A model without inputs (ONNX node test test_constant) runs without --input (issue 12 item 7).
+if "$bin" run /usr/share/libonnx-testdata/data/node/test_constant/model.onnx >"$tmp/const" 2>"$tmp/const.err" &&
+   grep -qE "^values +float32 +\[5,5\]" "$tmp/const"; then ok; else bad "run without inputs: $(cat "$tmp/const.err")"; fi
+expect_error "run without --input on a model with inputs" "no value given for model input 'image'" run "$model"
+
 if "$bin" eval "$model" --data "npy:$root/models/fashion_sample.npy,labels=$root/models/fashion_sample_labels.npy" --json \
    >"$tmp/eval.json" 2>"$tmp/eval.err" && grep -q '"top1_percent": 93.75' "$tmp/eval.json" && [ ! -s "$tmp/eval.err" ]; then ok
 else bad "eval npy with labels (15/16 correct)"; fi

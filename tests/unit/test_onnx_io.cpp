@@ -5,6 +5,8 @@
 #include <fstream>
 #include <random>
 
+#include <onnx/onnx_pb.h>
+
 #include "ir/onnx_io.h"
 #include "runtime/executor.h"
 #include "test_util.h"
@@ -59,6 +61,38 @@ TEST(OnnxIO, ExternalDataIsWrittenAndRead) {
   write_bytes(dir / "m.onnx.data", "short");
   err = error_of([&] { load_onnx((dir / "m.onnx").string()); });
   EXPECT_NE(err.find("beyond the end"), std::string::npos) << err;
+}
+
+// Issue 12 item 6: a bad external-data offset/length used to surface as "stoll"; the error must name the model
+// file, the initializer, the data file and the bad value (reverting to std::stoll on the raw text fails this).
+TEST(OnnxIO, BadExternalDataExtentNamesFileTensorAndValue) {
+  auto dir = temp_dir("external_extent");
+  Model m = small_cnn();
+  SaveOptions opt;
+  opt.external_threshold = 64;
+  save_onnx(m, (dir / "m.onnx").string(), opt);
+  for (const char* bad : {"abc", "-4", "99999999999999999999", "12x"}) {
+    onnx::ModelProto p;
+    {
+      std::ifstream f(dir / "m.onnx", std::ios::binary);
+      ASSERT_TRUE(p.ParseFromIstream(&f));
+    }
+    bool set = false;
+    for (auto& t : *p.mutable_graph()->mutable_initializer())
+      for (auto& kv : *t.mutable_external_data())
+        if (kv.key() == "offset") kv.set_value(bad), set = true;
+    ASSERT_TRUE(set);
+    {
+      std::ofstream f(dir / "bad.onnx", std::ios::binary);
+      ASSERT_TRUE(p.SerializeToOstream(&f));
+    }
+    std::string err = error_of([&] { load_onnx((dir / "bad.onnx").string()); });
+    EXPECT_NE(err.find("bad.onnx"), std::string::npos) << err;
+    EXPECT_NE(err.find("initializer 'w'"), std::string::npos) << err;
+    EXPECT_NE(err.find("m.onnx.data"), std::string::npos) << err;
+    EXPECT_NE(err.find(std::string("'") + bad + "'"), std::string::npos) << err;
+    EXPECT_EQ(err.find("stoll"), std::string::npos) << err;
+  }
 }
 
 TEST(OnnxIO, MissingFileAndGarbageGiveClearErrors) {

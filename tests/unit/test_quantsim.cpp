@@ -104,6 +104,20 @@ TEST(Placement, ModelInputAndOutputAreQuantizedUnlessConfigured) {
   EXPECT_FALSE(act_tensors(plan_quantizers(chain_model(), c)).count("x"));
 }
 
+// Issue 12 item 4: per-channel activation quantizers used to be reset to per-tensor without a word. Restoring the
+// silent reset in plan_quantizers or dropping the check in parse_config fails this.
+TEST(Placement, PerChannelActivationsAreAnErrorNamingTheConfigKey) {
+  std::string err = error_of([] { parse_config(R"({"activations": {"granularity": "per_channel"}})", "cfg.json"); });
+  EXPECT_NE(err.find("cfg.json"), std::string::npos) << err;
+  EXPECT_NE(err.find("activations.granularity 'per_channel'"), std::string::npos) << err;
+  QuantConfig c = default_config();
+  c.activations.spec.granularity = Granularity::PerChannel;
+  err = error_of([&] { plan_quantizers(chain_model(), c); });
+  EXPECT_NE(err.find("activations.granularity"), std::string::npos) << err;
+  c.mode = Mode::WeightOnly;  // the same config key is refused whatever the mode: it never applies silently
+  EXPECT_NE(error_of([&] { plan_quantizers(chain_model(), c); }).find("activations.granularity"), std::string::npos);
+}
+
 TEST(Placement, WeightAxesFollowTheOp) {
   GraphBuilder b(13);
   b.input("x", DType::Float32, {2, 4});
