@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""ONNX Runtime agrees with lowbit on exported QDQ files for every weight policy (issue 12 item 1).
+
+usage: check_export_matrix.py LOWBIT_BINARY REPO_ROOT
+
+For bits (2, 4, 8, 16) x weight granularity (per-tensor, per-channel, per-group) x symmetric/asymmetric, with round
+half to even, `lowbit quantize` exports the bundled CNN in static mode; lowbit and ONNX Runtime (graph optimizations
+off) run the file on the bundled sample images, and the outputs must agree within one step of the output quantizer
+(both runtimes quantize the same real values; only float summation order differs, which can move a value across one
+rounding boundary of the last quantizer). With half-away activation rounding, export must be refused with the
+message that explains why (ONNX QuantizeLinear rounds half to even). Bit-exact equality of simulation and export is
+checked in C++ (ExportExactness); this script checks the peer.
+"""
+import json, os, subprocess, sys, tempfile
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+
+def output_step(model, out_name):
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for n in model.graph.node:
+        if out_name in n.output:
+            if n.op_type == "DequantizeLinear":
+                return float(np.max(inits[n.input[1]]))
+            if n.op_type in ("Clip", "Mul"):  # narrow grid: Q -> DQ -> Clip; 9..16 bits: ... -> Sub -> Mul(scale)
+                if n.op_type == "Mul":
+                    return float(np.max(inits[n.input[1]]))
+                return output_step(model, n.input[0])
+    return None
+
+
+def main():
+    lowbit, root = sys.argv[1], sys.argv[2]
+    model = os.path.join(root, "models", "fashion_cnn.onnx")
+    x = np.load(os.path.join(root, "models", "fashion_sample.npy"))
+    data = f"npy:{root}/models/fashion_sample.npy"
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/x.npy", x)
+        for rounding in ("half_even", "half_away"):
+            for bits in (2, 4, 8, 16):
+                for gran in ("per_tensor", "per_channel", "per_group"):
+                    for sym in (True, False):
+                        tag = f"{rounding}/{bits}/{gran}/{'sym' if sym else 'asym'}"
+                        q = {"bits": bits, "rounding": rounding, "symmetric": sym}
+                        cfg = {"weights": dict(q, granularity=gran, **({"group_size": 8} if gran == "per_group" else {})),
+                               "activations": q, "mode": "static"}
+                        with open(f"{tmp}/cfg.json", "w") as f:
+                            json.dump(cfg, f)
+                        out = f"{tmp}/q.onnx"
+                        if os.path.exists(out):
+                            os.remove(out)
+                        r = subprocess.run([lowbit, "quantize", model, "--config", f"{tmp}/cfg.json", "--data", data,
+                                            "-o", out], capture_output=True, text=True)
+                        if rounding == "half_away":
+                            ok = (r.returncode == 1 and "rounding 'half_away' cannot be exported" in r.stderr
+                                  and not os.path.exists(out))
+                            print(f"{'ok  ' if ok else 'FAIL'} {tag}: refused" + ("" if ok else f" ({r.stderr.strip()})"))
+                            passed, failed = passed + ok, failed + (not ok)
+                            continue
+                        if r.returncode != 0:
+                            print(f"FAIL {tag}: quantize: {r.stderr.strip()}")
+                            failed += 1
+                            continue
+                        m = onnx.load(out)
+                        out_name = m.graph.output[0].name
+                        step = output_step(m, out_name)
+                        r = subprocess.run([lowbit, "run", out, "--input", f"{tmp}/x.npy", "-o", f"{tmp}/lb.npz"],
+                                           capture_output=True, text=True)
+                        if r.returncode != 0:
+                            print(f"FAIL {tag}: run: {r.stderr.strip()}")
+                            failed += 1
+                            continue
+                        lb = np.load(f"{tmp}/lb.npz")[out_name]
+                        so = ort.SessionOptions()
+                        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                        sess = ort.InferenceSession(out, so, providers=["CPUExecutionProvider"])
+                        ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+                        a, b = ref.astype(np.float64), lb.astype(np.float64)
+                        diff = float(np.max(np.abs(a - b)))
+                        # Codes one apart dequantize to v = (q - z) * s, each rounded once to float32 (relative error
+                        # u = 2^-24; q - z is exact): |v1 - v2| <= s + u (|v1| + |v2|) / (1 - u).
+                        bound = step + 2.0 ** -24 * (np.abs(a) + np.abs(b)) / (1 - 2.0 ** -24) if step else None
+                        ok = step is not None and bool(np.all(np.abs(a - b) <= bound))
+                        print(f"{'ok  ' if ok else 'FAIL'} {tag}: max |ORT - lowbit| = {diff:.3g} "
+                              f"({diff / step if step else float('nan'):.3f} output steps)")
+                        passed, failed = passed + ok, failed + (not ok)
+    print(f"export matrix: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
