@@ -167,6 +167,15 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
         if (w.rank() < 2) q.spec.granularity = Granularity::PerTensor;
         else q.spec.axis = weight_axis(n, w.rank());
       }
+      // Grouped ConvTranspose: the weight is [C_in, C_out/g, k...] and output channel grp * C_out/g + j reads the
+      // rows ci of group grp at column j, so axis 1 alone would share one scale across the g groups. One scale per
+      // output channel is per-group along axis 1 with blocks of (C_in/g) * prod(k): slice j * g + grp.
+      int64_t groups = n.attr_int("group", 1);
+      if (n.op_type == "ConvTranspose" && q.spec.granularity == Granularity::PerChannel && groups > 1 && w.rank() >= 2) {
+        check(w.dim(0) % groups == 0, n.describe(), ": weight dimension 0 (", w.dim(0), ") is not a multiple of group ", groups);
+        q.spec.granularity = Granularity::PerGroup;
+        q.spec.group_size = w.numel() / w.dim(1) / groups;
+      }
       plan.weights.push_back({n.name, n.inputs[1], q, {}});
       if (cfg.mode == Mode::Dynamic) add_act(n.inputs[0], nullptr, true);
     }

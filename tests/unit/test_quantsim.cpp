@@ -118,6 +118,47 @@ TEST(Placement, PerChannelActivationsAreAnErrorNamingTheConfigKey) {
   EXPECT_NE(error_of([&] { plan_quantizers(chain_model(), c); }).find("activations.granularity"), std::string::npos);
 }
 
+// Issue 12 item 5: per-channel weights of grouped Conv, depthwise Conv and grouped ConvTranspose get one scale per
+// output channel, checked against a brute-force reference that derives each weight element's output channel from
+// the ONNX definition of the op. Dropping the grouped-ConvTranspose case in plan_quantizers (axis 1 alone, C_out/g
+// scales shared across groups) fails the deconv checks.
+TEST(Placement, GroupedWeightsGetOneScalePerOutputChannel) {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {-1, 6, 5, 5});
+  b.initializer("wg", random_tensor({4, 3, 3, 3}, 31));   // Conv group 2: 6 -> 4
+  b.initializer("wd", random_tensor({4, 1, 3, 3}, 32));   // depthwise: 4 -> 4
+  b.initializer("wt", random_tensor({4, 3, 2, 2}, 33));   // ConvTranspose group 2: 4 -> 6
+  auto g = b.node("Conv", {"x", "wg"}, {attr_int("group", 2)}, 1, "grouped");
+  auto d = b.node("Conv", {g, "wd"}, {attr_int("group", 4)}, 1, "depthwise");
+  auto t = b.node("ConvTranspose", {d, "wt"}, {attr_int("group", 2)}, 1, "deconv");
+  b.output(t);
+  Model m = b.build();
+  QuantSimPlan plan = plan_quantizers(m, default_config());
+  compute_weight_encodings(m, plan);
+  ASSERT_EQ(plan.weights.size(), 3u);
+  for (auto& wq : plan.weights) {
+    SCOPED_TRACE(wq.node);
+    const Tensor& w = m.graph.initializers.at(wq.tensor);
+    bool transpose = wq.node == "deconv";
+    int64_t groups = wq.node == "grouped" ? 2 : wq.node == "depthwise" ? 4 : 2;
+    int64_t k = w.dim(2) * w.dim(3), out_channels = transpose ? w.dim(1) * groups : w.dim(0);
+    // Brute force: Conv weight [O, I/g, k]: element (o, i, kk) feeds output channel o. ConvTranspose weight
+    // [I, O/g, k]: element (ci, j, kk) feeds output channel (ci / (I/g)) * (O/g) + j.
+    std::vector<int64_t> oc((size_t)w.numel());
+    for (int64_t e = 0; e < w.numel(); ++e) {
+      int64_t a = e / (w.dim(1) * k), j = (e / k) % w.dim(1);
+      oc[(size_t)e] = transpose ? (a / (w.dim(0) / groups)) * w.dim(1) + j : a;
+    }
+    std::vector<float> absmax((size_t)out_channels, 0.f);
+    for (int64_t e = 0; e < w.numel(); ++e)
+      absmax[(size_t)oc[(size_t)e]] = std::max(absmax[(size_t)oc[(size_t)e]], std::fabs(w.data<float>()[e]));
+    EXPECT_EQ(wq.enc.num_slices(), out_channels);
+    auto idx = slice_index(w.shape(), wq.enc.spec);
+    for (int64_t e = 0; e < w.numel(); ++e)
+      ASSERT_EQ(wq.enc.scale[(size_t)idx[(size_t)e]], (float)((double)absmax[(size_t)oc[(size_t)e]] / 127.0)) << "element " << e;
+  }
+}
+
 TEST(Placement, WeightAxesFollowTheOp) {
   GraphBuilder b(13);
   b.input("x", DType::Float32, {2, 4});
