@@ -22,47 +22,47 @@ double sqnr_db(const float* ref, const float* x, int64_t n) {
 
 double round_to(double v, double step) { return std::round(v / step) * step; }
 
-// Evaluates settings on the eval set: accuracy, or SQNR of the first output against the FP32 outputs.
+// Evaluates settings on the eval set in one pass: the metric (accuracy, or SQNR of the first output against the
+// FP32 outputs) and the output SQNR against FP32 (the ranking measure).
 class Evaluator {
  public:
-  Evaluator(const QuantSimRunner& r, const EvalSet& e, Metric m) : r_(r), e_(e), m_(m) {
-    if (m_ == Metric::Sqnr) ref_ = outputs(r_.all(false));
-  }
-  double operator()(const QuantSimRunner::Setting& s) const {
+  struct Result {
+    double metric = 0, output_sqnr_db = 0;
+  };
+  Evaluator(const QuantSimRunner& r, const EvalSet& e, Metric m) : r_(r), e_(e), m_(m) { ref_ = outputs(r_.all(false)); }
+  Result operator()(const QuantSimRunner::Setting& s) const {
+    Tensor y = outputs(s);
+    Result res;
+    res.output_sqnr_db = round_to(sqnr_db(ref_.data<float>(), y.data<float>(), y.numel()), 0.01);
     if (m_ == Metric::Sqnr) {
-      auto y = outputs(s);
-      return round_to(sqnr_db(ref_.data(), y.data(), (int64_t)y.size()), 0.01);
+      res.metric = res.output_sqnr_db;
+      return res;
     }
-    auto ex = r_.executor(s);
-    int64_t n = e_.x.dim(0), right = 0;
-    for (int64_t b0 = 0; b0 < n; b0 += kBatch) {
-      int64_t b1 = std::min(n, b0 + kBatch);
-      Tensor y = ex->run({{r_.input_name(), e_.x.slice_rows(b0, b1)}}).begin()->second;
-      check(y.rank() == 2, "accuracy needs [batch, classes] outputs; the model gives ", shape_str(y.shape()),
-            " (use --metric sqnr)");
-      for (int64_t i = 0; i < y.dim(0); ++i) {
-        const float* p = y.data<float>() + i * y.dim(1);
-        right += (std::max_element(p, p + y.dim(1)) - p) == e_.labels[(size_t)(b0 + i)];
-      }
+    check(y.rank() == 2, "accuracy needs [batch, classes] outputs; the model gives ", shape_str(y.shape()),
+          " (use --metric sqnr)");
+    int64_t n = y.dim(0), right = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float* p = y.data<float>() + i * y.dim(1);
+      right += (std::max_element(p, p + y.dim(1)) - p) == e_.labels[(size_t)i];
     }
-    return round_to(100.0 * (double)right / (double)n, 0.01);
+    res.metric = round_to(100.0 * (double)right / (double)n, 0.01);
+    return res;
   }
 
  private:
-  std::vector<float> outputs(const QuantSimRunner::Setting& s) const {
+  // The first output over the whole eval set, batch by batch.
+  Tensor outputs(const QuantSimRunner::Setting& s) const {
     auto ex = r_.executor(s);
-    std::vector<float> out;
-    for (int64_t b0 = 0; b0 < e_.x.dim(0); b0 += kBatch) {
-      Tensor y = ex->run({{r_.input_name(), e_.x.slice_rows(b0, std::min(e_.x.dim(0), b0 + kBatch))}}).begin()->second;
-      out.insert(out.end(), y.data<float>(), y.data<float>() + y.numel());
-    }
-    return out;
+    std::vector<Tensor> parts;
+    for (int64_t b0 = 0; b0 < e_.x.dim(0); b0 += kBatch)
+      parts.push_back(ex->run({{r_.input_name(), e_.x.slice_rows(b0, std::min(e_.x.dim(0), b0 + kBatch))}}).begin()->second);
+    return concat_rows(parts);
   }
   static constexpr int64_t kBatch = 250;
   const QuantSimRunner& r_;
   const EvalSet& e_;
   Metric m_;
-  std::vector<float> ref_;
+  Tensor ref_;
 };
 
 // Channel axis of an activation for plots: 1 for [N, C, ...] and [N, C]; the last for [N, T, C].
@@ -137,15 +137,19 @@ Report analyze(const Model& fp32, const Model& prepared, const quant::QuantSimPl
   };
   // 2. FP32, all quantized, weights only, activations only.
   auto setting = runner.all(false);
-  rep.fp32 = opt.metric == Metric::Sqnr ? 200.0 : eval_metric(setting);
+  rep.fp32 = opt.metric == Metric::Sqnr ? 200.0 : eval_metric(setting).metric;
+  if (opt.metric == Metric::Accuracy) {
+    double p = rep.fp32 / 100.0, n = (double)std::max<int64_t>(1, rep.eval_samples);
+    rep.accuracy_noise_points = round_to(100.0 * 1.96 * std::sqrt(p * (1 - p) / n), 0.01);
+  }
   tick("analyze");
-  rep.quantized = eval_metric(runner.all(true));
+  rep.quantized = eval_metric(runner.all(true)).metric;
   tick("analyze");
   for (size_t i = 0; i < qs.size(); ++i) setting.on[i] = qs[i].weight;
-  rep.weights_only = eval_metric(setting);
+  rep.weights_only = eval_metric(setting).metric;
   tick("analyze");
   for (size_t i = 0; i < qs.size(); ++i) setting.on[i] = !qs[i].weight;
-  rep.activations_only = eval_metric(setting);
+  rep.activations_only = eval_metric(setting).metric;
   tick("analyze");
   // 3. Per quantizer, alone and left out.
   for (size_t i = 0; i < qs.size(); ++i) {
@@ -154,11 +158,15 @@ Report analyze(const Model& fp32, const Model& prepared, const quant::QuantSimPl
     r.bits = qs[i].weight ? plan.weights[qs[i].index].enc.spec.grid.bits : plan.acts[qs[i].index].enc.spec.grid.bits;
     auto alone = runner.all(false);
     alone.on[i] = 1;
-    r.alone = eval_metric(alone);
+    auto a = eval_metric(alone);
+    r.alone = a.metric;
+    r.output_sqnr_alone_db = a.output_sqnr_db;
     tick("analyze");
     auto but = runner.all(true);
     but.on[i] = 0;
-    r.all_but = eval_metric(but);
+    auto b = eval_metric(but);
+    r.all_but = b.metric;
+    r.output_sqnr_all_but_db = b.output_sqnr_db;
     tick("analyze");
     rep.quantizers.push_back(r);
   }
@@ -181,7 +189,10 @@ Report analyze(const Model& fp32, const Model& prepared, const quant::QuantSimPl
     }
   }
   std::stable_sort(rep.quantizers.begin(), rep.quantizers.end(), [](const QuantizerResult& a, const QuantizerResult& b) {
-    return a.alone != b.alone ? a.alone < b.alone : a.sqnr_db < b.sqnr_db;
+    // Lowest output fidelity alone first; then the larger gain when left out; then the tensor's own SQNR.
+    if (a.output_sqnr_alone_db != b.output_sqnr_alone_db) return a.output_sqnr_alone_db < b.output_sqnr_alone_db;
+    if (a.output_sqnr_all_but_db != b.output_sqnr_all_but_db) return a.output_sqnr_all_but_db > b.output_sqnr_all_but_db;
+    return a.sqnr_db < b.sqnr_db;
   });
   // 5. Plots of the worst weights and activations.
   int wplots = 0, aplots = 0;
@@ -246,9 +257,17 @@ Report analyze(const Model& fp32, const Model& prepared, const quant::QuantSimPl
     if (cfg.activations.range == quant::RangeMethod::MinMax)
       add("high", "Min-max activation ranges are set by outliers: try --range mse or percentile (and cross-entropy for the logits, as --pipeline standard does).");
   }
-  std::snprintf(buf, sizeof buf, "Most sensitive quantizer: %s (%d-bit): alone it gives %.2f (FP32 %.2f); leaving it "
-                "in higher precision gives %.2f (all quantized: %.2f).", worst.q.label().c_str(), worst.bits,
-                worst.alone, rep.fp32, worst.all_but, rep.quantized);
+  if (acc) {
+    std::snprintf(buf, sizeof buf, "Accuracy differences smaller than %.2f points are within sampling noise on these %lld "
+                  "images (95%% binomial interval at the FP32 accuracy); quantizers are ranked by output SQNR against "
+                  "FP32, which does not depend on a few images flipping.", rep.accuracy_noise_points,
+                  (long long)rep.eval_samples);
+    add("info", buf);
+  }
+  std::snprintf(buf, sizeof buf, "Most sensitive quantizer: %s (%d-bit): alone its output SQNR is %.2f dB and the metric "
+                "%.2f (FP32 %.2f); leaving it in higher precision gives %.2f (all quantized: %.2f).",
+                worst.q.label().c_str(), worst.bits, worst.output_sqnr_alone_db, worst.alone, rep.fp32, worst.all_but,
+                rep.quantized);
   add(loss(worst.alone) > 1.0 ? "high" : "info", buf);
   // Mixed-precision fix.
   if (opt.target_drop) {
@@ -266,7 +285,7 @@ Report analyze(const Model& fp32, const Model& prepared, const quant::QuantSimPl
       int cur = rep.quantizers[k].bits;
       int b = opt.raise_bits > 0 ? opt.raise_bits : (cur < 8 ? 8 : 16);
       s.bits[i] = b;
-      current = eval_metric(s);
+      current = eval_metric(s).metric;
       fix.steps.push_back({qs[i].label(), b, current});
       quant::Override o;
       if (qs[i].weight) {

@@ -39,6 +39,10 @@ struct QuantizerResult {
   double alone = 0;     // metric with only this quantizer on
   double all_but = 0;   // metric with every quantizer but this one
   double sqnr_db = 0;   // against FP32 (weights: the tensor itself; activations: the calibration batch)
+  // The ranking measure: SQNR (dB) of the model's first output against the FP32 output on the evaluation data, with
+  // only this quantizer on / with every quantizer but this one. Continuous, so it separates quantizers whose top-1
+  // differences are a few images (sampling noise) or nothing at all.
+  double output_sqnr_alone_db = 0, output_sqnr_all_but_db = 0;
 };
 
 struct ChannelPlot {  // per-channel [min, max] of a tensor and the per-tensor quantization range
@@ -75,7 +79,10 @@ struct Report {
   int64_t eval_samples = 0, calib_samples = 0;
   double sanity_max_rel_error = 0;
   double fp32 = 0, quantized = 0, weights_only = 0, activations_only = 0;
-  std::vector<QuantizerResult> quantizers;  // by severity: lowest "alone" metric first
+  std::vector<QuantizerResult> quantizers;  // by severity: lowest output_sqnr_alone_db first
+  // Accuracy metric: half-width (points) of the 95% binomial interval of a top-1 accuracy at the FP32 accuracy on
+  // eval_samples images, 1.96 * sqrt(p (1 - p) / n); accuracy differences below it are within sampling noise.
+  double accuracy_noise_points = 0;
   std::vector<ChannelPlot> channel_plots;
   std::vector<HistogramPlot> histograms;
   std::vector<Recommendation> recommendations;

@@ -127,12 +127,15 @@ std::string report_json(const Report& r, const std::string& model) {
   j["quantized"] = r2(r.quantized);
   j["weights_only"] = r2(r.weights_only);
   j["activations_only"] = r2(r.activations_only);
+  j["ranking"] = "output_sqnr_alone_db";
+  if (acc) j["accuracy_noise_points"] = r2(r.accuracy_noise_points);
   json qs = json::array();
   int rank = 0;
   for (auto& q : r.quantizers) {
     json e = {{"rank", ++rank}, {"kind", q.q.weight ? "weight" : "activation"}, {"tensor", q.q.tensor},
               {"node", q.q.node}, {"label", q.q.label()}, {"bits", q.bits}, {"alone", r2(q.alone)},
-              {"all_but", r2(q.all_but)}, {"sqnr_db", r2(q.sqnr_db)}};
+              {"all_but", r2(q.all_but)}, {"sqnr_db", r2(q.sqnr_db)},
+              {"output_sqnr_alone_db", r2(q.output_sqnr_alone_db)}, {"output_sqnr_all_but_db", r2(q.output_sqnr_all_but_db)}};
     if (acc) {
       e["alone_drop"] = drop(r, q.alone);
       e["all_but_gain"] = r2(q.all_but - r.quantized);
@@ -173,8 +176,13 @@ std::string report_html(const Report& r, const std::string& model) {
     << "relative output error with every quantizer bypassed: " << g4(r.sanity_max_rel_error) << ").</p>\n";
   const QuantizerResult& w = r.quantizers.front();
   h << "<p class=\"culprit\" id=\"culprit\">Most sensitive: <b>" << esc(w.q.label()) << "</b> (" << w.bits
-    << "-bit): alone it gives " << f2(w.alone) << (acc ? " (drop " + f2(drop(r, w.alone)) + ")" : std::string(" dB"))
-    << ".</p>\n<div class=\"cards\" id=\"summary\">";
+    << "-bit): alone its output SQNR is " << f2(w.output_sqnr_alone_db) << " dB and it gives " << f2(w.alone)
+    << (acc ? " (drop " + f2(drop(r, w.alone)) + ")" : std::string(" dB")) << ".</p>\n";
+  if (acc)
+    h << "<p id=\"noise\">Accuracy differences smaller than " << f2(r.accuracy_noise_points) << " points are "
+      << "within sampling noise on " << r.eval_samples << " images (95% binomial interval); the ranking uses the output "
+      << "SQNR against FP32.</p>\n";
+  h << "<div class=\"cards\" id=\"summary\">";
   for (auto [name, v] : std::vector<std::pair<const char*, double>>{{"FP32", r.fp32}, {"quantized", r.quantized},
                                                                      {"weights only", r.weights_only},
                                                                      {"activations only", r.activations_only}})
@@ -182,18 +190,20 @@ std::string report_html(const Report& r, const std::string& model) {
       << "</div>";
   h << "</div>\n<h2>Recommendations</h2><ul id=\"recommendations\">";
   for (auto& rc : r.recommendations) h << "<li class=\"" << rc.severity << "\">" << esc(rc.text) << "</li>";
-  h << "</ul>\n<h2>Sensitivity: each quantizer alone</h2>\n";
+  h << "</ul>\n<h2>Sensitivity: each quantizer alone (output SQNR against FP32, lowest first)</h2>\n";
   std::vector<std::pair<std::string, double>> bars;
   for (size_t i = 0; i < r.quantizers.size() && i < 20; ++i)
-    bars.emplace_back(r.quantizers[i].q.label(), acc ? drop(r, r.quantizers[i].alone) : r.quantizers[i].alone);
-  h << bar_chart(bars, acc ? " pts" : " dB") << "\n";
-  h << "<table id=\"quantizers\"><tr><th>rank</th><th class=\"l\">quantizer</th><th>bits</th><th>alone</th>"
+    bars.emplace_back(r.quantizers[i].q.label(), r.quantizers[i].output_sqnr_alone_db);
+  h << bar_chart(bars, " dB") << "\n";
+  h << "<table id=\"quantizers\"><tr><th>rank</th><th class=\"l\">quantizer</th><th>bits</th>"
+    << "<th>output SQNR alone dB</th><th>output SQNR all but this dB</th><th>alone</th>"
     << (acc ? "<th>alone drop</th>" : "") << "<th>all but this</th>" << (acc ? "<th>gain</th>" : "")
     << "<th>SQNR dB</th></tr>\n";
   int rank = 0;
   for (auto& q : r.quantizers) {
     h << "<tr><td>" << ++rank << "</td><td class=\"l\">" << esc(q.q.label()) << "</td><td>" << q.bits << "</td><td>"
-      << f2(q.alone) << "</td>";
+      << f2(q.output_sqnr_alone_db) << "</td><td>" << f2(q.output_sqnr_all_but_db) << "</td><td>" << f2(q.alone)
+      << "</td>";
     if (acc) h << "<td>" << f2(drop(r, q.alone)) << "</td>";
     h << "<td>" << f2(q.all_but) << "</td>";
     if (acc) h << "<td>" << f2(q.all_but - r.quantized) << "</td>";

@@ -10,6 +10,7 @@ class Tables(HTMLParser):
         super().__init__()
         self.tables, self.cur, self.row, self.cell, self.svgs, self.cards = {}, None, None, None, 0, []
         self.in_card = False
+        self.noise, self.in_noise = "", False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -22,6 +23,8 @@ class Tables(HTMLParser):
             self.cell = ""
         elif tag == "svg":
             self.svgs += 1
+        elif tag == "p" and a.get("id") == "noise":
+            self.in_noise = True
         elif tag == "b" and a.get("class") is None:
             self.in_card = True
 
@@ -36,12 +39,16 @@ class Tables(HTMLParser):
             self.cell = None
         elif tag == "b":
             self.in_card = False
+        elif tag == "p":
+            self.in_noise = False
 
     def handle_data(self, data):
         if self.cell is not None:
             self.cell += data
         if self.in_card:
             self.cards.append(data.strip())
+        if self.in_noise:
+            self.noise += data
 
 
 def main():
@@ -56,16 +63,23 @@ def main():
         assert len(rows) == len(rep["quantizers"]), f"{page}: {len(rows)} rows, JSON has {len(rep['quantizers'])}"
         col = {h: i for i, h in enumerate(header)}
         keys = [("alone", "alone"), ("all but this", "all_but"), ("SQNR dB", "sqnr_db"), ("alone drop", "alone_drop"),
-                ("gain", "all_but_gain")]
+                ("gain", "all_but_gain"), ("output SQNR alone dB", "output_sqnr_alone_db"),
+                ("output SQNR all but this dB", "output_sqnr_all_but_db")]
+        for h, _ in keys[-2:]:
+            assert h in col, f"{page}: no '{h}' column"
         for row, q in zip(rows, rep["quantizers"]):
             assert row[col["quantizer"]] == q["label"], (row, q["label"])
             assert int(row[col["bits"]]) == q["bits"]
             for h, k in keys:
                 if h in col:
                     assert abs(float(row[col[h]]) - q[k]) < 1e-9, f"{page}: {q['label']} {h}: {row[col[h]]} vs {q[k]}"
-        # Most severe first: the "alone" metric never decreases down the table.
-        alone = [q["alone"] for q in rep["quantizers"]]
+        # Most severe first: the output SQNR with the quantizer alone never decreases down the table.
+        assert rep["ranking"] == "output_sqnr_alone_db"
+        alone = [q["output_sqnr_alone_db"] for q in rep["quantizers"]]
         assert alone == sorted(alone), "quantizers are not sorted by severity"
+        if rep["metric"] == "accuracy":
+            noise = p.noise.replace("\n", " ")
+            assert f"{rep['accuracy_noise_points']:.2f}" in noise, f"{page}: noise line {noise!r}"
         cards = [float(c) for c in p.cards if c.replace('.', '', 1).replace('-', '', 1).isdigit()]
         want = [rep["fp32"], rep["quantized"], rep["weights_only"], rep["activations_only"]]
         assert cards[:4] == want, f"{page}: summary {cards[:4]} vs JSON {want}"
