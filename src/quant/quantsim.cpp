@@ -199,18 +199,20 @@ struct Observer {
   HistogramObserver hist;
   explicit Observer(const TensorQuant& q) : method(q.range), ema(q.ema_momentum), hist(2048) {}
   void observe(const float* x, int64_t n) {
-    if (method == RangeMethod::MinMax || method == RangeMethod::CrossEntropy || method == RangeMethod::Bn)
+    if (method == RangeMethod::MinMax || method == RangeMethod::CrossEntropy || method == RangeMethod::Bn ||
+        method == RangeMethod::Kl)
       minmax.observe(x, n);
     else if (method == RangeMethod::Ema) ema.observe(x, n);
     else hist.observe(x, n);
   }
   std::pair<float, float> range(const TensorQuant& q) const {
     switch (method) {
-      case RangeMethod::MinMax: case RangeMethod::CrossEntropy: case RangeMethod::Bn: return minmax.range();
+      // Cross-entropy and KL: the first pass's min-max, which their second pass (calibrate) refines.
+      case RangeMethod::MinMax: case RangeMethod::CrossEntropy: case RangeMethod::Bn: case RangeMethod::Kl:
+        return minmax.range();
       case RangeMethod::Ema: return ema.range();
       case RangeMethod::Percentile: return hist.percentile_range(q.percentile);
       case RangeMethod::Mse: return hist.mse_range(q.spec);
-      case RangeMethod::Kl: return hist.kl_range(q.spec.grid.bits);
     }
     return {0, 0};
   }
@@ -298,11 +300,20 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
       auto [lo, hi] = obs[index.at(a.tensor)].range(a.q);
       ce.emplace(a.tensor, CrossEntropySearch(lo, hi, a.q.spec));
     }
-  if (!ce.empty()) {
-    check((bool)rewind, "calibration: cross-entropy ranges need a second pass over the data (no rewind given)");
+  // ... and for KL ranges: a histogram of |x| over [0, max|x| of the first pass].
+  std::map<std::string, AbsHistogram> kl;
+  for (auto& a : plan.acts)
+    if (!a.dynamic && a.q.range == RangeMethod::Kl && batch_no > 0) {
+      auto [lo, hi] = obs[index.at(a.tensor)].range(a.q);
+      kl.emplace(a.tensor, AbsHistogram(std::max(std::fabs(lo), std::fabs(hi))));
+    }
+  if (!ce.empty() || !kl.empty()) {
+    check((bool)rewind, "calibration: ", ce.empty() ? "KL" : "cross-entropy",
+          " ranges need a second pass over the data (no rewind given)");
     rewind();
     Executor ex2(m);
     ex2.add_hook([&](const Node*, const std::string& name, Tensor& v) {
+      if (auto it = kl.find(name); it != kl.end()) it->second.observe(v.data<float>(), v.numel());
       auto it = ce.find(name);
       if (it == ce.end()) return;
       check(v.rank() == 2, "cross-entropy range: tensor '", name, "' has shape ", shape_str(v.shape()),
@@ -315,6 +326,7 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
     if (a.dynamic) continue;
     std::pair<float, float> r;
     if (ce.count(a.tensor)) r = ce.at(a.tensor).best();
+    else if (kl.count(a.tensor)) r = kl_range(kl.at(a.tensor), obs[index.at(a.tensor)].range(a.q).first, a.q.spec);
     else if (auto b = a.q.range == RangeMethod::Bn ? bn_range(m.graph, a.tensor, batch_norms) : std::nullopt) r = *b;
     else r = obs[index.at(a.tensor)].range(a.q);
     a.enc = make_encoding(a.q.spec, {1}, {r});

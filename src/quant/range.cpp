@@ -145,49 +145,82 @@ std::pair<float, float> HistogramObserver::mse_range(const QuantizerSpec& spec, 
   return best_range(dlo, dhi, spec, steps, [&](float lo, float hi) { return expected_sq_error(lo, hi, spec); });
 }
 
-std::pair<float, float> HistogramObserver::kl_range(int bits) const {
-  check(!empty(), "KL range of an empty histogram");
-  check(bits >= 2 && bits <= 16, "KL calibration bit width ", bits, " is outside 2..16");
-  // Fold the signed histogram into 2048 bins of |x| over [0, max|x|].
-  const int nb = 2048;
-  double amax = std::max(std::abs((double)lo_), std::abs((double)hi_));
-  std::vector<double> h(nb, 0.0);
-  for (int i = 0; i < bins(); ++i)
-    if (count(i) > 0) h[(size_t)std::min(nb - 1, (int)(std::abs(bin_center(i)) / amax * nb))] += count(i);
-  int levels = 1 << (bits - 1);
-  int start = std::min(nb, std::max(levels, 128));
-  double best_kl = std::numeric_limits<double>::infinity();
+AbsHistogram::AbsHistogram(float amax, int bins) : amax_(amax), counts_((size_t)bins, 0.0) {
+  check(bins > 0 && std::isfinite(amax) && amax >= 0, "AbsHistogram: bad range [0, ", amax, "] or bin count ", bins);
+}
+
+void AbsHistogram::observe(const float* x, int64_t n) {
+  const int nb = (int)counts_.size();
+  if (amax_ == 0) {
+    counts_[0] += (double)n;
+    return;
+  }
+  const double scale = nb / (double)amax_;
+  for (int64_t i = 0; i < n; ++i) {
+    double a = std::fabs((double)x[i]);
+    counts_[(size_t)std::min<int64_t>(nb - 1, (int64_t)(a * scale))] += 1;
+  }
+}
+
+namespace {
+// Empty bins get eps; the non-empty ones give it up evenly (as TensorRT's and MXNet's entropy calibrators do).
+void smooth(std::vector<double>& p) {
+  const double eps = 1e-4;
+  size_t zeros = 0;
+  for (double v : p) zeros += v == 0;
+  size_t nonzeros = p.size() - zeros;
+  if (zeros == 0 || nonzeros == 0) return;
+  double take = eps * (double)zeros / (double)nonzeros;
+  for (double& v : p) v = v == 0 ? eps : v - take;
+}
+}  // namespace
+
+int kl_threshold_bins(const std::vector<double>& hist, int levels) {
+  const int nb = (int)hist.size();
+  check(levels >= 1 && levels <= nb, "KL calibration: ", levels, " levels for ", nb, " bins");
+  std::vector<double> tail((size_t)nb + 1, 0.0);  // tail[i] = sum of hist[i..]
+  for (int k = nb - 1; k >= 0; --k) tail[(size_t)k] = tail[(size_t)k + 1] + hist[(size_t)k];
+  double best = std::numeric_limits<double>::infinity();
   int best_i = nb;
-  for (int i = start; i <= nb; ++i) {
-    // P: the first i bins, with the mass beyond added to the last one.
-    std::vector<double> P(h.begin(), h.begin() + i);
-    for (int k = i; k < nb; ++k) P[(size_t)i - 1] += h[(size_t)k];
-    // Q: the first i bins merged into `levels` groups, each group's mass spread over its non-empty bins.
-    std::vector<double> Q((size_t)i, 0.0);
-    for (int g = 0; g < levels; ++g) {
-      int b0 = (int)((int64_t)g * i / levels), b1 = (int)((int64_t)(g + 1) * i / levels);
+  std::vector<double> P, Q;
+  for (int i = levels; i <= nb; ++i) {
+    P.assign(hist.begin(), hist.begin() + i);
+    P[(size_t)i - 1] += tail[(size_t)i];
+    Q.assign((size_t)i, 0.0);
+    const int merged = i / levels;
+    for (int j = 0; j < levels; ++j) {
+      int b0 = j * merged, b1 = j == levels - 1 ? i : b0 + merged;
       double mass = 0;
       int nonzero = 0;
-      for (int k = b0; k < b1; ++k) {
-        mass += h[(size_t)k];
-        nonzero += h[(size_t)k] > 0;
-      }
+      for (int k = b0; k < b1; ++k) mass += hist[(size_t)k], nonzero += hist[(size_t)k] != 0;
       for (int k = b0; k < b1; ++k)
-        if (h[(size_t)k] > 0) Q[(size_t)k] = mass / nonzero;
+        if (hist[(size_t)k] != 0) Q[(size_t)k] = mass / nonzero;
     }
+    for (int k = 0; k < i; ++k)
+      if (P[(size_t)k] == 0) Q[(size_t)k] = 0;
+    smooth(P);
+    smooth(Q);
     double ps = 0, qs = 0;
     for (int k = 0; k < i; ++k) ps += P[(size_t)k], qs += Q[(size_t)k];
-    if (qs == 0) continue;
+    if (ps <= 0 || qs <= 0) continue;
     double kl = 0;
     for (int k = 0; k < i; ++k) {
-      if (P[(size_t)k] == 0) continue;
       double p = P[(size_t)k] / ps, q = Q[(size_t)k] / qs;
-      kl += q > 0 ? p * std::log(p / q) : p * 30.0;  // a level Q leaves empty costs a large penalty
+      if (p > 0) kl += p * std::log(p / q);
     }
-    if (kl < best_kl) best_kl = kl, best_i = i;
+    if (kl < best) best = kl, best_i = i;
   }
-  float t = (float)(amax * best_i / nb);
-  return {lo_ >= 0 ? 0.f : -t, t};
+  return best_i;
+}
+
+std::pair<float, float> kl_range(const AbsHistogram& h, float lo, const QuantizerSpec& spec) {
+  validate(spec);
+  const int nb = (int)h.counts().size();
+  const bool nonneg = lo >= 0;
+  const int bits = spec.grid.bits;
+  const int64_t levels = nonneg && !(spec.symmetric && spec.grid.is_signed) ? (int64_t(1) << bits) : (int64_t(1) << (bits - 1));
+  float t = levels >= nb ? h.amax() : (float)((double)h.amax() * kl_threshold_bins(h.counts(), (int)levels) / nb);
+  return {nonneg ? 0.f : -t, t};
 }
 
 CrossEntropySearch::CrossEntropySearch(float lo, float hi, const QuantizerSpec& spec, int steps)

@@ -53,9 +53,6 @@ class HistogramObserver {
   // The range minimising the expected squared quantization error of the histogram under `spec`, searched over
   // `steps` shrinking fractions of the observed range (both ends scaled together; symmetric specs use max|x|).
   std::pair<float, float> mse_range(const QuantizerSpec& spec, int steps = 100) const;
-  // TensorRT-style entropy calibration on |x| (symmetric): threshold minimising KL(P || Q) where Q is P quantized
-  // to 2^(b-1) levels; returns [-t, t] (or [0, t] when the data is non-negative).
-  std::pair<float, float> kl_range(int bits = 8) const;
   // Expected squared error of quantizing the histogram with range [lo, hi] under spec (per sample).
   double expected_sq_error(float lo, float hi, const QuantizerSpec& spec) const;
 
@@ -65,6 +62,32 @@ class HistogramObserver {
   float lo_ = 0, hi_ = 0;
   double total_ = 0;
 };
+
+// Entropy calibration as TensorRT defines it, on a histogram of |x| collected for this purpose: `bins` (2048)
+// equal bins over [0, amax], where amax = max|x| comes from a first pass over the data, so the result does not
+// depend on how any other histogram was binned or in which order the data arrived.
+class AbsHistogram {
+ public:
+  explicit AbsHistogram(float amax, int bins = 2048);
+  void observe(const float* x, int64_t n);
+  const std::vector<double>& counts() const { return counts_; }
+  float amax() const { return amax_; }
+
+ private:
+  float amax_;
+  std::vector<double> counts_;
+};
+// The number of histogram bins i (levels <= i <= hist.size()) whose threshold minimises KL(P || Q): P is the first i
+// bins with the mass beyond them added to bin i-1; Q merges the first i bins into `levels` groups (i / levels bins
+// each, the last group taking the remainder), spreads each group's mass evenly over the bins that are non-empty in
+// the data, and is zero where P is; both are smoothed (empty bins get 1e-4, taken evenly from the others) and
+// normalised before KL. Ties keep the smallest i.
+int kl_threshold_bins(const std::vector<double>& hist, int levels);
+// The range for `spec` from the |x| histogram: [-t, t], or [0, t] when `lo >= 0` (the data is non-negative), with
+// t = amax * i / bins. Levels: 2^(b-1) (TensorRT's 128 for int8) when the data has both signs or the grid is signed
+// symmetric; 2^b when non-negative data meets an unsigned or asymmetric grid, which spends all its codes on [0, t].
+// With more levels than bins the full range is kept.
+std::pair<float, float> kl_range(const AbsHistogram& h, float lo, const QuantizerSpec& spec);
 
 // Cross-entropy range search for classifier logits: candidate ranges are fractions (1/steps .. 1) of a min-max range;
 // add() accumulates, for every candidate at once, H(softmax(v), softmax(fake_quant(v))) over rows of [batch, classes].

@@ -118,12 +118,16 @@ TEST(Histogram, LaplaceNeedsAWiderClipThanGaussianInSigmaUnits) {
   EXPECT_GT(hl.mse_range(sym(4)).second, hg.mse_range(sym(4)).second);
 }
 
-TEST(Histogram, KlClipsGaussianTailsButNotUniformData) {
+// TensorRT's entropy calibration (issue 12 item 3). Mutations caught: dropping the outlier mass from P's last bin
+// (the threshold collapses toward 0 on Gaussian data), or no smoothing (KL infinite for every candidate: full range).
+TEST(KlRange, ClipsGaussianTailsButNotUniformData) {
   auto g = samples(200000, 3, false);
-  HistogramObserver hg(2048);
+  float amax = 0;
+  for (float v : g) amax = std::max(amax, std::fabs(v));
+  AbsHistogram hg(amax);
   hg.observe(g.data(), (int64_t)g.size());
-  auto [glo, ghi] = hg.kl_range(8);
-  float amax = std::max(-hg.lo(), hg.hi());
+  QuantizerSpec s8 = sym(8);
+  auto [glo, ghi] = kl_range(hg, -1.f, s8);
   EXPECT_LT(ghi, 0.95f * amax);
   EXPECT_GT(ghi, 2.5f);
   EXPECT_EQ(glo, -ghi);
@@ -131,11 +135,43 @@ TEST(Histogram, KlClipsGaussianTailsButNotUniformData) {
   std::mt19937 rng(4);
   std::uniform_real_distribution<float> d(0.f, 1.f);
   for (auto& v : u) v = d(rng);
-  HistogramObserver hu(2048);
+  AbsHistogram hu(1.f);
   hu.observe(u.data(), (int64_t)u.size());
-  auto [ulo, uhi] = hu.kl_range(8);
+  auto [ulo, uhi] = kl_range(hu, 0.f, s8);
   EXPECT_EQ(ulo, 0.f);
-  EXPECT_GT(uhi, 0.9f);
+  EXPECT_GT(uhi, 0.95f);
+}
+
+// The threshold is a function of the |x| histogram only: with every candidate's P and Q spelled out for a tiny
+// histogram, the chosen bin count is the argmin computed here by brute force.
+TEST(KlRange, ThresholdIsTheArgminOverCandidates) {
+  std::vector<double> h = {50, 30, 0, 12, 6, 0, 1, 1};
+  int levels = 2, best = -1;
+  double best_kl = INFINITY;
+  for (int i = levels; i <= 8; ++i) {
+    std::vector<double> P(h.begin(), h.begin() + i), Q((size_t)i, 0.0);
+    for (int k = i; k < 8; ++k) P[(size_t)i - 1] += h[(size_t)k];
+    int merged = i / levels;
+    for (int j = 0; j < levels; ++j) {
+      int b0 = j * merged, b1 = j == levels - 1 ? i : b0 + merged;
+      double mass = 0, nz = 0;
+      for (int k = b0; k < b1; ++k) mass += h[(size_t)k], nz += h[(size_t)k] != 0;
+      for (int k = b0; k < b1; ++k) Q[(size_t)k] = h[(size_t)k] != 0 && P[(size_t)k] != 0 ? mass / nz : 0;
+    }
+    auto sm = [](std::vector<double>& v) {
+      double z = 0;
+      for (double x : v) z += x == 0;
+      if (z == 0 || z == (double)v.size()) return;
+      double take = 1e-4 * z / ((double)v.size() - z);
+      for (double& x : v) x = x == 0 ? 1e-4 : x - take;
+    };
+    sm(P), sm(Q);
+    double ps = 0, qs = 0, kl = 0;
+    for (int k = 0; k < i; ++k) ps += P[(size_t)k], qs += Q[(size_t)k];
+    for (int k = 0; k < i; ++k) kl += P[(size_t)k] / ps * std::log((P[(size_t)k] / ps) / (Q[(size_t)k] / qs));
+    if (kl < best_kl) best_kl = kl, best = i;
+  }
+  EXPECT_EQ(kl_threshold_bins(h, levels), best);
 }
 
 namespace {
