@@ -208,7 +208,7 @@ int kl_threshold_bins(const std::vector<double>& hist, int levels) {
       double p = P[(size_t)k] / ps, q = Q[(size_t)k] / qs;
       if (p > 0) kl += p * std::log(p / q);
     }
-    if (kl < best) best = kl, best_i = i;
+    if (kl <= best) best = kl, best_i = i;  // ties: the larger threshold (less clipping)
   }
   return best_i;
 }
@@ -216,10 +216,15 @@ int kl_threshold_bins(const std::vector<double>& hist, int levels) {
 std::pair<float, float> kl_range(const AbsHistogram& h, float lo, const QuantizerSpec& spec) {
   validate(spec);
   const int nb = (int)h.counts().size();
+  // The bin at zero holds every exact zero (half of a ReLU output): merging that spike with its neighbours dominates
+  // every candidate's divergence and drives the threshold down. As NVIDIA's pytorch-quantization does for TensorRT,
+  // the first bin takes the count of the second.
+  std::vector<double> hist = h.counts();
+  if (nb > 1) hist[0] = hist[1];
   const bool nonneg = lo >= 0;
   const int bits = spec.grid.bits;
   const int64_t levels = nonneg && !(spec.symmetric && spec.grid.is_signed) ? (int64_t(1) << bits) : (int64_t(1) << (bits - 1));
-  float t = levels >= nb ? h.amax() : (float)((double)h.amax() * kl_threshold_bins(h.counts(), (int)levels) / nb);
+  float t = levels >= nb ? h.amax() : (float)((double)h.amax() * kl_threshold_bins(hist, (int)levels) / nb);
   return {nonneg ? 0.f : -t, t};
 }
 

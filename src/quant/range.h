@@ -81,12 +81,12 @@ class AbsHistogram {
 // bins with the mass beyond them added to bin i-1; Q merges the first i bins into `levels` groups (i / levels bins
 // each, the last group taking the remainder), spreads each group's mass evenly over the bins that are non-empty in
 // the data, and is zero where P is; both are smoothed (empty bins get 1e-4, taken evenly from the others) and
-// normalised before KL. Ties keep the smallest i.
+// normalised before KL. Ties keep the largest i.
 int kl_threshold_bins(const std::vector<double>& hist, int levels);
 // The range for `spec` from the |x| histogram: [-t, t], or [0, t] when `lo >= 0` (the data is non-negative), with
 // t = amax * i / bins. Levels: 2^(b-1) (TensorRT's 128 for int8) when the data has both signs or the grid is signed
 // symmetric; 2^b when non-negative data meets an unsigned or asymmetric grid, which spends all its codes on [0, t].
-// With more levels than bins the full range is kept.
+// With more levels than bins the full range is kept. The zero bin's spike is flattened first (see range.cpp).
 std::pair<float, float> kl_range(const AbsHistogram& h, float lo, const QuantizerSpec& spec);
 
 // Cross-entropy range search for classifier logits: candidate ranges are fractions (1/steps .. 1) of a min-max range;

@@ -169,7 +169,7 @@ TEST(KlRange, ThresholdIsTheArgminOverCandidates) {
     double ps = 0, qs = 0, kl = 0;
     for (int k = 0; k < i; ++k) ps += P[(size_t)k], qs += Q[(size_t)k];
     for (int k = 0; k < i; ++k) kl += P[(size_t)k] / ps * std::log((P[(size_t)k] / ps) / (Q[(size_t)k] / qs));
-    if (kl < best_kl) best_kl = kl, best = i;
+    if (kl <= best_kl) best_kl = kl, best = i;
   }
   EXPECT_EQ(kl_threshold_bins(h, levels), best);
 }
