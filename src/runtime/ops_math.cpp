@@ -1,6 +1,7 @@
 // Element-wise math, comparisons, logic, Clip/Cast/Where, Softmax family, reductions, MatMul and Gemm.
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <cstring>
 #include <limits>
 
@@ -111,12 +112,28 @@ Outs op_IsInf(const OpContext& c) {
 
 Outs op_Identity(const OpContext& c) { return {c.in(0)}; }
 
+// Training mode (opset 12+): mask = U[0, 1) >= ratio, y = x * mask / (1 - ratio). U comes from MT19937 seeded with
+// the `seed` attribute (0 when absent, so runs are reproducible) and turned into doubles as NumPy's legacy
+// RandomState does ((a >> 5) * 2^26 + (b >> 6)) / 2^53 in row-major order, the generator ONNX's reference uses.
 Outs op_Dropout(const OpContext& c) {
   bool training = c.opset >= 12 ? (c.has(2) && c.in(2).to_i64().at(0) != 0) : c.node.attr_int("is_test", 1) == 0 && c.opset < 7;
-  if (training) unsupported(c.where(), ": training mode is not supported (inference only)");
-  Tensor mask(DType::Bool, c.in(0).shape());
+  const Tensor& x = c.in(0);
+  Tensor mask(DType::Bool, x.shape());
   std::fill(mask.data<bool>(), mask.data<bool>() + mask.numel(), true);
-  return {c.in(0), mask};
+  double ratio = c.opset >= 12 ? (c.has(1) ? c.in(1).to_f64().at(0) : 0.5) : c.node.attr_float("ratio", 0.5f);
+  if (!training || ratio == 0) return {x, mask};
+  check(ratio > 0 && ratio < 1, c.where(), ": ratio ", ratio, " is outside [0, 1) in training mode");
+  check(dtype_is_float(x.dtype()), c.where(), ": training mode needs a float input");
+  std::mt19937 gen((uint32_t)c.node.attr_int("seed", 0));
+  bool* m = mask.data<bool>();
+  for (int64_t i = 0; i < mask.numel(); ++i) {
+    uint32_t a = gen() >> 5, b = gen() >> 6;
+    m[i] = (a * 67108864.0 + b) / 9007199254740992.0 >= ratio;
+  }
+  Tensor xf = x.cast(DType::Float32), y(DType::Float32, x.shape());
+  float scale = (float)(1.0 / (1.0 - ratio));
+  for (int64_t i = 0; i < y.numel(); ++i) y.data<float>()[i] = m[i] ? xf.data<float>()[i] * scale : 0.f;
+  return {y.cast(x.dtype()), mask};
 }
 
 // ---- binary ----

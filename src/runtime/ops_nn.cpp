@@ -128,8 +128,7 @@ Outs op_global_pool(const OpContext& c) {
 }
 
 Outs op_BatchNormalization(const OpContext& c) {
-  if (c.opset >= 14 && c.node.attr_int("training_mode", 0))
-    unsupported(c.where(), ": training_mode is not supported (inference only)");
+  bool training = c.opset >= 14 && c.node.attr_int("training_mode", 0);
   if (c.opset < 9 && c.node.attr_int("spatial", 1) == 0) unsupported(c.where(), ": spatial=0 is not supported");
   Tensor x = as_f32(c.in(0), c);
   check(x.rank() >= 2, c.where(), ": input must be [N, C, ...]");
@@ -138,6 +137,36 @@ Outs op_BatchNormalization(const OpContext& c) {
   check((int64_t)sc.size() == C && (int64_t)bi.size() == C && (int64_t)mu.size() == C && (int64_t)var.size() == C,
         c.where(), ": scale/bias/mean/var must have ", C, " values");
   double eps = c.node.attr_float("epsilon", 1e-5f);
+  Outs extra;
+  if (training) {
+    // Training mode (opset 14+): normalise with the batch statistics (mean and population variance over N and the
+    // spatial axes, in double) and output the updated running statistics
+    // running = input_running * momentum + batch * (1 - momentum).
+    check(N * S > 0, c.where(), ": training mode needs a non-empty batch");
+    double momentum = c.node.attr_float("momentum", 0.9f);
+    const float* px = x.data<float>();
+    std::vector<double> bm((size_t)C, 0.0), bv((size_t)C, 0.0);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t ch = 0; ch < C; ++ch)
+        for (int64_t k = 0; k < S; ++k) bm[(size_t)ch] += px[(n * C + ch) * S + k];
+    for (auto& v : bm) v /= (double)(N * S);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t ch = 0; ch < C; ++ch)
+        for (int64_t k = 0; k < S; ++k) {
+          double d = px[(n * C + ch) * S + k] - bm[(size_t)ch];
+          bv[(size_t)ch] += d * d;
+        }
+    for (auto& v : bv) v /= (double)(N * S);
+    std::vector<double> rm((size_t)C), rv((size_t)C);
+    for (int64_t ch = 0; ch < C; ++ch) {
+      rm[(size_t)ch] = mu[(size_t)ch] * momentum + bm[(size_t)ch] * (1 - momentum);
+      rv[(size_t)ch] = var[(size_t)ch] * momentum + bv[(size_t)ch] * (1 - momentum);
+    }
+    mu = bm;
+    var = bv;
+    extra.push_back(Tensor::from_vector<double>({C}, rm).cast(c.in(3).dtype()));
+    extra.push_back(Tensor::from_vector<double>({C}, rv).cast(c.in(4).dtype()));
+  }
   std::vector<float> a(C), b(C);
   for (int64_t i = 0; i < C; ++i) {
     a[i] = (float)(sc[i] / std::sqrt(var[i] + eps));
@@ -151,7 +180,9 @@ Outs op_BatchNormalization(const OpContext& c) {
     int64_t ch = nc % C;
     for (int64_t k = 0; k < S; ++k) py[nc * S + k] = px[nc * S + k] * a[ch] + b[ch];
   }
-  return {y.cast(c.in(0).dtype())};
+  Outs out{y.cast(c.in(0).dtype())};
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
 }
 
 // Mean and 1/sqrt(variance + eps) of n floats, accumulated in double.
