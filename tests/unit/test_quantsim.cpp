@@ -239,11 +239,14 @@ TEST(Placement, OverridesSkipNodesAndChangeBits) {
   auto p = plan_quantizers(chain_model(), c);
   EXPECT_EQ(weight_of(p, "conv2"), nullptr);
   EXPECT_FALSE(act_tensors(p).count("conv2_out0"));
+  ASSERT_NE(weight_of(p, "fc"), nullptr);
   EXPECT_EQ(weight_of(p, "fc")->q.spec.grid.bits, 16);
+  // The overridden activation must exist before its bits are checked (a missing quantizer used to pass).
+  auto relu = std::find_if(p.acts.begin(), p.acts.end(), [](auto& a) { return a.tensor == "relu1_out0"; });
+  ASSERT_NE(relu, p.acts.end());
+  EXPECT_EQ(relu->q.spec.grid.bits, 16);
   for (auto& a : p.acts) {
-    if (a.tensor == "relu1_out0") {
-      EXPECT_EQ(a.q.spec.grid.bits, 16);
-    }
+    if (a.tensor != "relu1_out0") EXPECT_EQ(a.q.spec.grid.bits, 8) << a.tensor;
   }
   QuantConfig bad = default_config();
   bad.overrides.push_back(tensor_bits("no_such_tensor", 8));
@@ -323,7 +326,13 @@ TEST(Build, NarrowAndWideGridsUseClipAndFloatChains) {
   EXPECT_EQ(count_ops(q, "QuantizeLinear"), 0);
   Tensor x = random_tensor({1, 2, 4, 4}, 9);
   auto a = Executor(m).run({{"x", x}}).at("fc_out0").to_f64(), b = Executor(q).run({{"x", x}}).at("fc_out0").to_f64();
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-2 * (1 + std::abs(a[i])));  // 16 bits: close to float
+  // 16 bits: close to float, within a few steps of the output grid (rounding there costs half a step; the errors of
+  // the five 16-bit quantizers upstream, half a step each on their own grids, add up to at most a few more). A scale
+  // wrong by 0.1% (about 65 steps at full range) fails this; the old 1e-2 * (1 + |a|) tolerance did not notice it.
+  auto out = std::find_if(p.acts.begin(), p.acts.end(), [](auto& e) { return e.tensor == "fc_out0"; });
+  ASSERT_NE(out, p.acts.end());
+  double step = out->enc.scale[0];
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 4 * step);
 }
 
 TEST(Build, Fp16AndDynamicModes) {
@@ -386,13 +395,18 @@ TEST(Build, ConcatSharedScaleGivesInputsTheOutputEncoding) {
   calibrate(m, p, one_batch(random_tensor({2, 3}, 5, -3.f, 3.f)));
   std::map<std::string, Encoding> before;
   for (auto& a : p.acts) before[a.tensor] = a.enc;
-  EXPECT_NE(before["a_out0"].scale, before["cat_out0"].scale);  // sigmoid in (0,1), tanh in (-1,1)
+  // The quantizers must exist first: operator[] on a missing key would compare two empty encodings.
+  for (const char* t : {"a_out0", "b_out0", "cat_out0"}) ASSERT_TRUE(before.count(t)) << t;
+  EXPECT_NE(before.at("a_out0").scale, before.at("cat_out0").scale);  // sigmoid in (0,1), tanh in (-1,1)
   share_concat_encodings(m, p);
+  int shared = 0;
   for (auto& a : p.acts)
     if (a.tensor == "a_out0" || a.tensor == "b_out0") {
-      EXPECT_EQ(a.enc.scale, before["cat_out0"].scale);
-      EXPECT_EQ(a.enc.zero_point, before["cat_out0"].zero_point);
+      EXPECT_EQ(a.enc.scale, before.at("cat_out0").scale);
+      EXPECT_EQ(a.enc.zero_point, before.at("cat_out0").zero_point);
+      ++shared;
     }
+  EXPECT_EQ(shared, 2);
 }
 
 TEST(Build, Int32BiasUsesInputTimesWeightScale) {
