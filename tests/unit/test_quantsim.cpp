@@ -246,7 +246,9 @@ TEST(Placement, OverridesSkipNodesAndChangeBits) {
   ASSERT_NE(relu, p.acts.end());
   EXPECT_EQ(relu->q.spec.grid.bits, 16);
   for (auto& a : p.acts) {
-    if (a.tensor != "relu1_out0") EXPECT_EQ(a.q.spec.grid.bits, 8) << a.tensor;
+    if (a.tensor != "relu1_out0") {
+      EXPECT_EQ(a.q.spec.grid.bits, 8) << a.tensor;
+    }
   }
   QuantConfig bad = default_config();
   bad.overrides.push_back(tensor_bits("no_such_tensor", 8));
