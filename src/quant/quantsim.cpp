@@ -326,7 +326,10 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
     if (a.dynamic) continue;
     std::pair<float, float> r;
     if (ce.count(a.tensor)) r = ce.at(a.tensor).best();
-    else if (kl.count(a.tensor)) r = kl_range(kl.at(a.tensor), obs[index.at(a.tensor)].range(a.q).first, a.q.spec);
+    else if (kl.count(a.tensor)) {
+      auto [lo, hi] = obs[index.at(a.tensor)].range(a.q);
+      r = kl_range(kl.at(a.tensor), lo, hi, a.q.spec);
+    }
     else if (auto b = a.q.range == RangeMethod::Bn ? bn_range(m.graph, a.tensor, batch_norms) : std::nullopt) r = *b;
     else r = obs[index.at(a.tensor)].range(a.q);
     a.enc = make_encoding(a.q.spec, {1}, {r});

@@ -213,7 +213,7 @@ int kl_threshold_bins(const std::vector<double>& hist, int levels) {
   return best_i;
 }
 
-std::pair<float, float> kl_range(const AbsHistogram& h, float lo, const QuantizerSpec& spec) {
+std::pair<float, float> kl_range(const AbsHistogram& h, float lo, float hi, const QuantizerSpec& spec) {
   validate(spec);
   const int nb = (int)h.counts().size();
   // The bin at zero holds every exact zero (half of a ReLU output): merging that spike with its neighbours dominates
@@ -225,7 +225,7 @@ std::pair<float, float> kl_range(const AbsHistogram& h, float lo, const Quantize
   const int bits = spec.grid.bits;
   const int64_t levels = nonneg && !(spec.symmetric && spec.grid.is_signed) ? (int64_t(1) << bits) : (int64_t(1) << (bits - 1));
   float t = levels >= nb ? h.amax() : (float)((double)h.amax() * kl_threshold_bins(hist, (int)levels) / nb);
-  return {nonneg ? 0.f : -t, t};
+  return {std::max(lo, -t), std::min(hi, t)};
 }
 
 CrossEntropySearch::CrossEntropySearch(float lo, float hi, const QuantizerSpec& spec, int steps)

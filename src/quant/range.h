@@ -83,11 +83,12 @@ class AbsHistogram {
 // the data, and is zero where P is; both are smoothed (empty bins get 1e-4, taken evenly from the others) and
 // normalised before KL. Ties keep the largest i.
 int kl_threshold_bins(const std::vector<double>& hist, int levels);
-// The range for `spec` from the |x| histogram: [-t, t], or [0, t] when `lo >= 0` (the data is non-negative), with
-// t = amax * i / bins. Levels: 2^(b-1) (TensorRT's 128 for int8) when the data has both signs or the grid is signed
+// The range for `spec` from the |x| histogram and the data's own range [lo, hi]: the threshold t = amax * i / bins
+// clips |x| at t, so the range is [max(lo, -t), min(hi, t)] (an asymmetric grid keeps all its codes for where the data
+// is; a symmetric spec widens it to [-t', t'] itself). Levels: 2^(b-1) (TensorRT's 128 for int8) when the data has both signs or the grid is signed
 // symmetric; 2^b when non-negative data meets an unsigned or asymmetric grid, which spends all its codes on [0, t].
 // With more levels than bins the full range is kept. The zero bin's spike is flattened first (see range.cpp).
-std::pair<float, float> kl_range(const AbsHistogram& h, float lo, const QuantizerSpec& spec);
+std::pair<float, float> kl_range(const AbsHistogram& h, float lo, float hi, const QuantizerSpec& spec);
 
 // Cross-entropy range search for classifier logits: candidate ranges are fractions (1/steps .. 1) of a min-max range;
 // add() accumulates, for every candidate at once, H(softmax(v), softmax(fake_quant(v))) over rows of [batch, classes].

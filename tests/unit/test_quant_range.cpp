@@ -127,17 +127,22 @@ TEST(KlRange, ClipsGaussianTailsButNotUniformData) {
   AbsHistogram hg(amax);
   hg.observe(g.data(), (int64_t)g.size());
   QuantizerSpec s8 = sym(8);
-  auto [glo, ghi] = kl_range(hg, -1.f, s8);
+  float gmin = *std::min_element(g.begin(), g.end()), gmax = *std::max_element(g.begin(), g.end());
+  auto [glo, ghi] = kl_range(hg, gmin, gmax, s8);
   EXPECT_LT(ghi, 0.95f * amax);
   EXPECT_GT(ghi, 2.5f);
-  EXPECT_EQ(glo, -ghi);
+  EXPECT_EQ(glo, -ghi);  // both tails extend past the threshold
+  // Data on one side mostly: the range never extends past the data (an asymmetric grid keeps its codes).
+  auto [alo, ahi] = kl_range(hg, -0.25f, gmax, s8);
+  EXPECT_EQ(alo, -0.25f);
+  EXPECT_EQ(ahi, ghi);
   std::vector<float> u(100000);
   std::mt19937 rng(4);
   std::uniform_real_distribution<float> d(0.f, 1.f);
   for (auto& v : u) v = d(rng);
   AbsHistogram hu(1.f);
   hu.observe(u.data(), (int64_t)u.size());
-  auto [ulo, uhi] = kl_range(hu, 0.f, s8);
+  auto [ulo, uhi] = kl_range(hu, 0.f, 1.f, s8);
   EXPECT_EQ(ulo, 0.f);
   EXPECT_GT(uhi, 0.95f);
 }
