@@ -58,9 +58,26 @@ void check_input(const ValueInfo& vi, const Tensor& t) {
 }
 }  // namespace
 
-TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& fetch_in) const {
+TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& fetch_in, RunStats* stats) const {
   const Graph& g = model_.graph;
   std::unordered_map<std::string, Tensor> vals;
+  int64_t live_bytes = 0;
+  RunStats st;
+  auto bytes_of = [](const Tensor& t) { return t.defined() ? t.numel() * (int64_t)dtype_size(t.dtype()) : 0; };
+  auto hold = [&](const std::string& name, Tensor t) {
+    auto it = vals.find(name);
+    if (it != vals.end()) live_bytes -= bytes_of(it->second);
+    live_bytes += bytes_of(t);
+    vals[name] = std::move(t);
+    st.peak_live_values = std::max<int64_t>(st.peak_live_values, (int64_t)vals.size());
+    st.peak_live_bytes = std::max(st.peak_live_bytes, live_bytes);
+  };
+  auto release = [&](const std::string& name) {
+    auto it = vals.find(name);
+    if (it == vals.end()) return;
+    live_bytes -= bytes_of(it->second);
+    vals.erase(it);
+  };
   for (auto& [k, _] : feeds)
     check(g.is_graph_input(k), "'", k, "' is not an input of the model");
   for (auto& vi : g.inputs) {
@@ -72,7 +89,7 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
     check_input(vi, it->second);
     Tensor t = it->second;
     for (auto& h : hooks_) h(nullptr, vi.name, t);
-    vals[vi.name] = std::move(t);
+    hold(vi.name, std::move(t));
   }
   std::vector<std::string> fetch = fetch_in;
   if (fetch.empty())
@@ -140,11 +157,14 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
     for (size_t k = 0; k < n.outputs.size() && k < outs.size(); ++k) {
       if (n.outputs[k].empty()) continue;
       for (auto& h : hooks_) h(&n, n.outputs[k], outs[k]);
-      vals[n.outputs[k]] = std::move(outs[k]);
+      hold(n.outputs[k], std::move(outs[k]));
     }
     for (auto& in : n.inputs)
-      if (!in.empty() && --reads[in] == 0 && !keep.count(in)) vals.erase(in);
+      if (!in.empty() && --reads[in] == 0 && !keep.count(in)) release(in);
+    for (auto& o : n.outputs)  // outputs nothing reads (e.g. an unused mask) go at once
+      if (!o.empty() && reads[o] == 0 && !keep.count(o)) release(o);
   }
+  if (stats) *stats = st;
   TensorMap result;
   for (auto& f : fetch) {
     const Tensor* t = lookup(f);

@@ -16,6 +16,13 @@ using TensorMap = std::map<std::string, Tensor>;
 // inputs. The hook may assign a new tensor to `value` (quantizers replace values this way).
 using ValueHook = std::function<void(const Node* producer, const std::string& name, Tensor& value)>;
 
+// What one run held at its high-water mark, counted by the executor itself: the values it keeps (graph inputs fed,
+// node outputs not yet consumed for the last time; initializers excluded), each counted with its own bytes.
+struct RunStats {
+  int64_t peak_live_values = 0;
+  int64_t peak_live_bytes = 0;
+};
+
 class Executor {
  public:
   // Validates the model: sorts it, and fails with one message naming every unsupported op type (and the first
@@ -27,7 +34,7 @@ class Executor {
 
   // Runs the graph. `fetch` empty = the graph outputs; otherwise only the nodes the fetched values depend on run. Inputs are checked against declared dtype and fixed
   // dims; initializers may be overridden by feeding a value of the same name if it is also a graph input.
-  TensorMap run(const TensorMap& feeds, const std::vector<std::string>& fetch = {}) const;
+  TensorMap run(const TensorMap& feeds, const std::vector<std::string>& fetch = {}, RunStats* stats = nullptr) const;
 
   const Model& model() const { return model_; }
   // Graph inputs that must be fed (not backed by an initializer).
