@@ -235,25 +235,40 @@ quant::QuantSimPlan only_b_plan(const Model& m) {
   return plan;
 }
 
+// Fitted on one sample, evaluated on another (held out): the corrected model's mean output equals the FP32 model's
+// within the sampling noise of both estimates, 4 * sd(y_fp - y_q) * sqrt(1/n_fit + 1/n_eval) per channel.
+// Mutation caught: a correction with the wrong sign, or none, leaves the 3-bit shift (> 0.02, far above the noise).
 TEST(BiasCorrection, EmpiricalRemovesTheMeanOutputShift) {
   Model m = bn_relu_gemm(9);
   quant::prepare_for_quantization(m);
   auto plan = only_b_plan(m);
-  Tensor x = gaussian({4000, 6}, 1);
-  auto quantized_mean = [&](const Model& mm) {
-    Model q = quant::build_quantized_model(mm, plan, quant::Mode::WeightOnly);
-    return ptq::channel_means(run1(q, x), -1);
-  };
-  auto fp = ptq::channel_means(run1(m, x), -1);
-  auto before = quantized_mean(m);
+  const int64_t n_fit = 4000, n_eval = 4000;
+  Tensor x = gaussian({n_fit, 6}, 1), held_out = gaussian({n_eval, 6}, 77);
+  auto quantized_out = [&](const Model& mm) { return run1(quant::build_quantized_model(mm, plan, quant::Mode::WeightOnly), held_out); };
+  Tensor y_fp = run1(m, held_out);
+  auto fp = ptq::channel_means(y_fp, -1);
+  auto before = ptq::channel_means(quantized_out(m), -1);
   double shift = 0;
   for (size_t o = 0; o < fp.size(); ++o) shift = std::max(shift, std::fabs(fp[o] - before[o]));
   EXPECT_GT(shift, 0.02);  // 3-bit weights shift the mean visibly
   Model corrected = m;
   auto rep = ptq::empirical_bias_correction(corrected, plan, x);
   EXPECT_EQ(rep.corrected, 1);
-  auto after = quantized_mean(corrected);
-  for (size_t o = 0; o < fp.size(); ++o) EXPECT_NEAR(after[o], fp[o], 1e-4) << "channel " << o;
+  Tensor y_q = quantized_out(corrected);
+  auto after = ptq::channel_means(y_q, -1);
+  int64_t C = y_fp.dim(1);
+  for (int64_t o = 0; o < C; ++o) {
+    double s = 0, s2 = 0;
+    for (int64_t r = 0; r < n_eval; ++r) {
+      double d = (double)y_fp.data<float>()[r * C + o] - y_q.data<float>()[r * C + o];
+      s += d;
+      s2 += d * d;
+    }
+    double sd = std::sqrt(std::max(0.0, s2 / n_eval - (s / n_eval) * (s / n_eval)));
+    double tol = 4 * sd * std::sqrt(1.0 / n_fit + 1.0 / n_eval);
+    EXPECT_NEAR(after[(size_t)o], fp[(size_t)o], tol) << "channel " << o;
+    EXPECT_LT(tol, shift / 4) << "the noise bound must be tight enough to see the shift";
+  }
 }
 
 TEST(BiasCorrection, AnalyticalMatchesEmpiricalOnGaussianInputs) {
