@@ -15,20 +15,9 @@ import json, os, subprocess, sys, tempfile
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
-
-def output_step(model, out_name):
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for n in model.graph.node:
-        if out_name in n.output:
-            if n.op_type == "DequantizeLinear":
-                return float(np.max(inits[n.input[1]]))
-            if n.op_type in ("Clip", "Mul"):  # narrow grid: Q -> DQ -> Clip; 9..16 bits: ... -> Sub -> Mul(scale)
-                if n.op_type == "Mul":
-                    return float(np.max(inits[n.input[1]]))
-                return output_step(model, n.input[0])
-    return None
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_ort import output_step  # noqa: E402  (the output's quantization step, shared with the peer check)
 
 
 def main():
