@@ -112,8 +112,8 @@ std::vector<StepLog> run_weight_steps(Model& m, const quant::QuantSimPlan& plan,
     log.lines.push_back(std::to_string(r.corrected) + " layers corrected" + fmt(", mean |bias shift| %.4g", r.mean_abs_shift));
     if (fp32)
       log.warnings.push_back("bias correction after AdaRound: the shift is measured against the FP32 weights, and it "
-                             "moves pre-activation means that AdaRound's reconstruction leaves alone on purpose; on the "
-                             "zoo this has cost up to 2.7 points at W4A8 (the white paper uses one or the other)");
+                             "moves pre-activation means that AdaRound's reconstruction leaves alone on purpose, which "
+                             "can lower accuracy (the white paper uses one or the other); compare with --bias-correction none");
     add_skipped(log, r.skipped);
     logs.push_back(log);
   }
