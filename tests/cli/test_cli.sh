@@ -137,6 +137,14 @@ if "$bin" quantize "$data/convtranspose.onnx" --data "npy:$data/convtranspose_da
      -o "$tmp/ct.onnx" >"$tmp/ct.log" 2>"$tmp/ct.err" && grep -q "^lowbit: warning: AdaRound skips layer 'up': ConvTranspose" "$tmp/ct.err" &&
    grep -q "conv: loss" "$tmp/ct.log"
 then ok; else bad "AdaRound skip warning: $(cat "$tmp/ct.err")"; fi
+# AdaRound then bias correction: the biases move (the shift is measured against the FP32 weights, not the rounded
+# ones: "mean |bias shift| 0" was the bug), and a warning says the combination can cost accuracy.
+if "$bin" quantize "$model" --data "fashion-mnist:train" --num-samples 200 --adaround --adaround-iters 20 --ptq-samples 64 \
+     --bias-correction empirical -o "$tmp/arbc.onnx" >"$tmp/arbc.log" 2>"$tmp/arbc.err" &&
+   grep -qE "layers corrected, mean \|bias shift\| [0-9.e-]+" "$tmp/arbc.log" &&
+   ! grep -qE "mean \|bias shift\| 0$" "$tmp/arbc.log" &&
+   grep -q "^lowbit: warning: bias correction after AdaRound" "$tmp/arbc.err"
+then ok; else bad "AdaRound + bias correction: $(cat "$tmp/arbc.log" "$tmp/arbc.err")"; fi
 expect_error "data-free without BatchNorm" "data-free quantization cannot run on .*no BatchNormalization" \
   quantize "$data/convtranspose.onnx" --data-free --input-range 0,1 -o "$tmp/never.onnx"
 expect_error "analytical bias correction without BatchNorm" "analytical bias correction cannot run" \
