@@ -10,7 +10,7 @@ namespace {
 void add_data_options(CLI::App* cmd, lowbit::cli::DataArgs& d, const char* spec_help, const char* subset_help) {
   cmd->add_option("-d,--data", d.spec, spec_help);
   cmd->add_option("-b,--batch-size", d.batch_size, "Samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("-n,--num-samples", d.num_samples, subset_help)->capture_default_str();
+  cmd->add_option("-n,--num-samples", d.num_samples, subset_help)->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", d.seed, "Seed for --num-samples")->capture_default_str();
   cmd->add_option("--channels", d.pre.channels, "Convert images to 1 (grey) or 3 (RGB) channels")->check(CLI::IsMember({1, 3}));
   cmd->add_option("--resize", d.pre.resize, "Resize images so the shorter side has this many pixels");
@@ -20,6 +20,10 @@ void add_data_options(CLI::App* cmd, lowbit::cli::DataArgs& d, const char* spec_
   cmd->add_option("--std", d.pre.std, "Per-channel std divided after subtracting the mean")->delimiter(',');
   cmd->add_flag("--bgr", d.pre.bgr, "Feed 3-channel images in BGR order");
 }
+// Output paths must name something: an empty -o used to surface as a filesystem exception.
+const CLI::Validator kNonEmptyPath(
+    [](std::string& s) { return s.empty() ? std::string("the path is empty") : std::string(); }, "PATH", "NonEmptyPath");
+
 const char* kSpecHelp =
     "Dataset spec: fashion-mnist:test, fashion-mnist:train[0:1000], idx:FILE[,labels=FILE], images:DIR[,labels=FILE], "
     "npy:FILE[,labels=FILE]";
@@ -36,18 +40,18 @@ int main(int argc, char** argv) {
   auto* cr = app.add_subcommand("run", "Run a model in FP32 on NumPy inputs");
   cr->add_option("model", run.model, "ONNX model file")->required();
   cr->add_option("-i,--input", run.inputs, "NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz");
-  cr->add_option("-o,--output", run.output, "Write outputs to FILE.npz (or FILE.npy for one output)");
+  cr->add_option("-o,--output", run.output, "Write outputs to FILE.npz (or FILE.npy for one output)")->check(kNonEmptyPath);
   lowbit::cli::ExportArgs ex;
   auto* cx = app.add_subcommand("export", "Re-export a model through lowbit's IR (checked by the ONNX checker)");
   cx->add_option("model", ex.model, "ONNX model file")->required();
-  cx->add_option("-o,--output", ex.output, "Output ONNX file")->required();
+  cx->add_option("-o,--output", ex.output, "Output ONNX file")->required()->check(kNonEmptyPath);
   cx->add_flag("--fold-constants", ex.fold_constants, "Fold Shape/Gather/Concat/Unsqueeze-style constant sub-graphs");
   cx->add_option("--external-data", ex.external_threshold,
                  "Store initializers of at least this many bytes in OUTPUT.data");
   lowbit::cli::QuantizeArgs qa;
   auto* cq = app.add_subcommand("quantize", "Quantize an FP32 model: calibrate and write a QDQ ONNX model");
   cq->add_option("model", qa.model, "FP32 ONNX model")->required();
-  cq->add_option("-o,--output", qa.output, "Quantized ONNX model to write")->required();
+  cq->add_option("-o,--output", qa.output, "Quantized ONNX model to write")->required()->check(kNonEmptyPath);
   qa.data.num_samples = 1000;
   add_data_options(cq, qa.data, kSpecHelp, "Calibration samples (a seeded random subset)");
   cq->add_option("--config", qa.config, "Quantization config JSON");
@@ -98,7 +102,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   ca->add_option("--metric", an.metric, "accuracy (top-1, needs labels) or sqnr (output SQNR against FP32)")
       ->capture_default_str();
-  ca->add_option("-o,--output", an.out_dir, "Report folder (index.html, report.json, config.json)")->required();
+  ca->add_option("-o,--output", an.out_dir, "Report folder (index.html, report.json, config.json)")->required()->check(kNonEmptyPath);
   ca->add_option("--target-drop", an.target_drop,
                  "Mixed-precision fix: raise the most sensitive quantizers until the accuracy drop is within this");
   ca->add_option("--raise-bits", an.raise_bits, "Bits for raised quantizers (default: 8 below 8 bits, else 16)");
@@ -114,8 +118,14 @@ int main(int argc, char** argv) {
   ca->add_flag("--cle,!--no-cle", an.q.cle, "Cross-layer equalization on/off");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Bad arguments are bad input like any other: one line, exit code 1.
+    std::fprintf(stderr, "lowbit: error: %s (see lowbit --help)\n", e.what());
+    return 1;
   }
   try {
     if (*ci) return lowbit::cli::cmd_info(info);

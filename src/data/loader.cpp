@@ -126,7 +126,9 @@ bool DataLoader::next(Batch& out) {
   Shape s = source_->sample_shape();
   int64_t per = shape_numel(s);
   std::vector<std::pair<std::vector<float>, int64_t>> items;
-  items.reserve((size_t)opt_.batch_size);
+  // Reserve only what the data can still fill: a huge --batch-size must not allocate up front.
+  int64_t left = (int64_t)(indices_.size() - cursor_) + (int64_t)buffer_.size();
+  items.reserve((size_t)std::min(opt_.batch_size, left));
   while ((int64_t)items.size() < opt_.batch_size) {
     std::vector<float> sample;
     int64_t label = -1;

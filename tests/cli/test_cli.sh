@@ -97,6 +97,15 @@ expect_error "wrong input shape" "input 'image': expected shape \[batch,1,28,28\
   run "$model" --input "$data/wrong_shape.npy" -o "$tmp/never.npz"
 expect_error "wrong input dtype" "input 'image': expected dtype float32, got float64" \
   run "$model" --input "$data/wrong_dtype.npy" -o "$tmp/never.npz"
+# Argument errors (issue 13's CLI gaps): one line, exit code 1, never an exception text from the standard library.
+expect_error "empty -o (quantize)" "--output: the path is empty" quantize "$model" --data "fashion-mnist:test[0:50]" -o ''
+expect_error "empty -o (run)" "--output: the path is empty" run "$model" --input "$root/models/fashion_sample.npy" -o ''
+expect_error "negative --num-samples" "--num-samples: Value -5 not in range" eval "$model" --data "fashion-mnist:test[0:50]" --num-samples -5
+expect_error "zero --batch-size" "--batch-size: Value 0 not in range" eval "$model" --data "fashion-mnist:test[0:50]" --batch-size 0
+expect_error "unknown flag" "The following argument was not expected: --bogus" info "$model" --bogus
+# A batch size far beyond the data allocates nothing up front (it was "vector::reserve").
+if "$bin" eval "$model" --data "fashion-mnist:test[0:300]" --batch-size 4611686018427387904 >"$tmp/huge" 2>&1 &&
+   grep -q "top-1: .*%" "$tmp/huge"; then ok; else bad "huge --batch-size: $(cat "$tmp/huge")"; fi
 expect_error "unknown input name" "no input named 'nope'" run "$model" --input "nope=$data/wrong_shape.npy"
 expect_error "missing npy" "cannot open" run "$model" --input "$tmp/none.npy"
 expect_error "output folder missing" "does not exist" run "$model" --input "$root/models/fashion_sample.npy" -o "$tmp/no/dir/out.npz"
