@@ -15,6 +15,7 @@
 #include "quant/fold_bn.h"
 #include "quant/quantsim.h"
 #include "runtime/executor.h"
+#include "test_util.h"
 
 namespace lowbit {
 namespace {
@@ -153,7 +154,7 @@ TEST(AdaRoundThenBiasCorrection, ChangesTheBiasesAndKeepsAccuracy) {
     p.bias_correction = bias_correction ? quant::BiasCorrectionKind::Empirical : quant::BiasCorrectionKind::None;
     *logs = ptq::run_weight_steps(q, plan, p, {}, samples);
     quant::QuantSimPlan qp = plan;
-    quant::calibrate(q, qp, [&, given = false](Tensor& x) mutable { if (given) return false; x = samples; return given = true; });
+    quant::calibrate(q, qp, testing::one_batch(samples));
     return std::make_pair(q, quant::build_quantized_model(q, qp, quant::Mode::Static));
   };
   std::vector<ptq::StepLog> logs_a, logs_b;
