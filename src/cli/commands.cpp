@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/checked.h"
 #include "io/npy.h"
 #include "ir/onnx_io.h"
 #include "ir/passes.h"
@@ -25,14 +26,6 @@ std::string dims_str(const ValueInfo& v) {
   return s + "]";
 }
 
-std::string human_bytes(double b) {
-  const char* u[] = {"B", "KiB", "MiB", "GiB"};
-  int i = 0;
-  while (b >= 1024 && i < 3) b /= 1024, ++i;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-  return buf;
-}
 
 }  // namespace
 

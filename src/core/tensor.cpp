@@ -1,6 +1,8 @@
 // Tensor storage, shape helpers and dtype conversion.
 #include "core/tensor.h"
 
+#include "core/checked.h"
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -10,7 +12,10 @@ namespace lowbit {
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
-  for (auto d : s) n *= d;
+  for (auto d : s) {
+    check(d >= 0, "negative dimension in shape ", shape_str(s));
+    if (__builtin_mul_overflow(n, d, &n)) fail("shape ", shape_str(s), " has more elements than int64 can count");
+  }
   return n;
 }
 
@@ -28,9 +33,19 @@ std::vector<int64_t> shape_strides(const Shape& s) {
   return st;
 }
 
+void check_allocation(DType dtype, const Shape& shape) {
+  int64_t n = shape_numel(shape);
+  int64_t size = (int64_t)dtype_size(dtype);
+  check(size > 0, "cannot allocate a tensor of dtype ", dtype_name(dtype));
+  int64_t bytes;
+  bool over = __builtin_mul_overflow(n, size, &bytes) || bytes > memory_budget();
+  check(!over, "a ", dtype_name(dtype), " tensor of shape ", shape_str(shape), " needs ",
+        human_bytes((double)n * (double)size), ", more than the memory budget of ", human_bytes((double)memory_budget()),
+        " (LOWBIT_MEMORY_LIMIT)");
+}
+
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
-  for (auto d : shape_) check(d >= 0, "negative dimension in shape ", shape_str(shape_));
-  check(dtype_size(dtype) > 0, "cannot allocate a tensor of dtype ", dtype_name(dtype));
+  check_allocation(dtype_, shape_);
   buf_ = std::make_shared<std::vector<std::byte>>(nbytes());
 }
 

@@ -13,7 +13,11 @@ namespace lowbit {
 
 using Shape = std::vector<int64_t>;
 
+// Number of elements; an Error for a negative dimension or a product beyond int64 (never wraps).
 int64_t shape_numel(const Shape& s);
+// Throws, naming the shape and size, unless a tensor of this dtype and shape fits the memory budget
+// (core/checked.h). Every Tensor allocation goes through it; loaders call it before reading data.
+void check_allocation(DType dtype, const Shape& shape);
 std::string shape_str(const Shape& s);
 // Row-major strides (in elements) of a shape.
 std::vector<int64_t> shape_strides(const Shape& s);

@@ -47,8 +47,21 @@ std::string read_external(const onnx::TensorProto& p, const std::string& what, c
   fs::path rel(location);
   check(!rel.is_absolute() && rel.lexically_normal().string().rfind("..", 0) != 0, what,
         ": external data location '", location, "' must be a path inside the model's folder");
-  fs::path file = fs::path(base_dir.empty() ? "." : base_dir) / rel;
-  std::ifstream f(file, std::ios::binary);
+  fs::path dir = fs::path(base_dir.empty() ? "." : base_dir);
+  fs::path file = dir / rel;
+  // Symlinks are followed before the check: the real file must lie inside the model's real folder, and be a
+  // regular file (a FIFO or device would block or never end).
+  std::error_code ec;
+  check(fs::exists(file, ec), what, ": missing external-data file '", file.string(), "'");
+  fs::path real_dir = fs::canonical(dir, ec);
+  check(!ec, what, ": cannot resolve the model's folder '", dir.string(), "'");
+  fs::path real_file = fs::canonical(file, ec);
+  check(!ec, what, ": cannot resolve external-data file '", file.string(), "'");
+  auto [d_end, f_it] = std::mismatch(real_dir.begin(), real_dir.end(), real_file.begin(), real_file.end());
+  check(d_end == real_dir.end() && f_it != real_file.end(), what, ": external data location '", location,
+        "' resolves to '", real_file.string(), "', outside the model's folder '", real_dir.string(), "'");
+  check(fs::is_regular_file(real_file, ec), what, ": external data location '", location, "' is not a regular file");
+  std::ifstream f(real_file, std::ios::binary);
   check(f.good(), what, ": missing external-data file '", file.string(), "'");
   f.seekg(0, std::ios::end);
   int64_t size = (int64_t)f.tellg();
@@ -60,6 +73,15 @@ std::string read_external(const onnx::TensorProto& p, const std::string& what, c
   f.read(data.data(), length);
   check(f.good(), what, ": cannot read external data from '", file.string(), "'");
   return data;
+}
+
+Tensor allocate(DType dt, const Shape& shape, const std::string& what) {
+  try {
+    check_allocation(dt, shape);
+  } catch (const Error& e) {
+    fail(what, ": ", e.what());
+  }
+  return Tensor(dt, shape);
 }
 
 }  // namespace
@@ -94,14 +116,24 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& what, co
   if (raw) {
     check(raw->size() == nbytes, what, ": raw data has ", raw->size(), " bytes, shape ", shape_str(shape), " of ",
           dtype_name(dt), " needs ", nbytes);
-    Tensor t(dt, shape);
+    Tensor t = allocate(dt, shape, what);
     if (nbytes) std::memcpy(t.raw_mut(), raw->data(), nbytes);
     if (dt == DType::Bool)
       for (int64_t i = 0; i < numel; ++i) t.data<bool>()[i] = reinterpret_cast<const uint8_t*>(raw->data())[i] != 0;
     return t;
   }
-  // Typed fields: a tensor with no data at all is legal only when it has no elements.
-  Tensor t(dt, shape);
+  // Typed fields: a tensor with no data at all is legal only when it has no elements. The count is checked before
+  // anything is allocated, so a tiny file cannot declare a huge tensor.
+  int64_t count = 0;
+  switch (dt) {
+    case DType::Float32: count = p.float_data_size(); break;
+    case DType::Float64: count = p.double_data_size(); break;
+    case DType::Int64: count = p.int64_data_size(); break;
+    case DType::UInt32: case DType::UInt64: count = p.uint64_data_size(); break;
+    default: count = p.int32_data_size(); break;
+  }
+  check(count == numel, what, ": has ", count, " values, shape ", shape_str(shape), " needs ", numel);
+  Tensor t = allocate(dt, shape, what);
   switch (dt) {
     case DType::Float32: copy_field<decltype(p.float_data()), float>(p.float_data(), t, what); break;
     case DType::Float64: copy_field<decltype(p.double_data()), double>(p.double_data(), t, what); break;

@@ -1,5 +1,7 @@
 #include "runtime/conv_geom.h"
 
+#include "core/checked.h"
+
 namespace lowbit {
 
 ConvGeom node_window_geom(const Node& n, const Shape& xs, const std::vector<int64_t>& kernel) {
@@ -20,6 +22,11 @@ ConvGeom node_window_geom(const Node& n, const Shape& xs, const std::vector<int6
   for (size_t i = 0; i < r; ++i) {
     check(g.stride[i] > 0 && g.dilation[i] > 0 && g.kernel[i] > 0, where, ": strides, dilations and kernel must be positive");
     check(pads[i] >= 0 && pads[i + r] >= 0, where, ": negative pads");
+    // Bounds for all later window arithmetic (output sizes, SAME padding, transposed sizes): none may wrap.
+    int64_t span = checked_add(checked_mul(g.kernel[i] - 1, g.dilation[i], where, ": dilated kernel"), 1, where);
+    int64_t padded = checked_add(checked_add(g.in[i], pads[i], where, ": padded input"), pads[i + r], where);
+    checked_add(checked_add(padded, span, where, ": window arithmetic"), g.stride[i], where, ": window arithmetic");
+    checked_add(checked_mul(g.stride[i], g.in[i], where, ": strided size"), span, where, ": strided size");
   }
   g.pad_begin.assign(pads.begin(), pads.begin() + r);
   g.pad_end.assign(pads.begin() + r, pads.end());

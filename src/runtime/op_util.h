@@ -9,8 +9,10 @@
 
 namespace lowbit {
 
+// An axis in [-rank, rank) made non-negative; a scalar has no axis to take.
 inline int64_t norm_axis(int64_t axis, int64_t rank, const OpContext& c) {
-  check(axis >= -rank && axis < std::max<int64_t>(rank, 1), c.where(), ": axis ", axis, " out of range for rank ", rank);
+  check(rank > 0, c.where(), ": axis ", axis, " given for a scalar input (rank 0); the op needs at least rank 1");
+  check(axis >= -rank && axis < rank, c.where(), ": axis ", axis, " out of range for rank ", rank);
   return axis < 0 ? axis + rank : axis;
 }
 

@@ -20,6 +20,7 @@ void split_dims(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_
   outer = 1, inner = 1, n = s[axis];
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  if (shape_numel(s) == 0) outer = 0;  // nothing to do, however large the other dimensions are
 }
 
 Outs op_TopK(const OpContext& c) {
@@ -106,7 +107,9 @@ Outs op_Trilu(const OpContext& c) {
 
 Outs op_OneHot(const OpContext& c) {
   auto idx = c.in(0).to_i64();
-  int64_t depth = (int64_t)c.in(1).to_f64().at(0);
+  double depth_value = c.in(1).to_f64().at(0);
+  check(depth_value >= 1 && depth_value < 9.0e18, c.where(), ": depth ", depth_value, " must be a positive count below 2^63");
+  int64_t depth = (int64_t)depth_value;
   const Tensor& values = c.in(2);
   check(values.numel() == 2, c.where(), ": values must hold [off, on]");
   int64_t r = c.in(0).rank() + 1;
@@ -217,6 +220,13 @@ Outs op_ScatterElements(const OpContext& c) {
   const Tensor& upd = c.in(2);
   int64_t r = x.rank(), axis = norm_axis(c.node.attr_int("axis", 0), r, c);
   std::string red = c.node.attr_string("reduction", "none");
+  check(ind.shape() == upd.shape(), c.where(), ": updates ", shape_str(upd.shape()), " must have the shape of indices ",
+        shape_str(ind.shape()));
+  check(ind.rank() == r, c.where(), ": indices have rank ", ind.rank(), ", data has rank ", r);
+  for (int64_t d = 0; d < r; ++d)
+    check(d == axis || ind.shape()[d] <= x.shape()[d], c.where(), ": indices ", shape_str(ind.shape()),
+          " exceed data ", shape_str(x.shape()), " on axis ", d);
+  check(upd.dtype() == x.dtype(), c.where(), ": updates are ", dtype_name(upd.dtype()), ", data is ", dtype_name(x.dtype()));
   Tensor y = x.clone();
   auto st = shape_strides(x.shape());
   auto iv = ind.to_i64();

@@ -1,5 +1,6 @@
 // Element-wise math, comparisons, logic, Clip/Cast/Where, Softmax family, reductions, MatMul and Gemm.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <random>
 #include <cstring>
@@ -140,11 +141,40 @@ Outs op_Dropout(const OpContext& c) {
 Outs op_Add(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return a + b; })}; }
 Outs op_Sub(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return a - b; })}; }
 Outs op_Mul(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return a * b; })}; }
+// Integer division and modulo record a zero divisor (or INT_MIN / -1, which overflows) in a flag and produce 0;
+// the error is raised after the loop, because an exception must not leave the loop's OpenMP region.
+enum IntDivFault { kDivOk = 0, kDivByZero = 1, kDivOverflow = 2 };
+// True when a / b cannot be computed; for modulo (overflow_is_error false) min % -1 is not a fault: the caller
+// returns its exact value 0.
+template <typename T>
+bool int_div_fault(T a, T b, std::atomic<int>& fault, bool overflow_is_error = true) {
+  if (b == 0) {
+    fault.fetch_or(kDivByZero, std::memory_order_relaxed);
+    return true;
+  }
+  if constexpr (std::is_signed_v<T>) {
+    if (a == std::numeric_limits<T>::min() && b == T(-1)) {
+      if (overflow_is_error) fault.fetch_or(kDivOverflow, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+void check_int_div(const std::atomic<int>& fault, const OpContext& c, const char* what) {
+  int f = fault.load();
+  check(!(f & kDivByZero), c.where(), ": integer ", what, " by zero");
+  check(!(f & kDivOverflow), c.where(), ": integer ", what, " of the type's minimum by -1 overflows");
+}
+
 Outs op_Div(const OpContext& c) {
-  return {binary_op(c.in(0), c.in(1), c, [&](auto a, auto b) {
-    if constexpr (std::is_integral_v<decltype(a)>) check(b != 0, c.where(), ": integer division by zero");
+  std::atomic<int> fault{kDivOk};
+  Tensor y = binary_op(c.in(0), c.in(1), c, [&](auto a, auto b) -> decltype(a) {
+    if constexpr (std::is_integral_v<decltype(a)>)
+      if (int_div_fault(a, b, fault)) return 0;
     return a / b;
-  })};
+  });
+  check_int_div(fault, c, "division");
+  return {y};
 }
 Outs op_Pow(const OpContext& c) {
   DType dt = c.in(0).dtype();
@@ -157,10 +187,11 @@ Outs op_PRelu(const OpContext& c) {
 }
 Outs op_Mod(const OpContext& c) {
   bool fmod = c.node.attr_int("fmod", 0);
-  return {binary_op(c.in(0), c.in(1), c, [&](auto a, auto b) -> decltype(a) {
+  std::atomic<int> fault{kDivOk};
+  Tensor y = binary_op(c.in(0), c.in(1), c, [&](auto a, auto b) -> decltype(a) {
     using T = decltype(a);
     if constexpr (std::is_integral_v<T>) {
-      check(b != 0, c.where(), ": integer modulo by zero");
+      if (int_div_fault(a, b, fault, false)) return 0;
       T r = (T)(a % b);
       if (!fmod && r != 0 && ((r < 0) != (b < 0))) r = (T)(r + b);  // sign of the divisor, as Python
       return r;
@@ -169,7 +200,9 @@ Outs op_Mod(const OpContext& c) {
       if (!fmod && r != 0 && ((r < 0) != (b < 0))) r += b;
       return r;
     }
-  })};
+  });
+  check_int_div(fault, c, "modulo");
+  return {y};
 }
 
 template <typename F>
@@ -273,6 +306,7 @@ void softmax_dims(const OpContext& c, const Shape& s, int64_t dflt_axis, int64_t
     n = s[axis];
     for (int64_t i = axis + 1; i < r; ++i) inner *= s[i];
   }
+  if (shape_numel(s) == 0) outer = 0;  // nothing to do, however large the other dimensions are
 }
 
 enum class SoftKind { Softmax, LogSoftmax, Hardmax };

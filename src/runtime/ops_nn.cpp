@@ -5,6 +5,7 @@
 #include "kernels/conv.h"
 #include "kernels/pool.h"
 #include "runtime/conv_geom.h"
+#include "core/checked.h"
 #include "runtime/op_util.h"
 
 namespace lowbit {
@@ -97,6 +98,10 @@ Outs op_pool(const OpContext& c) {
   Shape ys = {g.batch, g.in_ch};
   ys.insert(ys.end(), g.out.begin(), g.out.end());
   Tensor y(DType::Float32, ys);
+  if (y.numel() == 0) {  // an empty result needs no work, however many (empty) channels there are
+    if constexpr (IsMax) return {y.cast(c.in(0).dtype()), Tensor(DType::Int64, ys)};
+    else return {y.cast(c.in(0).dtype())};
+  }
   if constexpr (IsMax) {
     Tensor idx(DType::Int64, ys);
     max_pool_f32(g, x.data<float>(), y.data<float>(), idx.data<int64_t>(), (int)c.node.attr_int("storage_order", 0));
@@ -390,13 +395,19 @@ Outs op_Resize(const OpContext& c) {
       a.scale = scales[d];
       check(a.scale > 0, c.where(), ": scales must be positive");
       a.out_len = a.in * a.scale;
+      check(a.out_len < 9.0e18, c.where(), ": scales ", a.scale, " makes axis ", d, " of size ", a.in,
+            " larger than int64 can count");
       a.out = (int64_t)std::floor(a.out_len);
     }
     if ((int)roi.size() == 2 * r) {
       a.roi_start = roi[d];
       a.roi_end = roi[d + r];
     }
+    check(a.out >= 0, c.where(), ": output size ", a.out, " of axis ", d, " is negative");
     if (a.out == a.in && a.scale == 1.0 && a.ctm != "tf_crop_and_resize") continue;
+    Shape next = cur.shape();
+    next[d] = a.out;
+    check_allocation(DType::Float32, next);  // before the per-axis tables, which are as long as the output axis
     cur = resize_axis(cur, d, a);
   }
   return {cur.cast(c.in(0).dtype())};

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "core/checked.h"
 #include "runtime/op_util.h"
 
 namespace lowbit {
@@ -202,7 +203,12 @@ Outs op_Split(const OpContext& c) {
     for (int64_t i = 0; i < parts; ++i) split.push_back(std::min(each, len - i * each));
   }
   check(split.size() == n, c.where(), ": split has ", split.size(), " entries for ", n, " outputs");
-  check(std::accumulate(split.begin(), split.end(), (int64_t)0) == len, c.where(), ": split sizes do not sum to ", len);
+  int64_t total = 0;
+  for (auto s : split) {
+    check(s >= 0, c.where(), ": split sizes ", shape_str(split), " include a negative size");
+    total = checked_add(total, s, c.where(), ": split sizes");
+  }
+  check(total == len, c.where(), ": split sizes ", shape_str(split), " do not sum to ", len, ", the size of axis ", axis);
   Outs outs;
   int64_t start = 0;
   for (auto s : split) {
@@ -238,6 +244,9 @@ Outs op_Slice(const OpContext& c) {
   for (size_t i = 0; i < axes.size(); ++i) {
     int64_t a = norm_axis(axes[i], r, c), dim = x.shape()[a], step = steps[i];
     check(step != 0, c.where(), ": step 0");
+    // A step longer than the axis selects at most one element, as a step of exactly the axis length does; clamping
+    // keeps the arithmetic below in range for any int64 step (INT64_MIN included).
+    step = std::clamp<int64_t>(step, -std::max<int64_t>(dim, 1), std::max<int64_t>(dim, 1));
     int64_t s = starts[i], e = ends[i];
     if (s < 0) s += dim;
     if (e < 0) e += dim;
@@ -324,6 +333,7 @@ std::vector<std::vector<int64_t>> broadcast_maps(const Tensor& x, const Shape& o
 Outs op_Expand(const OpContext& c) {
   const Tensor& x = c.in(0);
   Shape out = broadcast_shapes({x.shape(), c.in(1).to_i64()}, c.where());
+  check_allocation(x.dtype(), out);  // before the index maps, which are as long as the output's dims
   return {remap(x, out, broadcast_maps(x, out))};
 }
 
@@ -333,10 +343,13 @@ Outs op_Tile(const OpContext& c) {
   check((int)rep.size() == x.rank(), c.where(), ": repeats has ", rep.size(), " values for rank ", x.rank());
   auto st = shape_strides(x.shape());
   Shape out(x.rank());
-  std::vector<std::vector<int64_t>> maps(x.rank());
   for (int d = 0; d < x.rank(); ++d) {
     check(rep[d] >= 0, c.where(), ": negative repeat");
-    out[d] = x.dim(d) * rep[d];
+    out[d] = checked_mul(x.dim(d), rep[d], c.where(), ": output size of axis ", d);
+  }
+  check_allocation(x.dtype(), out);  // before the index maps, which are as long as the output's dims
+  std::vector<std::vector<int64_t>> maps(x.rank());
+  for (int d = 0; d < x.rank(); ++d) {
     maps[d].resize(out[d]);
     for (int64_t k = 0; k < out[d]; ++k) maps[d][k] = (k % x.dim(d)) * st[d];
   }
@@ -367,11 +380,14 @@ Outs op_Pad(const OpContext& c) {
   }
   auto st = shape_strides(x.shape());
   Shape out(r);
+  for (int d = 0; d < r; ++d) {
+    out[d] = checked_add(checked_add(x.dim(d), pb[d], c.where(), ": padded axis ", d), pe[d], c.where(), ": padded axis ", d);
+    check(out[d] >= 0, c.where(), ": pads remove more than the whole axis ", d);
+  }
+  check_allocation(x.dtype(), out);  // before the index maps, which are as long as the output's dims
   std::vector<std::vector<int64_t>> maps(r);
   for (int d = 0; d < r; ++d) {
     int64_t n = x.dim(d);
-    out[d] = n + pb[d] + pe[d];
-    check(out[d] >= 0, c.where(), ": pads remove more than the whole axis ", d);
     maps[d].resize(out[d]);
     for (int64_t k = 0; k < out[d]; ++k) {
       int64_t s = k - pb[d];
@@ -428,7 +444,11 @@ Outs op_Range(const OpContext& c) {
   DType dt = c.in(0).dtype();
   double s = c.in(0).to_f64().at(0), l = c.in(1).to_f64().at(0), d = c.in(2).to_f64().at(0);
   check(d != 0, c.where(), ": delta is 0");
-  int64_t n = std::max<int64_t>(0, (int64_t)std::ceil((l - s) / d));
+  double count = std::ceil((l - s) / d);
+  check(std::isfinite(count) && count < 9.0e18, c.where(), ": range [", s, ", ", l, ") with delta ", d, " has ", count,
+        " elements, more than int64 can count");
+  int64_t n = std::max<int64_t>(0, (int64_t)count);
+  check_allocation(DType::Float64, {n});
   std::vector<double> v(n);
   for (int64_t i = 0; i < n; ++i) v[i] = s + i * d;
   if (dtype_is_integer(dt)) {  // exact integer arithmetic
