@@ -18,6 +18,11 @@ void broadcast_for_each(const Shape& out, const std::array<Shape, K>& ins, F&& f
     st[k].assign(r, 0);
     const Shape& s = ins[k];
     int off = r - (int)s.size();
+    // Each input must broadcast to `out` (rank not larger, each dim equal or 1): otherwise the strides below
+    // would walk past the input's buffer.
+    bool fits = off >= 0;
+    for (int d = 0; fits && d < (int)s.size(); ++d) fits = s[d] == 1 || s[d] == out[d + off];
+    if (!fits) fail("shape ", shape_str(s), " does not broadcast to ", shape_str(out));
     int64_t acc = 1;
     for (int d = (int)s.size() - 1; d >= 0; --d) {
       st[k][d + off] = s[d] == 1 ? 0 : acc;

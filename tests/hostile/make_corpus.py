@@ -165,6 +165,53 @@ case("gather_index_out_of_range", "overflow", "run", "index|indices",
 case("input_shape_disagrees", "overflow", "run", "shape",
      [node("Relu", ["x"], ["y"], name="relu")], [("x", F, [2, 3])], feeds={"x": x([4, 5])})
 
+# -- inputs that disagree with each other (each kernel must check what it indexes) --
+X23 = [("x", F, [2, 3])]
+FEED23 = {"x": x([2, 3])}
+case("transpose_perm_duplicate", "overflow", "run", "perm",
+     [node("Transpose", ["x"], ["y"], name="transpose", perm=[0, 0])], X23, feeds=FEED23)
+case("reshape_two_unknown_dims", "overflow", "run", "-1",
+     [node("Reshape", ["x", "s"], ["y"], name="reshape")], X23, [init("s", np.array([-1, -1], np.int64))], feeds=FEED23)
+case("unsqueeze_duplicate_axes", "overflow", "run", "axes|axis",
+     [node("Unsqueeze", ["x", "a"], ["y"], name="unsqueeze")], X23, [init("a", np.array([0, 0], np.int64))], feeds=FEED23)
+case("squeeze_non_unit_axis", "overflow", "run", "squeeze|axis",
+     [node("Squeeze", ["x", "a"], ["y"], name="squeeze")], X23, [init("a", np.array([1], np.int64))], feeds=FEED23)
+case("matmul_inner_mismatch", "overflow", "run", "matmul|shape|inner|dimension",
+     [node("MatMul", ["x", "w"], ["y"], name="matmul")], X23, [init("w", x([4, 5]))], feeds=FEED23)
+case("gemm_inner_mismatch", "overflow", "run", "gemm|shape|inner|dimension",
+     [node("Gemm", ["x", "w"], ["y"], name="gemm")], X23, [init("w", x([4, 5]))], feeds=FEED23)
+case("conv_channel_mismatch", "overflow", "run", "channel",
+     [node("Conv", ["x", "w"], ["y"], name="conv")], X4, [init("w", x([1, 3, 3, 3]))], feeds=FEED4)
+case("conv_bias_length_mismatch", "overflow", "run", "bias",
+     [node("Conv", ["x", "w", "b"], ["y"], name="conv")], X4, [W33, init("b", x([7]))], feeds=FEED4)
+case("batchnorm_param_length_mismatch", "overflow", "run", "scale|mean|var|channel|bias",
+     [node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn")], X4,
+     [init("s", x([3])), init("b", x([1])), init("m", x([1])), init("v", x([1]))], feeds=FEED4)
+case("layernorm_scale_mismatch", "overflow", "run", "scale|shape",
+     [node("LayerNormalization", ["x", "s"], ["y"], name="ln", axis=-1)], X23, [init("s", x([5]))], opset=17,
+     feeds=FEED23)
+case("quantizelinear_axis_scales_mismatch", "overflow", "run", "scale",
+     [node("QuantizeLinear", ["x", "s", "z"], ["y"], name="q", axis=1)], X23,
+     [init("s", np.array([0.1, 0.2], np.float32)), init("z", np.array([0, 0], np.uint8))],
+     outputs=[helper.make_tensor_value_info("y", TensorProto.UINT8, None)], feeds=FEED23)
+case("where_shapes_do_not_broadcast", "overflow", "run", "broadcast",
+     [node("Where", ["c", "x", "w"], ["y"], name="where")], X23,
+     [init("c", np.array([True, False], np.bool_)), init("w", x([4]))], feeds=FEED23)
+case("topk_k_negative", "overflow", "run", "k",
+     [node("TopK", ["x", "k"], ["y", "yi"], name="topk")], X23, [init("k", np.array([-1], np.int64))],
+     outputs=[helper.make_tensor_value_info("y", F, None), helper.make_tensor_value_info("yi", I64, None)],
+     feeds=FEED23)
+case("depthtospace_channels_not_divisible", "overflow", "run", "blocksize|channel|divis",
+     [node("DepthToSpace", ["x"], ["y"], name="d2s", blocksize=2)], X4, feeds=FEED4)
+case("gathernd_index_too_long", "overflow", "run", "indices|index",
+     [node("GatherND", ["x", "i"], ["y"], name="gathernd")], X23, [init("i", np.array([[0, 1, 2]], np.int64))],
+     feeds=FEED23)
+case("resize_sizes_negative", "overflow", "run", "negative",
+     [node("Resize", ["x", "", "", "sz"], ["y"], name="resize")], X4,
+     [init("sz", np.array([1, 1, -5, 5], np.int64))], feeds=FEED4)
+case("expand_shape_incompatible", "overflow", "run", "broadcast",
+     [node("Expand", ["x", "s"], ["y"], name="expand")], X23, [init("s", np.array([4, 4], np.int64))], feeds=FEED23)
+
 # -- axis-taking ops on a scalar --
 SC = [("x", F, [])]
 FEEDS = {"x": np.array(1.0, np.float32)}

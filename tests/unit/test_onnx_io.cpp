@@ -5,6 +5,8 @@
 #include <fstream>
 #include <random>
 
+#include <sys/stat.h>
+
 #include <onnx/onnx_pb.h>
 
 #include "ir/onnx_io.h"
@@ -167,4 +169,122 @@ TEST(OnnxIO, LoadsTensorProtoFiles) {
   Tensor t = load_tensor_pb(p.string());
   EXPECT_EQ(t.dtype(), DType::Float32);
   EXPECT_EQ(t.shape(), (Shape{3, 4, 5}));
+}
+
+namespace {
+// small_cnn saved with its conv weight as external data in `dir`, the data file moved to `data_at`, and the
+// model's location entry pointing at `location`.
+void save_with_external_location(const fs::path& dir, const std::string& location) {
+  Model m = small_cnn();
+  SaveOptions opt;
+  opt.external_threshold = 64;
+  save_onnx(m, (dir / "m.onnx").string(), opt);
+  onnx::ModelProto p;
+  {
+    std::ifstream f(dir / "m.onnx", std::ios::binary);
+    ASSERT_TRUE(p.ParseFromIstream(&f));
+  }
+  for (auto& t : *p.mutable_graph()->mutable_initializer())
+    for (auto& kv : *t.mutable_external_data())
+      if (kv.key() == "location") kv.set_value(location);
+  std::ofstream f(dir / "m.onnx", std::ios::binary);
+  ASSERT_TRUE(p.SerializeToOstream(&f));
+}
+}  // namespace
+
+// Issue 13: no code path reads a file outside the model's folder. The data file holds the right bytes each time,
+// so only the location check can refuse it: removing the canonical-path comparison in read_external fails the
+// symlink cases, removing the regular-file check hangs the FIFO case.
+TEST(OnnxIO, ExternalDataNeverLeavesTheModelFolder) {
+  auto root = temp_dir("external_escape");
+  fs::create_directories(root / "model");
+  fs::create_directories(root / "outside" / "sub");
+  fs::path dir = root / "model";
+  // The genuine data file, written once, then moved to places outside the folder.
+  save_with_external_location(dir, "m.onnx.data");
+  fs::rename(dir / "m.onnx.data", root / "outside" / "sub" / "w.bin");
+  auto refused = [&](const std::string& location, const char* why) {
+    save_with_external_location(dir, location);
+    fs::remove(dir / "m.onnx.data");  // save_onnx wrote a fresh one; only `location` may be read
+    std::string err = error_of([&] { load_onnx((dir / "m.onnx").string()); });
+    EXPECT_NE(err.find("initializer 'w'"), std::string::npos) << location << ": " << err;
+    EXPECT_NE(err.find(why), std::string::npos) << location << ": " << err;
+  };
+  refused("../outside/sub/w.bin", "must be a path inside the model's folder");
+  refused((root / "outside" / "sub" / "w.bin").string(), "must be a path inside the model's folder");
+  fs::create_symlink(root / "outside" / "sub" / "w.bin", dir / "file_link.bin");
+  refused("file_link.bin", "outside the model's folder");
+  fs::create_directory_symlink(root / "outside" / "sub", dir / "dir_link");
+  refused("dir_link/w.bin", "outside the model's folder");
+  ASSERT_EQ(mkfifo((dir / "fifo.bin").c_str(), 0600), 0);
+  refused("fifo.bin", "not a regular file");
+  // A symlink that stays inside the folder is fine.
+  fs::copy_file(root / "outside" / "sub" / "w.bin", dir / "real.bin");
+  fs::create_symlink("real.bin", dir / "inside_link.bin");
+  save_with_external_location(dir, "inside_link.bin");
+  fs::remove(dir / "m.onnx.data");
+  Model r = load_onnx((dir / "m.onnx").string());
+  EXPECT_TRUE(r.graph.initializers.at("w").bit_equal(small_cnn().graph.initializers.at("w")));
+}
+
+// Issue 13: a model is validated before ONNX's shape inference sees it (which divides by strides unchecked: a
+// stride of 0 was SIGFPE). Removing validate_model from parse_onnx makes this test crash.
+TEST(OnnxIO, ValidationRefusesBadConvAttributesBeforeShapeInference) {
+  auto dir = temp_dir("validate");
+  struct Case {
+    const char* attr;
+    std::vector<int64_t> value;
+    const char* message;
+  };
+  for (const Case& k : {Case{"strides", {0, 0}, "attribute 'strides' has 0"},
+                        Case{"dilations", {1, -1}, "attribute 'dilations' has -1"},
+                        Case{"pads", {0, 0, 0}, "attribute 'pads' has 3 entries"},
+                        Case{"kernel_shape", {3}, "rank mismatch"},
+                        Case{"kernel_shape", {5, 5}, "disagrees with weight shape"}}) {
+    Model m = small_cnn();
+    for (auto& n : m.graph.nodes)
+      if (n.op_type == "Conv") {
+        n.name = "conv";
+        Attribute a;
+        a.name = k.attr;
+        a.type = AttrType::Ints;
+        a.ints = k.value;
+        n.set_attr(a);
+      }
+    write_bytes(dir / "m.onnx", serialize_onnx(m, false));
+    std::string err = error_of([&] { load_onnx((dir / "m.onnx").string()); });
+    EXPECT_NE(err.find("m.onnx: node 'conv' (Conv): "), std::string::npos) << err;
+    EXPECT_NE(err.find(k.message), std::string::npos) << k.attr << ": " << err;
+  }
+  // An attribute of the wrong type.
+  Model m = small_cnn();
+  for (auto& n : m.graph.nodes)
+    if (n.op_type == "Conv") {
+      n.name = "conv";
+      Attribute a;
+      a.name = "group";
+      a.type = AttrType::Floats;
+      a.floats = {1.f};
+      n.set_attr(a);
+    }
+  write_bytes(dir / "m.onnx", serialize_onnx(m, false));
+  std::string err = error_of([&] { load_onnx((dir / "m.onnx").string()); });
+  EXPECT_NE(err.find("attribute 'group' must be an int, got a list of floats"), std::string::npos) << err;
+}
+
+// A tiny file declaring a huge initializer is refused before anything is allocated (an allocation of 4 TiB used
+// to end in "out of memory"; checking the value count after allocating fails this under a small budget).
+TEST(OnnxIO, HugeInitializerWithoutDataIsRefusedBeforeAllocation) {
+  auto dir = temp_dir("huge_init");
+  Model m = small_cnn();
+  onnx::ModelProto p;
+  ASSERT_TRUE(p.ParseFromString(serialize_onnx(m, false)));
+  auto* t = p.mutable_graph()->add_initializer();
+  t->set_name("huge");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(int64_t(1) << 20);
+  t->add_dims(int64_t(1) << 20);
+  write_bytes(dir / "m.onnx", p.SerializeAsString());
+  std::string err = error_of([&] { load_onnx((dir / "m.onnx").string()); });
+  EXPECT_NE(err.find("initializer 'huge': has 0 values"), std::string::npos) << err;
 }

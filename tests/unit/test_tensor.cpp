@@ -4,9 +4,14 @@
 #include <cmath>
 #include <cstring>
 
+#include <climits>
+
+#include "core/checked.h"
 #include "core/tensor.h"
+#include "test_util.h"
 
 using namespace lowbit;
+using namespace lowbit::testing;
 
 TEST(Half, ExactValuesRoundTrip) {
   for (float v : {0.f, -0.f, 1.f, -2.5f, 65504.f, 6.103515625e-05f /* min normal */, 5.960464477539063e-08f /* min subnormal */})
@@ -81,4 +86,32 @@ TEST(Tensor, SliceRowsAndConcatRowsRejectBadInput) {
   EXPECT_THROW(concat_rows({}), Error);
   EXPECT_THROW(concat_rows({t, Tensor::from_vector<float>({1, 2}, {0, 1})}), Error);  // trailing dims differ
   EXPECT_THROW(concat_rows({t, Tensor::from_vector<int32_t>({1, 3}, {0, 1, 2})}), Error);  // dtypes differ
+}
+
+// Issue 13: shape arithmetic never wraps. [2^32, 2^32] wrapped to 0 elements, so a kernel given such a shape
+// indexed far past its (empty) buffer; a plain product in shape_numel fails this.
+TEST(Tensor, ShapeProductsThatOverflowInt64AreErrors) {
+  EXPECT_NE(error_of([] { shape_numel({int64_t(1) << 32, int64_t(1) << 32}); }).find("more elements than int64"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { Tensor(DType::Float32, {int64_t(1) << 32, int64_t(1) << 32, 0}); }).find("int64"),
+            std::string::npos);
+  EXPECT_EQ(shape_numel({int64_t(1) << 31, int64_t(1) << 31}), int64_t(1) << 62);
+  EXPECT_NE(error_of([] { shape_numel({3, -1}); }).find("negative dimension"), std::string::npos);
+  EXPECT_NE(error_of([] { checked_mul(int64_t(1) << 62, 2, "ctx"); }).find("ctx: 4611686018427387904 * 2 overflows"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { checked_add(INT64_MAX, 1, "ctx"); }).find("overflows"), std::string::npos);
+  EXPECT_EQ(checked_add(INT64_MAX - 1, 1, "ctx"), INT64_MAX);
+}
+
+// Every allocation checks the memory budget first: a 2 MiB tensor under a 1 MiB budget is an error naming its
+// shape and size (removing check_allocation from the constructor fails this), and the default budget returns.
+TEST(Tensor, AllocationsAboveTheMemoryBudgetAreErrors) {
+  int64_t before = memory_budget();
+  set_memory_budget(1 << 20);
+  std::string err = error_of([] { Tensor(DType::Float32, {512, 1024}); });
+  EXPECT_NE(err.find("float32 tensor of shape [512,1024] needs 2.0 MiB"), std::string::npos) << err;
+  EXPECT_NE(err.find("memory budget of 1.0 MiB"), std::string::npos) << err;
+  EXPECT_NO_THROW(Tensor(DType::Float32, {256, 1024}));  // exactly the budget
+  set_memory_budget(0);
+  EXPECT_EQ(memory_budget(), before);
 }
