@@ -10,9 +10,9 @@
 #include <fstream>
 #include <random>
 #include <sstream>
-#include <unordered_set>
 
 #include "ir/tensor_proto.h"
+#include "ir/infer_types.h"
 #include "ir/validate.h"
 #include "onnx/checker.h"
 #include "onnx/shape_inference/implementation.h"
@@ -297,40 +297,6 @@ void run_checker(onnx::ModelProto& mp) {
   }
 }
 
-// Runs ONNX shape inference on a validated model and records what it found for values the file left undescribed.
-// Conv-like nodes whose kernel comes from a weight initializer get it spelled out as 'kernel_shape' in the copy
-// inferred on, so ONNX compares it with the input's rank instead of indexing past the weight's dims.
-void add_inferred_value_info(onnx::ModelProto& mp, Graph& g, const std::string& origin) {
-  for (auto& np : *mp.mutable_graph()->mutable_node()) {
-    bool conv = np.op_type() == "Conv" || np.op_type() == "ConvTranspose" || np.op_type() == "ConvInteger";
-    if (!conv || np.input_size() < 2 || !(np.domain().empty() || np.domain() == "ai.onnx")) continue;
-    bool has_kernel = false;
-    for (auto& a : np.attribute()) has_kernel |= a.name() == "kernel_shape";
-    auto it = g.initializers.find(np.input(1));
-    if (has_kernel || it == g.initializers.end() || it->second.rank() < 3) continue;
-    auto* a = np.add_attribute();
-    a->set_name("kernel_shape");
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int i = 2; i < it->second.rank(); ++i) a->add_ints(it->second.dim(i));
-  }
-  try {
-    onnx::shape_inference::InferShapes(mp);
-  } catch (const std::exception&) {
-    return;  // shape information is optional; the executor computes shapes at run time
-  }
-  std::unordered_set<std::string> known;
-  for (auto* list : {&g.inputs, &g.outputs, &g.value_info})
-    for (auto& v : *list) known.insert(v.name);
-  for (auto& v : mp.graph().value_info()) {
-    if (known.count(v.name()) || !v.has_type() || !v.type().has_tensor_type()) continue;
-    try {
-      g.value_info.push_back(value_from_proto(v, origin));
-    } catch (const Error&) {
-      // An element type lowbit does not know: leave the value undescribed.
-    }
-  }
-}
-
 }  // namespace
 
 Model parse_onnx(const std::string& bytes, const std::string& origin, const std::string& base_dir,
@@ -351,9 +317,10 @@ Model parse_onnx(const std::string& bytes, const std::string& origin, const std:
   for (auto& e : mp.metadata_props()) m.metadata.emplace_back(e.key(), e.value());
   if (mp.functions_size()) unsupported(origin, ": model-local functions are not supported");
   m.graph = graph_from_proto(mp.graph(), origin, base_dir);
-  // lowbit's own checks first: ONNX's shape inference divides by strides and indexes by kernel rank unchecked.
   validate_model(m, origin);
-  if (opt.infer_shapes) add_inferred_value_info(mp, m.graph, origin);
+  // ONNX's shape inference (libonnx) is not run on loaded models: on malformed ones it divides by zero strides,
+  // indexes past kernel ranks and dereferences null subgraph types. lowbit infers element types itself.
+  if (opt.infer_types) infer_value_types(m.graph);
   return m;
 }
 

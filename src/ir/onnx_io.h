@@ -8,7 +8,7 @@
 namespace lowbit {
 
 struct LoadOptions {
-  bool infer_shapes = true;  // run ONNX shape inference to fill value_info where it can
+  bool infer_types = true;  // describe node outputs by element type (ir/infer_types.h) where the file does not
 };
 
 // Loads a model file; external-data initializers are read relative to the model's folder.

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "quant/json_checked.h"
+
 namespace lowbit::quant {
 
 using nlohmann::json;
@@ -69,7 +71,9 @@ namespace {
 template <typename T>
 T get(const json& j, const char* key, const std::string& where) {
   try {
-    return j.at(key).get<T>();
+    const json& v = j.at(key);
+    check(json_fits<T>(v), where, ": '", key, "' has the wrong type or is out of range (", v.dump(), ")");
+    return v.get<T>();
   } catch (const json::exception&) {
     fail(where, ": '", key, "' has the wrong type");
   }

@@ -3,7 +3,10 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
+
+#include "quant/json_checked.h"
 
 namespace lowbit::quant {
 
@@ -35,23 +38,36 @@ json to_json(const Encoding& e) {
           {"offset", offset}};
 }
 
+// j[key] as T, or `dflt` when absent; a value of the wrong type or out of T's range is an error naming it.
+template <typename T>
+T field(const json& j, const char* key, const std::optional<T>& dflt, const std::string& where) {
+  if (!j.contains(key)) {
+    check(dflt.has_value(), where, ": '", key, "' is missing");
+    return *dflt;
+  }
+  const json& v = j.at(key);
+  check(json_fits<T>(v), where, ": '", key, "' has the wrong type or is out of range (", v.dump(), ")");
+  return v.get<T>();
+}
+
 Encoding from_json(const json& j, const Shape& shape, const std::string& where) {
   Encoding e;
   try {
+    check(j.is_object(), where, ": an encoding must be a JSON object");
     QuantizerSpec& s = e.spec;
-    s.grid.bits = j.at("bits").get<int>();
-    s.grid.is_signed = j.at("signed").get<bool>();
-    s.grid.narrow = j.value("narrow", false);
-    s.symmetric = j.at("symmetric").get<bool>();
-    std::string g = j.at("granularity").get<std::string>();
+    s.grid.bits = field<int>(j, "bits", {}, where);
+    s.grid.is_signed = field<bool>(j, "signed", {}, where);
+    s.grid.narrow = field<bool>(j, "narrow", false, where);
+    s.symmetric = field<bool>(j, "symmetric", {}, where);
+    std::string g = field<std::string>(j, "granularity", {}, where);
     s.granularity = g == "per_tensor" ? Granularity::PerTensor : g == "per_channel" ? Granularity::PerChannel
                     : g == "per_group" ? Granularity::PerGroup : (fail(where, ": unknown granularity '", g, "'"), Granularity::PerTensor);
-    s.axis = j.value("axis", 0);
-    s.group_size = j.value("block_size", (int64_t)0);
-    s.scale_form = j.value("scale_form", std::string("float")) == "power_of_two" ? ScaleForm::PowerOfTwo : ScaleForm::Float;
-    s.rounding = j.value("rounding", std::string("half_even")) == "half_away" ? Rounding::HalfAwayFromZero : Rounding::HalfToEven;
-    e.scale = j.at("scale").get<std::vector<float>>();
-    e.zero_point = j.at("zero_point").get<std::vector<int32_t>>();
+    s.axis = field<int>(j, "axis", 0, where);
+    s.group_size = field<int64_t>(j, "block_size", 0, where);
+    s.scale_form = field<std::string>(j, "scale_form", std::string("float"), where) == "power_of_two" ? ScaleForm::PowerOfTwo : ScaleForm::Float;
+    s.rounding = field<std::string>(j, "rounding", std::string("half_even"), where) == "half_away" ? Rounding::HalfAwayFromZero : Rounding::HalfToEven;
+    e.scale = field<std::vector<float>>(j, "scale", {}, where);
+    e.zero_point = field<std::vector<int32_t>>(j, "zero_point", {}, where);
   } catch (const json::exception& ex) {
     fail(where, ": malformed entry (", ex.what(), ")");
   }
@@ -74,6 +90,8 @@ Encoding from_json(const json& j, const Shape& shape, const std::string& where) 
 
 }  // namespace
 
+static void apply_parsed_encodings(QuantSimPlan& plan, const Model& m, const json& j, const std::string& origin);
+
 std::string encodings_to_json(const QuantSimPlan& plan) {
   json j = {{"format", "lowbit-encodings"}, {"version", 1}, {"activations", json::object()}, {"weights", json::object()}};
   for (auto& a : plan.acts) {
@@ -93,9 +111,18 @@ void apply_encodings(QuantSimPlan& plan, const Model& m, const std::string& text
   } catch (const json::exception& e) {
     fail(origin, ": not valid JSON (", e.what(), ")");
   }
-  check(j.is_object() && j.value("format", std::string()) == "lowbit-encodings", origin,
+  try {
+    apply_parsed_encodings(plan, m, j, origin);
+  } catch (const json::exception& e) {
+    fail(origin, ": malformed encodings file (", e.what(), ")");
+  }
+}
+
+static void apply_parsed_encodings(QuantSimPlan& plan, const Model& m, const json& j, const std::string& origin) {
+  check(j.is_object() && j.contains("format") && j.at("format") == "lowbit-encodings", origin,
         ": not a lowbit encodings file (no \"format\": \"lowbit-encodings\")");
   const json acts = j.value("activations", json::object()), weights = j.value("weights", json::object());
+  check(acts.is_object() && weights.is_object(), origin, ": \"activations\" and \"weights\" must be JSON objects");
   std::set<std::string> used_acts, used_weights;
   for (auto& a : plan.acts) {
     if (a.dynamic) continue;

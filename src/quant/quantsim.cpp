@@ -567,7 +567,7 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     for (int64_t c = 0; c < channels; ++c) {
       bs[(size_t)c] = xe->scale[0] * e.scale[vec ? (size_t)c : 0];
       double v = std::nearbyint((double)b.data<float>()[c] / bs[(size_t)c]);
-      bq[(size_t)c] = (int32_t)std::clamp(v, -2147483648.0, 2147483647.0);
+      bq[(size_t)c] = std::isnan(v) ? 0 : (int32_t)std::clamp(v, -2147483648.0, 2147483647.0);
     }
     std::string bb = names.fresh(layer->inputs[2] + "/" + w.node);
     std::string bqn = names.fresh(bb + "/int32"), bsn = names.fresh(bb + "/scale"), bzn = names.fresh(bb + "/zero_point");

@@ -16,7 +16,8 @@ using Outs = std::vector<Tensor>;
 
 template <typename Q>
 Q saturate_round(float v, int32_t zp) {
-  float r = std::nearbyint(v) + (float)zp;  // nearbyint: ties to even under the default rounding mode
+  // NaN has no integer: lowbit gives it the zero point (it dequantizes to 0) rather than an undefined conversion.
+  float r = std::isnan(v) ? (float)zp : std::nearbyint(v) + (float)zp;  // nearbyint: ties to even (default mode)
   r = std::min(std::max(r, (float)std::numeric_limits<Q>::lowest()), (float)std::numeric_limits<Q>::max());
   return (Q)r;
 }

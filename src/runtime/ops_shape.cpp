@@ -73,7 +73,7 @@ Outs op_Reshape(const OpContext& c) {
       infer = (int64_t)i;
     } else {
       check(shape[i] >= 0, c.where(), ": invalid shape entry ", shape[i]);
-      known *= shape[i];
+      known = checked_mul(known, shape[i], c.where(), ": target shape ", shape_str(shape));
     }
   }
   if (infer >= 0) {
