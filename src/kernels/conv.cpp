@@ -250,7 +250,8 @@ void conv_int32(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, const i
           const int64_t* off = taps.data() + k * P;
           // Padding holds the real value 0, i.e. the integer zx, which contributes (zx - zx) = 0.
           for (int64_t p = 0; p < P; ++p)
-            if (off[p] >= 0) out[p] += ((int32_t)src[off[p]] - zx) * wv;
+            if (off[p] >= 0)  // wraps like int32 hardware accumulators instead of overflowing (unsigned: defined)
+              out[p] = (int32_t)((uint32_t)out[p] + (uint32_t)((int32_t)src[off[p]] - zx) * (uint32_t)wv);
         }
       }
     }

@@ -41,7 +41,9 @@ void gemm_int32(int64_t M, int64_t N, int64_t K, const TA* A, int32_t za, const 
     for (int64_t k = 0; k < K; ++k) {
       int32_t a = (int32_t)A[m * K + k] - za;
       const TB* b = B + k * N;
-      for (int64_t n = 0; n < N; ++n) c[n] += a * ((int32_t)b[n] - zb[zb_per_col ? n : 0]);
+      // int32 accumulation wraps (as ONNX Runtime's does) instead of overflowing: unsigned arithmetic, defined.
+      for (int64_t n = 0; n < N; ++n)
+        c[n] = (int32_t)((uint32_t)c[n] + (uint32_t)a * (uint32_t)((int32_t)b[n] - zb[zb_per_col ? n : 0]));
     }
   }
 }

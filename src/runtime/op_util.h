@@ -16,6 +16,33 @@ inline int64_t norm_axis(int64_t axis, int64_t rank, const OpContext& c) {
   return axis < 0 ? axis + rank : axis;
 }
 
+// Integer arithmetic as ONNX (and NumPy) define it: two's-complement wrap-around. Signed overflow is undefined in
+// C++, so signed integers are computed in the unsigned type of at least int's width; floats are unchanged.
+template <typename T>
+using wrap_unsigned_t = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
+template <typename T>
+T wrap_add(T a, T b) {
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) return (T)((wrap_unsigned_t<T>)a + (wrap_unsigned_t<T>)b);
+  else return (T)(a + b);
+}
+template <typename T>
+T wrap_sub(T a, T b) {
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) return (T)((wrap_unsigned_t<T>)a - (wrap_unsigned_t<T>)b);
+  else return (T)(a - b);
+}
+template <typename T>
+T wrap_mul(T a, T b) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+    return (T)((wrap_unsigned_t<T>)a * (wrap_unsigned_t<T>)b);
+  else return (T)(a * b);
+}
+
+template <typename T>
+T wrap_neg(T a) {
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) return (T)(0u - (wrap_unsigned_t<T>)a);
+  else return (T)(-a);
+}
+
 template <typename T>
 using is_native_num = std::bool_constant<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>;
 

@@ -74,9 +74,9 @@ Outs op_CumSum(const OpContext& c) {
             int64_t p = (o * n + j) * inner + i;
             if (exclusive) {
               py[p] = acc;
-              acc = (T)(acc + px[p]);
+              acc = wrap_add(acc, px[p]);
             } else {
-              acc = (T)(acc + px[p]);
+              acc = wrap_add(acc, px[p]);
               py[p] = acc;
             }
           }

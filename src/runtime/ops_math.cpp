@@ -78,12 +78,12 @@ Outs op_ThresholdedRelu(const OpContext& c) {
   return {map_float(c.in(0), c, [&](auto x) -> decltype(x) { return x > a ? x : 0; })};
 }
 Outs op_Neg(const OpContext& c) {
-  return {map_numeric(c.in(0), c, [](auto x) { return (decltype(x))(-x); })};
+  return {map_numeric(c.in(0), c, [](auto x) { return wrap_neg(x); })};
 }
 Outs op_Abs(const OpContext& c) {
   return {map_numeric(c.in(0), c, [](auto x) {
     if constexpr (std::is_unsigned_v<decltype(x)>) return x;
-    else return (decltype(x))(x < 0 ? -x : x);
+    else return x < 0 ? wrap_neg(x) : x;
   })};
 }
 Outs op_Relu(const OpContext& c) {
@@ -138,9 +138,9 @@ Outs op_Dropout(const OpContext& c) {
 }
 
 // ---- binary ----
-Outs op_Add(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return a + b; })}; }
-Outs op_Sub(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return a - b; })}; }
-Outs op_Mul(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return a * b; })}; }
+Outs op_Add(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return wrap_add(a, b); })}; }
+Outs op_Sub(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return wrap_sub(a, b); })}; }
+Outs op_Mul(const OpContext& c) { return {binary_op(c.in(0), c.in(1), c, [](auto a, auto b) { return wrap_mul(a, b); })}; }
 // Integer division and modulo record a zero divisor (or INT_MIN / -1, which overflows) in a flag and produce 0;
 // the error is raised after the loop, because an exception must not leave the loop's OpenMP region.
 enum IntDivFault { kDivOk = 0, kDivByZero = 1, kDivOverflow = 2 };
@@ -183,7 +183,7 @@ Outs op_Pow(const OpContext& c) {
   return {r.cast(dt)};
 }
 Outs op_PRelu(const OpContext& c) {
-  return {binary_op(c.in(0), c.in(1), c, [](auto x, auto s) { return x < 0 ? (decltype(x))(x * s) : x; })};
+  return {binary_op(c.in(0), c.in(1), c, [](auto x, auto s) { return x < 0 ? wrap_mul(x, s) : x; })};
 }
 Outs op_Mod(const OpContext& c) {
   bool fmod = c.node.attr_int("fmod", 0);
@@ -214,7 +214,7 @@ Outs variadic(const OpContext& c, F f) {
 }
 Outs op_Max(const OpContext& c) { return variadic(c, [](auto a, auto b) { return (std::isnan((double)a) || a > b) ? a : b; }); }
 Outs op_Min(const OpContext& c) { return variadic(c, [](auto a, auto b) { return (std::isnan((double)a) || a < b) ? a : b; }); }
-Outs op_Sum(const OpContext& c) { return variadic(c, [](auto a, auto b) { return a + b; }); }
+Outs op_Sum(const OpContext& c) { return variadic(c, [](auto a, auto b) { return wrap_add(a, b); }); }
 Outs op_Mean(const OpContext& c) {
   Tensor s = variadic(c, [](auto a, auto b) { return a + b; })[0];
   double n = (double)c.num_inputs();
@@ -446,7 +446,7 @@ void matmul_naive(int64_t M, int64_t N, int64_t K, const T* a, const T* b, T* y)
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       T acc = 0;
-      for (int64_t k = 0; k < K; ++k) acc += a[m * K + k] * b[k * N + n];
+      for (int64_t k = 0; k < K; ++k) acc = wrap_add(acc, wrap_mul(a[m * K + k], b[k * N + n]));
       y[m * N + n] = acc;
     }
 }

@@ -238,7 +238,10 @@ Outs op_LayerNormalization(const OpContext& c) {
 Outs op_InstanceNormalization(const OpContext& c) {
   Tensor x = as_f32(c.in(0), c);
   auto sc = c.in(1).to_f64(), bi = c.in(2).to_f64();
+  check(x.rank() >= 3, c.where(), ": input must be [N, C, spatial...], got ", shape_str(x.shape()));
   int64_t N = x.dim(0), C = x.dim(1), S = x.numel() / std::max<int64_t>(N * C, 1);
+  check((int64_t)sc.size() == C && (int64_t)bi.size() == C, c.where(), ": scale and bias need ", C,
+        " values (one per channel), got ", sc.size(), " and ", bi.size());
   double eps = c.node.attr_float("epsilon", 1e-5f);
   Tensor y(DType::Float32, x.shape());
   for (int64_t nc = 0; nc < N * C; ++nc) {

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kernels/conv.h"
+#include "runtime/conv_geom.h"
 #include "runtime/op_util.h"
 
 namespace lowbit {
@@ -105,19 +106,14 @@ Outs op_DynamicQuantizeLinear(const OpContext& c) {
 // Integer convolution shared by ConvInteger and QLinearConv. Returns int32 [N, M, *out].
 Tensor conv_integer(const OpContext& c, const Tensor& x, const Tensor& xzp_t, const Tensor& w, const Tensor& wzp_t) {
   check(x.rank() >= 3 && w.rank() == x.rank(), c.where(), ": input/weight ranks do not match");
-  size_t r = x.rank() - 2;
-  ConvGeom g;
-  g.batch = x.dim(0);
-  g.in_ch = x.dim(1);
+  for (const Tensor* t : {&x, &w})
+    check(t->dtype() == DType::UInt8 || t->dtype() == DType::Int8, c.where(), ": inputs must be uint8 or int8, got ",
+          dtype_name(t->dtype()));
+  // Geometry (strides, dilations, pads) checked as for every conv/pool, overflow included.
+  ConvGeom g = node_window_geom(c.node, x.shape(), Shape(w.shape().begin() + 2, w.shape().end()));
   g.out_ch = w.dim(0);
   g.group = c.node.attr_int("group", 1);
-  g.in.assign(x.shape().begin() + 2, x.shape().end());
-  g.kernel.assign(w.shape().begin() + 2, w.shape().end());
-  g.stride = c.node.attr_ints("strides", std::vector<int64_t>(r, 1));
-  g.dilation = c.node.attr_ints("dilations", std::vector<int64_t>(r, 1));
-  auto pads = c.node.attr_ints("pads", std::vector<int64_t>(2 * r, 0));
-  g.pad_begin.assign(pads.begin(), pads.begin() + r);
-  g.pad_end.assign(pads.begin() + r, pads.end());
+  check(g.group >= 1 && g.out_ch % g.group == 0, c.where(), ": ", g.out_ch, " output channels in ", g.group, " groups");
   check(w.dim(1) * g.group == g.in_ch, c.where(), ": weight ", shape_str(w.shape()), " does not match ", g.in_ch,
         " input channels with group ", g.group);
   resolve_auto_pad(c.node.attr_string("auto_pad", "NOTSET"), g);
@@ -154,8 +150,12 @@ Outs op_ConvInteger(const OpContext& c) {
 
 // (q - zp) as int32, with a per-row zero point ([M] for a 2-D A) broadcast along rows.
 Tensor centered(const Tensor& q, const Tensor* zp, bool rows, const OpContext& c) {
+  check(q.dtype() == DType::UInt8 || q.dtype() == DType::Int8, c.where(), ": inputs must be uint8 or int8, got ",
+        dtype_name(q.dtype()));
   Tensor qi = q.cast(DType::Int32);
   if (!zp || !zp->defined()) return qi;
+  check(zp->dtype() == q.dtype(), c.where(), ": zero point is ", dtype_name(zp->dtype()), ", its input is ",
+        dtype_name(q.dtype()));
   Tensor z = zp->cast(DType::Int32);
   if (rows && z.numel() > 1) z = z.reshaped({z.numel(), 1});
   return binary_op(qi, z, c, [](int32_t a, int32_t b) { return a - b; });
@@ -203,7 +203,8 @@ Outs op_QLinearConv(const OpContext& c) {
     check(b.numel() == acc.dim(1), c.where(), ": bias has ", b.numel(), " values for ", acc.dim(1), " channels");
     int64_t S = acc.numel() / std::max<int64_t>(acc.dim(0) * acc.dim(1), 1);
     int32_t* p = acc.data<int32_t>();
-    for (int64_t i = 0; i < acc.numel(); ++i) p[i] += b.data<int32_t>()[(i / S) % acc.dim(1)];
+    for (int64_t i = 0; i < acc.numel(); ++i)
+      p[i] = (int32_t)((uint32_t)p[i] + (uint32_t)b.data<int32_t>()[(i / S) % acc.dim(1)]);
   }
   float sx = (float)c.in(1).to_f64().at(0), sy = (float)c.in(6).to_f64().at(0);
   return {requantize(acc, sx, c.in(4), sy, c.in(7), 1, c)};
