@@ -2,6 +2,7 @@
 #pragma once
 #include <array>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "kernels/broadcast.h"
@@ -41,6 +42,19 @@ template <typename T>
 T wrap_neg(T a) {
   if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) return (T)(0u - (wrap_unsigned_t<T>)a);
   else return (T)(-a);
+}
+
+// double -> T without undefined behaviour: integers saturate (NaN gives 0), floats convert as usual.
+template <typename T>
+T saturate_from_double(double v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (std::isnan(v)) return T(0);
+    if (v >= (double)std::numeric_limits<T>::max()) return std::numeric_limits<T>::max();
+    if (v <= (double)std::numeric_limits<T>::lowest()) return std::numeric_limits<T>::lowest();
+    return (T)v;
+  } else {
+    return (T)v;
+  }
 }
 
 template <typename T>

@@ -269,7 +269,7 @@ Outs op_Clip(const OpContext& c) {
     using T = decltype(x);
     if (std::isnan((double)x)) return x;
     double v = std::min(std::max((double)x, lo), hi);
-    return (T)v;
+    return saturate_from_double<T>(v);
   })};
 }
 
