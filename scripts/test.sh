@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs/builds, runs every CTest test in the release build, then
 # rebuilds the tests with AddressSanitizer + UndefinedBehaviorSanitizer and runs them again (the ONNX loader
-# over the whole conformance corpus and the corrupted-file tests included).
+# over the whole conformance corpus, the malformed-model corpus and the fuzz regressions included), then fuzzes the
+# parsers for a minute each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -27,3 +28,9 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd build-asan && ctest --output-on-failure -j"$jobs" -LE "slow|ort")
+
+# libFuzzer (clang, ASan/UBSan) on the model loader, the config JSON and the encodings JSON, 60 s each: any crash,
+# sanitizer report, leak or input slower than 10 s fails CI (scripts/fuzz.sh; longer runs: scripts/fuzz.sh 1800).
+echo "== fuzzing: 60 s per target"
+unset ASAN_OPTIONS UBSAN_OPTIONS
+bash scripts/fuzz.sh 60
