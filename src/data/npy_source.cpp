@@ -26,6 +26,7 @@ class NpySource : public Source {
     sample_.assign(h.shape.begin() + 1, h.shape.end());
     data_offset_ = h.data_offset;
     rec_bytes_ = shape_numel(sample_) * (int64_t)dtype_size(dtype_);
+    check(rec_bytes_ > 0, path, ": samples of shape ", shape_str(sample_), " have no elements");
     f_.seekg(0, std::ios::end);
     check((int64_t)f_.tellg() == data_offset_ + n_ * rec_bytes_, path, ": file size does not match its header shape ",
           shape_str(h.shape));

@@ -81,6 +81,14 @@ NpyHeader parse_header_text(const std::string& h, const std::string& origin) {
     shape.push_back(std::stoll(dims.substr(i, j - i)));
     i = j;
   }
+  int64_t bytes = 0;
+  bool fits = true;
+  try {
+    fits = !__builtin_mul_overflow(shape_numel(shape), (int64_t)dtype_size(dt), &bytes);
+  } catch (const Error&) {
+    fits = false;
+  }
+  check(fits, origin, ": header shape ", shape_str(shape), " has more bytes than int64 can count");
   NpyHeader r;
   r.dtype = dt;
   r.shape = shape;

@@ -291,6 +291,24 @@ fifo = os.path.join(OUT, "fifo.bin")
 if not os.path.exists(fifo):
     os.mkfifo(fifo)
 
+# -- data files (NumPy) whose headers lie: fed to the bundled model by `lowbit run --input` and `quantize --data` --
+def npy_file(name, shape, payload=b"", descr="<f4", expect="header"):
+    import struct
+    hdr = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    hdr += " " * (64 - (10 + len(hdr) + 1) % 64) + "\n"
+    with open(os.path.join(OUT, name + ".npy"), "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + payload)
+    CASES.append({"name": name, "class": "data-file", "stage": "data", "expect": expect, "feeds": False,
+                  "calib": False})
+
+
+npy_file("npy_shape_overflow_empty", (1 << 32, 1 << 32, 0), expect=OVER)
+npy_file("npy_shape_overflow", (1 << 32, 1 << 32), b"\0" * 16, expect=OVER)
+npy_file("npy_negative_dim", (-1, 4), b"\0" * 16, expect="shape")
+npy_file("npy_huge_dim", (1 << 62, 4), b"\0" * 16, expect="too large|int64|size")
+npy_file("npy_short_data", (16, 1, 28, 28), b"\0" * 64, expect="bytes|size")
+npy_file("npy_bad_descr", (1, 1, 28, 28), b"\0" * 784 * 4, descr="<c8", expect="dtype|descr|type")
+
 with open(os.path.join(OUT, "cases.json"), "w") as f:
     json.dump(CASES, f, indent=1)
 print(f"wrote {len(CASES)} cases to {OUT}")

@@ -8,7 +8,9 @@ Each corpus case must end, within the time limit, the way cases.json says:
         the case's expectation (so the refusal is the right one, not an unrelated failure);
   run:  `lowbit info` succeeds (the file is well-formed ONNX), `lowbit run` exits 1 as above, and so does
         `lowbit quantize` calibrating on the case's input where it has a single float input;
-  ok:   `lowbit run` succeeds (zero-size tensors: the kernel must return at once).
+  ok:   `lowbit run` succeeds (zero-size tensors: the kernel must return at once);
+  data: a NumPy file with a lying header, fed to the bundled model by `run --input` and `quantize --data`: both
+        exit 1 as above.
 Truncated and bit-flipped copies of the bundled models must load or be refused with one error line; they must
 never crash (the sanitizer stage turns memory errors into a non-1 exit code) or hang.
 """
@@ -68,6 +70,12 @@ for c in cases:
         expect_error(c["name"], run, c["expect"])
         if calib:  # calibration runs the model: the same refusal
             expect_error(c["name"], quant + calib, c["expect"])
+    elif c["stage"] == "data":
+        data = os.path.join(CORPUS, c["name"] + ".npy")
+        bundled = os.path.join(SRC, "models", "fashion_cnn.onnx")
+        expect_error(c["name"], ["run", bundled, "--input", data], c["expect"])
+        expect_error(c["name"], ["quantize", bundled, "--data", "npy:" + data, "-o", os.path.join(WORK, c["name"] + ".q.onnx")],
+                     c["expect"])
     else:
         expect_ok(c["name"], run)
     if os.path.exists(os.path.join(WORK, c["name"] + ".q.onnx")):
