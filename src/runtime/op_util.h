@@ -10,6 +10,19 @@
 
 namespace lowbit {
 
+// The first value of input i (a scalar or 1-element tensor by the op's definition); an empty tensor is an error
+// naming the node and the input rather than an out-of-range exception.
+inline double first_f64(const OpContext& c, size_t i) {
+  const Tensor& t = c.in(i);
+  check(t.numel() >= 1, c.where(), ": input ", i, " is empty; it must hold a value");
+  return t.to_f64()[0];
+}
+inline int64_t first_i64(const OpContext& c, size_t i) {
+  const Tensor& t = c.in(i);
+  check(t.numel() >= 1, c.where(), ": input ", i, " is empty; it must hold a value");
+  return t.to_i64()[0];
+}
+
 // An axis in [-rank, rank) made non-negative; a scalar has no axis to take.
 inline int64_t norm_axis(int64_t axis, int64_t rank, const OpContext& c) {
   check(rank > 0, c.where(), ": axis ", axis, " given for a scalar input (rank 0); the op needs at least rank 1");

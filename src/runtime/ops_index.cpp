@@ -25,7 +25,7 @@ void split_dims(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_
 
 Outs op_TopK(const OpContext& c) {
   const Tensor& x = c.in(0);
-  int64_t k = c.in(1).to_i64().at(0);
+  int64_t k = first_i64(c, 1);
   int64_t axis = norm_axis(c.node.attr_int("axis", -1), x.rank(), c);
   bool largest = c.node.attr_int("largest", 1) != 0, sorted = c.node.attr_int("sorted", 1) != 0;
   int64_t outer, n, inner;
@@ -56,7 +56,7 @@ Outs op_TopK(const OpContext& c) {
 
 Outs op_CumSum(const OpContext& c) {
   const Tensor& x = c.in(0);
-  int64_t axis = norm_axis(c.in(1).to_i64().at(0), x.rank(), c);
+  int64_t axis = norm_axis(first_i64(c, 1), x.rank(), c);
   bool exclusive = c.node.attr_int("exclusive", 0) != 0, reverse = c.node.attr_int("reverse", 0) != 0;
   int64_t outer, n, inner;
   split_dims(x.shape(), axis, outer, n, inner);
@@ -91,7 +91,7 @@ Outs op_CumSum(const OpContext& c) {
 Outs op_Trilu(const OpContext& c) {
   const Tensor& x = c.in(0);
   check(x.rank() >= 2, c.where(), ": input must have rank >= 2");
-  int64_t k = c.has(1) ? c.in(1).to_i64().at(0) : 0;
+  int64_t k = c.has(1) ? first_i64(c, 1) : 0;
   bool upper = c.node.attr_int("upper", 1) != 0;
   int64_t R = x.dim(-2), C = x.dim(-1), mats = (R * C) != 0 ? x.numel() / (R * C) : 0;
   Tensor y(x.dtype(), x.shape());  // zero-filled
@@ -107,7 +107,7 @@ Outs op_Trilu(const OpContext& c) {
 
 Outs op_OneHot(const OpContext& c) {
   auto idx = c.in(0).to_i64();
-  double depth_value = c.in(1).to_f64().at(0);
+  double depth_value = first_f64(c, 1);
   check(depth_value >= 1 && depth_value < 9.0e18, c.where(), ": depth ", depth_value, " must be a positive count below 2^63");
   int64_t depth = (int64_t)depth_value;
   const Tensor& values = c.in(2);

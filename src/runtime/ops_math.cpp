@@ -117,11 +117,11 @@ Outs op_Identity(const OpContext& c) { return {c.in(0)}; }
 // the `seed` attribute (0 when absent, so runs are reproducible) and turned into doubles as NumPy's legacy
 // RandomState does ((a >> 5) * 2^26 + (b >> 6)) / 2^53 in row-major order, the generator ONNX's reference uses.
 Outs op_Dropout(const OpContext& c) {
-  bool training = c.opset >= 12 ? (c.has(2) && c.in(2).to_i64().at(0) != 0) : c.node.attr_int("is_test", 1) == 0 && c.opset < 7;
+  bool training = c.opset >= 12 ? (c.has(2) && first_i64(c, 2) != 0) : c.node.attr_int("is_test", 1) == 0 && c.opset < 7;
   const Tensor& x = c.in(0);
   Tensor mask(DType::Bool, x.shape());
   std::fill(mask.data<bool>(), mask.data<bool>() + mask.numel(), true);
-  double ratio = c.opset >= 12 ? (c.has(1) ? c.in(1).to_f64().at(0) : 0.5) : c.node.attr_float("ratio", 0.5f);
+  double ratio = c.opset >= 12 ? (c.has(1) ? first_f64(c, 1) : 0.5) : c.node.attr_float("ratio", 0.5f);
   if (!training || ratio == 0) return {x, mask};
   check(ratio > 0 && ratio < 1, c.where(), ": ratio ", ratio, " is outside [0, 1) in training mode");
   check(dtype_is_float(x.dtype()), c.where(), ": training mode needs a float input");
@@ -262,8 +262,8 @@ Outs op_Clip(const OpContext& c) {
     lo = c.node.attr_float("min", -std::numeric_limits<float>::max());
     hi = c.node.attr_float("max", std::numeric_limits<float>::max());
   } else {
-    if (c.has(1)) lo = c.in(1).to_f64().at(0);
-    if (c.has(2)) hi = c.in(2).to_f64().at(0);
+    if (c.has(1)) lo = first_f64(c, 1);
+    if (c.has(2)) hi = first_f64(c, 2);
   }
   return {map_numeric(c.in(0), c, [&](auto x) -> decltype(x) {
     using T = decltype(x);

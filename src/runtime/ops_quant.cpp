@@ -117,7 +117,8 @@ Tensor conv_integer(const OpContext& c, const Tensor& x, const Tensor& xzp_t, co
   check(w.dim(1) * g.group == g.in_ch, c.where(), ": weight ", shape_str(w.shape()), " does not match ", g.in_ch,
         " input channels with group ", g.group);
   resolve_auto_pad(c.node.attr_string("auto_pad", "NOTSET"), g);
-  int32_t xzp = xzp_t.defined() ? (int32_t)xzp_t.to_i64().at(0) : 0;
+  check(!xzp_t.defined() || xzp_t.numel() == 1, c.where(), ": the input zero point must hold one value");
+  int32_t xzp = xzp_t.defined() ? (int32_t)xzp_t.to_i64()[0] : 0;
   std::vector<int32_t> wzp = {0};
   if (wzp_t.defined()) {
     auto v = wzp_t.to_i64();
@@ -170,12 +171,15 @@ Outs op_MatMulInteger(const OpContext& c) {
 // Requantizes int32 accumulators: q = saturate(round(acc * (sx*sw[k]) / sy) + zy), k along `axis` when per-axis.
 Tensor requantize(const Tensor& acc, float sx, const Tensor& sw, float sy, const Tensor& zy, int axis, const OpContext& c) {
   DType qt = zy.defined() ? zy.dtype() : DType::UInt8;
-  int32_t z = zy.defined() ? (int32_t)zy.to_i64().at(0) : 0;
+  check(!zy.defined() || zy.numel() == 1, c.where(), ": the output zero point must hold one value");
+  int32_t z = zy.defined() ? (int32_t)zy.to_i64()[0] : 0;
   std::vector<float> ws;
   for (double v : sw.to_f64()) ws.push_back((float)v);
   int64_t inner = 1, n = (int64_t)ws.size();
+  check(n >= 1, c.where(), ": the weight scale is empty");
   if (n > 1) {
     int ax = axis < 0 ? axis + acc.rank() : axis;
+    check(ax >= 0 && ax < acc.rank(), c.where(), ": per-channel weight scales need an output of rank > ", ax);
     check(acc.dim(ax) == n, c.where(), ": ", n, " weight scales for ", acc.dim(ax), " output channels");
     for (int d = ax + 1; d < acc.rank(); ++d) inner *= acc.dim(d);
   }
@@ -206,7 +210,7 @@ Outs op_QLinearConv(const OpContext& c) {
     for (int64_t i = 0; i < acc.numel(); ++i)
       p[i] = (int32_t)((uint32_t)p[i] + (uint32_t)b.data<int32_t>()[(i / S) % acc.dim(1)]);
   }
-  float sx = (float)c.in(1).to_f64().at(0), sy = (float)c.in(6).to_f64().at(0);
+  float sx = (float)first_f64(c, 1), sy = (float)first_f64(c, 6);
   return {requantize(acc, sx, c.in(4), sy, c.in(7), 1, c)};
 }
 
@@ -214,7 +218,7 @@ Outs op_QLinearMatMul(const OpContext& c) {
   Tensor a = centered(c.in(0), &c.in(2), true, c);
   Tensor b = centered(c.in(3), &c.in(5), false, c);
   Tensor acc = matmul(a, b, c.where());
-  float sa = (float)c.in(1).to_f64().at(0), sy = (float)c.in(6).to_f64().at(0);
+  float sa = (float)first_f64(c, 1), sy = (float)first_f64(c, 6);
   return {requantize(acc, sa, c.in(4), sy, c.in(7), -1, c)};
 }
 

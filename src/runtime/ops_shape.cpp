@@ -442,7 +442,7 @@ Outs op_ConstantOfShape(const OpContext& c) {
 
 Outs op_Range(const OpContext& c) {
   DType dt = c.in(0).dtype();
-  double s = c.in(0).to_f64().at(0), l = c.in(1).to_f64().at(0), d = c.in(2).to_f64().at(0);
+  double s = first_f64(c, 0), l = first_f64(c, 1), d = first_f64(c, 2);
   check(d != 0, c.where(), ": delta is 0");
   double count = std::ceil((l - s) / d);
   check(std::isfinite(count) && count < 9.0e18, c.where(), ": range [", s, ", ", l, ") with delta ", d, " has ", count,
