@@ -60,6 +60,9 @@ std::vector<DType> output_types(const Node& n, const std::vector<DType>& in) {
     all(attr_dtype(n, "dtype", input(0)));
   else if (op == "RandomNormal" || op == "RandomUniform") all(attr_dtype(n, "dtype", DType::Float32));
   else if (op == "Multinomial") all(attr_dtype(n, "dtype", DType::Int32));
+  else if (op == "HannWindow" || op == "HammingWindow" || op == "BlackmanWindow" || op == "MelWeightMatrix")
+    all(attr_dtype(n, "output_datatype", DType::Float32));
+  else if (op == "TfIdfVectorizer") all(DType::Float32);
   else if (op == "TopK" || op == "MaxPool" || op == "Unique") {
     for (size_t i = 1; i < k; ++i) out[i] = DType::Int64;
   } else if (op == "Dropout") {

@@ -3,12 +3,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include <sys/stat.h>
 
 #include <onnx/onnx_pb.h>
 
+#include "ir/infer_types.h"
 #include "ir/onnx_io.h"
 #include "runtime/executor.h"
 #include "test_util.h"
@@ -287,4 +289,39 @@ TEST(OnnxIO, HugeInitializerWithoutDataIsRefusedBeforeAllocation) {
   write_bytes(dir / "m.onnx", p.SerializeAsString());
   std::string err = error_of([&] { load_onnx((dir / "m.onnx").string()); });
   EXPECT_NE(err.find("initializer 'huge': has 0 values"), std::string::npos) << err;
+}
+
+// lowbit's own element-type inference (which replaced libonnx shape inference on load) against the ONNX backend
+// node tests: each test declares its outputs' types; with those erased, every type lowbit infers must equal the
+// declared one. Mutating a rule (e.g. Shape -> int32, comparisons -> input type) fails this.
+TEST(OnnxIO, InferredElementTypesMatchTheConformanceModels) {
+  if (!fs::is_directory(kNodeTests)) GTEST_SKIP() << "libonnx-testdata not installed";
+  LoadOptions raw;
+  raw.infer_types = false;
+  int inferred = 0, models = 0;
+  for (auto& e : fs::directory_iterator(kNodeTests)) {
+    auto path = e.path() / "model.onnx";
+    if (!fs::exists(path)) continue;
+    Model m;
+    try {
+      m = load_onnx(path.string(), raw);
+    } catch (const Error&) {
+      continue;  // unsupported types (strings, sequences)
+    }
+    ++models;
+    std::map<std::string, DType> declared;
+    for (auto& o : m.graph.outputs) {
+      declared[o.name] = o.dtype;
+      o.dtype = DType::Undefined;
+    }
+    infer_value_types(m.graph);
+    for (auto& vi : m.graph.value_info) {
+      auto it = declared.find(vi.name);
+      if (it == declared.end() || it->second == DType::Undefined) continue;
+      EXPECT_EQ(dtype_name(vi.dtype), std::string(dtype_name(it->second))) << e.path().filename() << " output " << vi.name;
+      ++inferred;
+    }
+  }
+  EXPECT_GT(models, 800);
+  EXPECT_GT(inferred, 800);
 }
