@@ -136,7 +136,7 @@ Outs op_EyeLike(const OpContext& c) {
   int64_t k = c.node.attr_int("k", 0);
   std::vector<double> v((size_t)x.numel(), 0.0);
   for (int64_t i = 0; i < x.dim(0); ++i)
-    if (i + k >= 0 && i + k < x.dim(1)) v[(size_t)(i * x.dim(1) + i + k)] = 1.0;
+    if (k >= -i && k < x.dim(1) - i) v[(size_t)(i * x.dim(1) + i + k)] = 1.0;  // no i + k: k may be INT64_MAX
   return {Tensor::from_vector<double>(x.shape(), v).cast(dt)};
 }
 
@@ -144,6 +144,11 @@ Outs op_GatherND(const OpContext& c) {
   const Tensor& x = c.in(0);
   const Tensor& ind = c.in(1);
   int64_t b = c.node.attr_int("batch_dims", 0), q = ind.rank(), r = x.rank();
+  check(q >= 1 && b >= 0 && b < q && b <= r, c.where(), ": batch_dims ", b, " for indices of rank ", q,
+        " and data of rank ", r);
+  for (int64_t d = 0; d < b; ++d)
+    check(ind.shape()[d] == x.shape()[d], c.where(), ": batch dimension ", d, " differs between data ",
+          shape_str(x.shape()), " and indices ", shape_str(ind.shape()));
   int64_t m = ind.dim(-1);
   check(b + m <= r, c.where(), ": indices address more dims than the data has");
   Shape os(ind.shape().begin(), ind.shape().end() - 1);
@@ -183,7 +188,7 @@ void scatter_combine(std::byte* dst, const std::byte* src, DType dt, const std::
       T a, b;
       std::memcpy(&a, dst, sizeof(T));
       std::memcpy(&b, src, sizeof(T));
-      T r = red == "add" ? (T)(a + b) : red == "mul" ? (T)(a * b) : red == "max" ? std::max(a, b) : std::min(a, b);
+      T r = red == "add" ? wrap_add(a, b) : red == "mul" ? wrap_mul(a, b) : red == "max" ? std::max(a, b) : std::min(a, b);
       std::memcpy(dst, &r, sizeof(T));
     } else {
       unsupported(c.where(), ": reduction '", red, "' on ", dtype_name(dt));
@@ -196,9 +201,13 @@ Outs op_ScatterND(const OpContext& c) {
   const Tensor& ind = c.in(1);
   const Tensor& upd = c.in(2);
   std::string red = c.node.attr_string("reduction", "none");
+  check(ind.rank() >= 1, c.where(), ": indices must have rank >= 1");
   Tensor y = x.clone();
   int64_t m = ind.dim(-1), rows = ind.numel() / std::max<int64_t>(m, 1), slice = 1;
+  check(m <= x.rank(), c.where(), ": index tuples of length ", m, " for data of rank ", x.rank());
   for (int d = (int)m; d < x.rank(); ++d) slice *= x.dim(d);
+  check(upd.dtype() == x.dtype() && upd.numel() == rows * slice, c.where(), ": updates ", shape_str(upd.shape()), " (",
+        dtype_name(upd.dtype()), ") do not fit ", rows, " slices of ", slice, " ", dtype_name(x.dtype()), " elements");
   auto st = shape_strides(x.shape());
   auto iv = ind.to_i64();
   for (int64_t row = 0; row < rows; ++row) {

@@ -294,6 +294,9 @@ Outs op_GatherElements(const OpContext& c) {
   int64_t r = x.rank();
   int64_t axis = norm_axis(c.node.attr_int("axis", 0), r, c);
   check(ind.rank() == r, c.where(), ": indices rank differs from data rank");
+  for (int64_t d = 0; d < r; ++d)
+    check(d == axis || ind.shape()[d] <= x.shape()[d], c.where(), ": indices ", shape_str(ind.shape()),
+          " exceed data ", shape_str(x.shape()), " on axis ", d);
   auto idx = ind.to_i64();
   auto st = shape_strides(x.shape());
   Tensor y(x.dtype(), ind.shape());
