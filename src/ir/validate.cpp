@@ -1,7 +1,10 @@
 // Model validation (see validate.h): attribute types and ranges as a table, conv/pool geometry, static ranks.
 #include "ir/validate.h"
 
+#include "core/checked.h"
+
 #include <climits>
+#include <string>
 #include <set>
 #include <unordered_map>
 
@@ -65,8 +68,16 @@ class Validator {
   explicit Validator(const std::string& origin) : origin_(origin) {}
 
   void graph(const Graph& g) {
-    for (auto& v : g.inputs)
+    for (auto& v : g.inputs) {
       if (v.has_shape) rank_[v.name] = (int64_t)v.shape.size();
+      int64_t elements = 1;
+      bool overflow = false;
+      for (auto& d : v.shape) {
+        check(!d.fixed() || d.value >= 0, origin_, ": input '", v.name, "' declares the negative dimension ", d.value);
+        if (d.fixed()) overflow |= __builtin_mul_overflow(elements, d.value, &elements);
+      }
+      check(!overflow, origin_, ": input '", v.name, "' declares a shape with more elements than int64 can count");
+    }
     for (auto& v : g.value_info)
       if (v.has_shape) rank_[v.name] = (int64_t)v.shape.size();
     for (auto& [name, t] : g.initializers) {
@@ -176,6 +187,28 @@ class Validator {
     if (!conv && n.op_type != "MaxRoiPool" && !n.has_attr("kernel_shape")) bad(n, "attribute 'kernel_shape' is required");
   }
 
+  // A constant shape input (Reshape's target, Expand's shape, ConstantOfShape's, Resize's sizes): its element count
+  // must fit int64 and, at one byte per element at least, the memory budget. Entries below `lowest` are refused
+  // (Reshape allows -1 and 0, which copy or infer a dim; they add nothing here).
+  void shape_input(const Node& n, size_t i, int64_t lowest) {
+    if (n.inputs.size() <= i) return;
+    auto it = init_.find(n.inputs[i]);
+    if (it == init_.end() || it->second->dtype() != DType::Int64 || it->second->rank() > 1) return;
+    auto dims = it->second->to_i64();
+    int64_t elements = 1;
+    bool overflow = false;
+    for (auto d : dims) {
+      if (d < lowest) bad(n, "shape input '", n.inputs[i], "' ", shape_str(dims), " has the entry ", d);
+      // Reshape's 0 and -1 stand for dims not known here; elsewhere 0 is a real, empty dim.
+      if (d > 0 || lowest == 0) overflow |= __builtin_mul_overflow(elements, d, &elements);
+    }
+    if (!overflow && elements == 0) return;  // an empty tensor (a wrapped product is not)
+    if (overflow) bad(n, "shape input '", n.inputs[i], "' ", shape_str(dims), " has more elements than int64 can count");
+    if (elements > memory_budget())
+      bad(n, "shape input '", n.inputs[i], "' ", shape_str(dims), " describes ", elements,
+          " elements, more than the memory budget of ", human_bytes((double)memory_budget()), " (LOWBIT_MEMORY_LIMIT)");
+  }
+
   void node(const Node& n) {
     if (!n.domain.empty()) return;
     for (auto& a : n.attrs)
@@ -186,6 +219,9 @@ class Validator {
     const std::string& op = n.op_type;
     if (kConvOps.count(op)) conv_pool(n, true);
     if (kPoolOps.count(op)) conv_pool(n, false);
+    if (op == "Reshape") shape_input(n, 1, -1);
+    if (op == "Expand" || op == "ConstantOfShape") shape_input(n, op == "Expand" ? 1 : 0, 0);
+    if (op == "Resize") shape_input(n, 3, 0);
     if (op == "DepthToSpace" || op == "SpaceToDepth") {
       int64_t b = n.attr_int("blocksize", 0);
       // b * b must fit int64 (ONNX's shape inference divides by it).

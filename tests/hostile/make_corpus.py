@@ -113,11 +113,21 @@ case("int_mod_by_zero", "division", "run", "modulo by zero",
 # -- shape arithmetic that overflows int64 or asks for absurd memory --
 X1 = [("x", F, [1])]
 FEED1 = {"x": x([1])}
-case("reshape_overflow", "overflow", "run", OVER,
+case("reshape_overflow", "overflow", "load", OVER,
      [node("Reshape", ["x", "s"], ["y"], name="reshape")], X1, [init("s", np.array([BIG, 8], np.int64))], feeds=FEED1)
-case("expand_huge", "overflow", "run", OVER,
+case("expand_huge", "overflow", "load", OVER,
      [node("Expand", ["x", "s"], ["y"], name="expand")], X1,
      [init("s", np.array([1 << 31, 1 << 31, 4], np.int64))], feeds=FEED1)
+# The same shapes fed at run time (not constants the validator sees): the kernels' own checks must refuse them.
+S_IN = [("x", F, [1]), ("s", I64, [2])]
+case("reshape_overflow_fed", "overflow", "run", OVER, [node("Reshape", ["x", "s"], ["y"], name="reshape")], S_IN,
+     feeds={"x": x([1]), "s": np.array([BIG, 8], np.int64)})
+case("expand_huge_fed", "overflow", "run", OVER, [node("Expand", ["x", "s"], ["y"], name="expand")],
+     [("x", F, [1]), ("s", I64, [3])], feeds={"x": x([1]), "s": np.array([1 << 31, 1 << 31, 4], np.int64)})
+case("constantofshape_huge_fed", "overflow", "run", OVER, [node("ConstantOfShape", ["s"], ["y"], name="cos")],
+     [("s", I64, [2])], feeds={"s": np.array([1 << 40, 1 << 40], np.int64)})
+case("constantofshape_negative_fed", "overflow", "run", "negative", [node("ConstantOfShape", ["s"], ["y"], name="cos")],
+     [("s", I64, [1])], feeds={"s": np.array([-4], np.int64)})
 case("tile_huge", "overflow", "run", OVER,
      [node("Tile", ["x", "r"], ["y"], name="tile")], X1, [init("r", np.array([BIG], np.int64))], feeds=FEED1)
 case("pad_huge", "overflow", "run", OVER,
@@ -125,9 +135,9 @@ case("pad_huge", "overflow", "run", OVER,
 case("resize_huge", "overflow", "run", OVER,
      [node("Resize", ["x", "", "sc"], ["y"], name="resize")], X4,
      [init("sc", np.array([1, 1, 1e30, 1e30], np.float32))], feeds=FEED4)
-case("constantofshape_huge", "overflow", "run", OVER,
+case("constantofshape_huge", "overflow", "load", OVER,
      [node("ConstantOfShape", ["s"], ["y"], name="cos")], [], [init("s", np.array([1 << 40, 1 << 40], np.int64))])
-case("constantofshape_negative", "overflow", "run", "negative",
+case("constantofshape_negative", "overflow", "load", "entry -4",
      [node("ConstantOfShape", ["s"], ["y"], name="cos")], [], [init("s", np.array([-4], np.int64))])
 case("range_huge", "overflow", "run", OVER,
      [node("Range", ["a", "b", "c"], ["y"], name="range")], [],
@@ -206,7 +216,7 @@ case("depthtospace_channels_not_divisible", "overflow", "run", "blocksize|channe
 case("gathernd_index_too_long", "overflow", "run", "indices|index",
      [node("GatherND", ["x", "i"], ["y"], name="gathernd")], X23, [init("i", np.array([[0, 1, 2]], np.int64))],
      feeds=FEED23)
-case("resize_sizes_negative", "overflow", "run", "negative",
+case("resize_sizes_negative", "overflow", "load", "entry -5",
      [node("Resize", ["x", "", "", "sz"], ["y"], name="resize")], X4,
      [init("sz", np.array([1, 1, -5, 5], np.int64))], feeds=FEED4)
 case("expand_shape_incompatible", "overflow", "run", "broadcast",
