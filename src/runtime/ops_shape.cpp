@@ -111,7 +111,7 @@ Outs op_Transpose(const OpContext& c) {
     check(!seen[p], c.where(), ": perm repeats axis ", p);
     seen[p] = true;
     out[d] = x.shape()[p];
-    maps[d] = iota_map(out[d], st[p]);
+    if (x.numel() > 0) maps[d] = iota_map(out[d], st[p]);  // index tables only for data (an empty x may have huge dims)
   }
   return {remap(x, out, maps)};
 }
@@ -184,6 +184,7 @@ Tensor slice_axis(const Tensor& x, int64_t axis, int64_t start, int64_t len) {
   auto st = shape_strides(x.shape());
   Shape out = x.shape();
   out[axis] = len;
+  if (shape_numel(out) == 0) return Tensor(x.dtype(), out);  // an empty result may still have huge dims
   std::vector<std::vector<int64_t>> maps(x.rank());
   for (int d = 0; d < x.rank(); ++d) maps[d] = iota_map(out[d], st[d]);
   for (auto& v : maps[axis]) v += start * st[axis];
@@ -240,7 +241,9 @@ Outs op_Slice(const OpContext& c) {
   auto st = shape_strides(x.shape());
   Shape out = x.shape();
   std::vector<std::vector<int64_t>> maps(r);
-  for (int d = 0; d < r; ++d) maps[d] = iota_map(out[d], st[d]);
+  bool tables = x.numel() > 0;  // index tables only for data: an empty x may have huge dims
+  if (tables)
+    for (int d = 0; d < r; ++d) maps[d] = iota_map(out[d], st[d]);
   for (size_t i = 0; i < axes.size(); ++i) {
     int64_t a = norm_axis(axes[i], r, c), dim = x.shape()[a], step = steps[i];
     check(step != 0, c.where(), ": step 0");
@@ -259,6 +262,7 @@ Outs op_Slice(const OpContext& c) {
     }
     int64_t n = step > 0 ? std::max<int64_t>(0, (e - s + step - 1) / step) : std::max<int64_t>(0, (s - e - step - 1) / (-step));
     out[a] = n;
+    if (!tables) continue;
     maps[a].resize(n);
     for (int64_t k = 0; k < n; ++k) maps[a][k] = (s + k * step) * st[a];
   }
@@ -275,11 +279,13 @@ Outs op_Gather(const OpContext& c) {
   Shape flat_out = x.shape();
   flat_out[axis] = (int64_t)idx.size();
   std::vector<std::vector<int64_t>> maps(r);
-  for (int d = 0; d < r; ++d) maps[d] = iota_map(flat_out[d], st[d]);
+  bool tables = x.numel() > 0;  // index tables only for data: an empty x may have huge dims
+  if (tables)
+    for (int d = 0; d < r; ++d) maps[d] = iota_map(flat_out[d], st[d]);
   for (size_t k = 0; k < idx.size(); ++k) {
     int64_t i = idx[k] < 0 ? idx[k] + dim : idx[k];
     check(i >= 0 && i < dim, c.where(), ": index ", idx[k], " out of range for axis of size ", dim);
-    maps[axis][k] = i * st[axis];
+    if (tables) maps[axis][k] = i * st[axis];
   }
   Tensor y = remap(x, flat_out, maps);
   Shape out(x.shape().begin(), x.shape().begin() + axis);
@@ -337,6 +343,7 @@ Outs op_Expand(const OpContext& c) {
   const Tensor& x = c.in(0);
   Shape out = broadcast_shapes({x.shape(), c.in(1).to_i64()}, c.where());
   check_allocation(x.dtype(), out);  // before the index maps, which are as long as the output's dims
+  if (shape_numel(out) == 0) return {Tensor(x.dtype(), out)};  // empty, however long its other dims
   return {remap(x, out, broadcast_maps(x, out))};
 }
 
@@ -351,6 +358,7 @@ Outs op_Tile(const OpContext& c) {
     out[d] = checked_mul(x.dim(d), rep[d], c.where(), ": output size of axis ", d);
   }
   check_allocation(x.dtype(), out);  // before the index maps, which are as long as the output's dims
+  if (shape_numel(out) == 0) return {Tensor(x.dtype(), out)};  // empty, however long its other dims
   std::vector<std::vector<int64_t>> maps(x.rank());
   for (int d = 0; d < x.rank(); ++d) {
     maps[d].resize(out[d]);
@@ -388,6 +396,7 @@ Outs op_Pad(const OpContext& c) {
     check(out[d] >= 0, c.where(), ": pads remove more than the whole axis ", d);
   }
   check_allocation(x.dtype(), out);  // before the index maps, which are as long as the output's dims
+  if (shape_numel(out) == 0) return {Tensor(x.dtype(), out)};  // empty, however long its other dims
   std::vector<std::vector<int64_t>> maps(r);
   for (int d = 0; d < r; ++d) {
     int64_t n = x.dim(d);

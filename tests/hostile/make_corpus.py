@@ -248,7 +248,14 @@ for op, ins, extra, attrs, shape in (
         ("TopK", ["k"], [init("k", np.array([0], np.int64))], {"axis": 1}, EMPTY),
         ("ReduceSum", [], [], {"axes": [1], "keepdims": 1}, EMPTY),
         ("MaxPool", [], [], {"kernel_shape": [1, 1]}, EMPTY4),
-        ("AveragePool", [], [], {"kernel_shape": [1, 1]}, EMPTY4)):
+        ("AveragePool", [], [], {"kernel_shape": [1, 1]}, EMPTY4),
+        ("Transpose", [], [], {"perm": [1, 0]}, EMPTY),
+        ("Slice", ["st", "en"], [init("st", np.array([0], np.int64)), init("en", np.array([1 << 40], np.int64))], {}, EMPTY),
+        ("Gather", ["gi"], [init("gi", np.array([0, 1], np.int64))], {"axis": 0}, EMPTY),
+        ("Tile", ["rp"], [init("rp", np.array([2, 1], np.int64))], {}, EMPTY),
+        ("Pad", ["pp"], [init("pp", np.array([1, 0, 1, 0], np.int64))], {}, EMPTY),
+        ("Expand", ["es"], [init("es", np.array([1, 1], np.int64))], {}, EMPTY),
+        ("Resize", ["", "rs"], [init("rs", np.array([2.0, 1.0], np.float32))], {}, EMPTY)):
     outputs = ["y"] + (["yi"] if op == "TopK" else [])
     outs = [helper.make_tensor_value_info(o, F if o == "y" else I64, None) for o in outputs]
     # The inputs are empty, so a correct kernel returns at once; the expectation is success (exit 0) in time.
