@@ -4,7 +4,8 @@
 #   config     quantization config JSON (--config)
 #   encodings  encodings JSON (--load-encodings) applied to the bundled model
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]
-# Seeds: the ONNX conformance models, the bundled models and tests/corpus/<target>/ (kept findings). A crash, a
+# Seeds: the ONNX conformance models, the bundled model, the zoo (hence -max_len 2 MiB) and tests/corpus/<target>/
+# (kept findings). A crash, a
 # sanitizer report, a leak or an input slower than 10 s stops the run; the input is saved under
 # build-fuzz/findings/<target>/ (copy it to tests/corpus/<target>/ once fixed: the fuzz_regressions tests replay it).
 set -euo pipefail
@@ -27,7 +28,7 @@ for f in /usr/share/libonnx-testdata/data/node/*/model.onnx; do
   [ -f "$f" ] || continue
   cp "$f" "$seeds/model/node_$((i++)).onnx"
 done
-cp models/fashion_cnn.onnx "$seeds/model/"
+cp models/fashion_cnn.onnx models/zoo/*.onnx "$seeds/model/"
 cp tests/corpus/model/* "$seeds/model/" 2>/dev/null || true
 cp tests/corpus/config/* "$seeds/config/" 2>/dev/null || true
 cp tests/corpus/encodings/* "$seeds/encodings/" 2>/dev/null || true
@@ -43,7 +44,7 @@ for t in "${targets[@]}"; do
   echo "== fuzz_$t for ${seconds} s"
   # -timeout: the bound for any input; -rss_limit_mb: far above the 256 MiB tensor budget the model target sets.
   if ! build-fuzz/fuzz/fuzz_$t "$work" "$seeds/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 \
-      -max_len=262144 -artifact_prefix="$findings/" -print_final_stats=1 2>build-fuzz/fuzz_$t.log; then
+      -max_len=2097152 -artifact_prefix="$findings/" -print_final_stats=1 2>build-fuzz/fuzz_$t.log; then
     echo "fuzz_$t: FINDING (see build-fuzz/fuzz_$t.log and $findings/)"
     tail -40 build-fuzz/fuzz_$t.log
     status=1
