@@ -12,8 +12,9 @@ namespace lowbit {
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
+  // Hot: numel() is called in loops. No message is built unless the shape is bad.
   for (auto d : s) {
-    check(d >= 0, "negative dimension in shape ", shape_str(s));
+    if (d < 0) fail("negative dimension in shape ", shape_str(s));
     if (__builtin_mul_overflow(n, d, &n)) fail("shape ", shape_str(s), " has more elements than int64 can count");
   }
   return n;
@@ -39,9 +40,9 @@ void check_allocation(DType dtype, const Shape& shape) {
   check(size > 0, "cannot allocate a tensor of dtype ", dtype_name(dtype));
   int64_t bytes;
   bool over = __builtin_mul_overflow(n, size, &bytes) || bytes > memory_budget();
-  check(!over, "a ", dtype_name(dtype), " tensor of shape ", shape_str(shape), " needs ",
-        human_bytes((double)n * (double)size), ", more than the memory budget of ", human_bytes((double)memory_budget()),
-        " (LOWBIT_MEMORY_LIMIT)");
+  if (over)  // the message is built only on failure: this runs for every allocation
+    fail("a ", dtype_name(dtype), " tensor of shape ", shape_str(shape), " needs ", human_bytes((double)n * (double)size),
+         ", more than the memory budget of ", human_bytes((double)memory_budget()), " (LOWBIT_MEMORY_LIMIT)");
 }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
