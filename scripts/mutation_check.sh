@@ -8,13 +8,19 @@ cd "$(dirname "$0")/.."
 
 # file | sed expression (the mutation) | gtest filter that must fail | what the mutation breaks
 mutations=(
-  "src/runtime/ops_quant.cpp|s/float r = std::nearbyint(v) + (float)zp;/float r = std::round(v) + (float)zp;/|ExportExactness.*|QuantizeLinear rounds half away from zero"
+  "src/runtime/ops_quant.cpp|s/: std::nearbyint(v) + (float)zp;/: std::round(v) + (float)zp;/|ExportExactness.*|QuantizeLinear rounds half away from zero"
   "src/runtime/executor.cpp|s/!keep.count(in)) release(in);/!keep.count(in)) (void)0;/|Executor.IntermediatesAreFreedAfterLastUse|consumed intermediates are kept"
   "src/quant/quantsim.cpp|s/if (n.op_type == \"ConvTranspose\" \&\& q.spec.granularity/if (false \&\& q.spec.granularity/|Placement.GroupedWeightsGetOneScalePerOutputChannel|grouped ConvTranspose shares scales across groups"
   "src/quant/quantsim.cpp|s/check(cfg.activations.spec.granularity == Granularity::PerTensor,/check(true,/|Placement.PerChannelActivationsAreAnErrorNamingTheConfigKey|per-channel activations accepted silently"
   "src/quant/config.cpp|s/j\[\"group_size\"\] = q.spec.group_size;/(void)0;/|Analysis.ConfigJsonRoundTrips|the config loses group_size"
   "src/quant/range.cpp|s/P\[(size_t)i - 1\] += tail\[(size_t)i\];/(void)0;/|KlRange.*|KL drops the clipped mass"
   "src/quant/quantsim.cpp|s/else if (kl.count(a.tensor)) {/else if (false) {/|Calibrate.KlRangeDoesNotDependOnBatchOrder|KL falls back to the first-pass range"
+  "src/ir/tensor_proto.cpp|s/check(d_end == real_dir.end() \&\& f_it != real_file.end(),/check(true,/|OnnxIO.ExternalDataNeverLeavesTheModelFolder|external data follows symlinks out of the model's folder"
+  "src/ir/onnx_io.cpp|s/^  validate_model(m, origin);/  (void)0;/|OnnxIO.ValidationRefusesBadConvAttributesBeforeShapeInference|models are not validated on load"
+  "src/core/tensor.cpp|s/if (__builtin_mul_overflow(n, d, \&n)) fail/if ((n *= d) \&\& false) fail/|Tensor.ShapeProductsThatOverflowInt64AreErrors|shape products wrap around"
+  "src/core/tensor.cpp|s/^  check_allocation(dtype_, shape_);/  (void)0;/|Tensor.AllocationsAboveTheMemoryBudgetAreErrors|allocations ignore the memory budget"
+  "src/ir/infer_types.cpp|s/else if (kInt64Out.count(op)) all(DType::Int64);/else if (kInt64Out.count(op)) all(DType::Int32);/|OnnxIO.InferredElementTypesMatchTheConformanceModels|Shape and ArgMax outputs typed int32"
+  "src/ir/tensor_proto.cpp|s/check(count == numel, what/count = numel; check(true, what/|OnnxIO.HugeInitializerWithoutDataIsRefusedBeforeAllocation|value count checked only after allocating"
 )
 
 red=0
