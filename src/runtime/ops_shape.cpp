@@ -200,8 +200,9 @@ Outs op_Split(const OpContext& c) {
   if (split.empty()) {
     int64_t parts = (int64_t)n;
     if (c.node.has_attr("num_outputs")) parts = c.node.attr_int("num_outputs", parts);
+    check(parts >= 1 && parts == (int64_t)n, c.where(), ": ", parts, " parts for ", n, " outputs");  // fuzz: parts 0
     int64_t each = (len + parts - 1) / parts;
-    for (int64_t i = 0; i < parts; ++i) split.push_back(std::min(each, len - i * each));
+    for (int64_t i = 0; i < parts; ++i) split.push_back(std::max<int64_t>(0, std::min(each, len - i * each)));
   }
   check(split.size() == n, c.where(), ": split has ", split.size(), " entries for ", n, " outputs");
   int64_t total = 0;
