@@ -73,7 +73,9 @@ Outs op_Reshape(const OpContext& c) {
       infer = (int64_t)i;
     } else {
       check(shape[i] >= 0, c.where(), ": invalid shape entry ", shape[i]);
-      known = checked_mul(known, shape[i], c.where(), ": target shape ", shape_str(shape));
+      // Overflow checked without building a message per entry (a shape tensor may have millions of entries).
+      if (__builtin_mul_overflow(known, shape[i], &known))
+        fail(c.where(), ": target shape ", shape_str(shape), " has more elements than int64 can count");
     }
   }
   if (infer >= 0) {
