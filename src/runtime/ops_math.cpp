@@ -216,7 +216,7 @@ Outs op_Max(const OpContext& c) { return variadic(c, [](auto a, auto b) { return
 Outs op_Min(const OpContext& c) { return variadic(c, [](auto a, auto b) { return (std::isnan((double)a) || a < b) ? a : b; }); }
 Outs op_Sum(const OpContext& c) { return variadic(c, [](auto a, auto b) { return wrap_add(a, b); }); }
 Outs op_Mean(const OpContext& c) {
-  Tensor s = variadic(c, [](auto a, auto b) { return a + b; })[0];
+  Tensor s = variadic(c, [](auto a, auto b) { return wrap_add(a, b); })[0];
   double n = (double)c.num_inputs();
   return {map_float(s, c, [&](auto x) -> decltype(x) { return (decltype(x))(x / n); })};
 }
