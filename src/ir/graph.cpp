@@ -1,6 +1,8 @@
 // Graph and Node queries.
 #include "ir/graph.h"
 
+#include <algorithm>
+#include <set>
 #include <unordered_set>
 
 namespace lowbit {
@@ -154,6 +156,39 @@ std::optional<ClampRange> clamp_range(const Graph& g, const Node& n) {
     (i == 1 ? r.lo : r.hi) = g.initializers.at(n.inputs[i]).data<float>()[0];
   }
   return r;
+}
+
+std::vector<std::string> outer_reads(const Graph& sub) {
+  std::set<std::string> defined, reads;
+  for (auto& i : sub.inputs) defined.insert(i.name);
+  for (auto& [k, _] : sub.initializers) defined.insert(k);
+  for (auto& n : sub.nodes)
+    for (auto& o : n.outputs) defined.insert(o);
+  for (auto& n : sub.nodes) {
+    for (auto& in : n.inputs)
+      if (!in.empty()) reads.insert(in);
+    for (auto& in : implicit_inputs(n)) reads.insert(in);
+  }
+  for (auto& o : sub.outputs) reads.insert(o.name);
+  std::vector<std::string> r;
+  for (auto& v : reads)
+    if (!defined.count(v)) r.push_back(v);
+  return r;
+}
+
+bool has_subgraphs(const Node& n) {
+  return std::any_of(n.attrs.begin(), n.attrs.end(), [](const Attribute& a) { return a.g || !a.graphs.empty(); });
+}
+
+std::vector<std::string> implicit_inputs(const Node& n) {
+  std::set<std::string> r;
+  for (auto& a : n.attrs) {
+    if (a.g)
+      for (auto& v : outer_reads(*a.g)) r.insert(v);
+    for (auto& g : a.graphs)
+      for (auto& v : outer_reads(*g)) r.insert(v);
+  }
+  return {r.begin(), r.end()};
 }
 
 }  // namespace lowbit

@@ -113,6 +113,14 @@ class NameAllocator {
   std::unordered_set<std::string> used_;
 };
 
+// Values a subgraph (an If branch, a Loop or Scan body) reads from enclosing scopes: names its nodes (and their
+// own subgraphs, recursively) read that it neither declares as input or initializer nor produces. Sorted.
+std::vector<std::string> outer_reads(const Graph& sub);
+// The outer values all subgraphs of node n read: its implicit inputs, beside n.inputs. Sorted, unique.
+std::vector<std::string> implicit_inputs(const Node& n);
+// True when a node carries subgraph attributes (If, Loop, Scan).
+bool has_subgraphs(const Node& n);
+
 // Bounds of an element-wise clamp y = clamp(x, lo, hi); (-inf, inf) is no clamp.
 struct ClampRange {
   float lo = -INFINITY, hi = INFINITY;

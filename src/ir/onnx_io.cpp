@@ -79,7 +79,8 @@ ValueInfo value_from_proto(const onnx::ValueInfoProto& v, const std::string& whe
   ValueInfo vi;
   vi.name = v.name();
   vi.doc = v.doc_string();
-  if (!v.has_type()) return vi;
+  // A type with no kind set (exporters write these for subgraph outputs) says nothing: an unknown tensor.
+  if (!v.has_type() || v.type().value_case() == onnx::TypeProto::VALUE_NOT_SET) return vi;
   if (!v.type().has_tensor_type())
     unsupported(where, ": value '", v.name(), "' is not a tensor (sequences, maps and optionals are not supported)");
   auto& tt = v.type().tensor_type();

@@ -8,7 +8,7 @@
 
 namespace lowbit {
 
-void topological_sort(Graph& g) {
+void topological_sort(Graph& g, const std::unordered_set<std::string>& outer) {
   std::unordered_map<std::string, int> producer;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (auto& o : g.nodes[i].outputs) {
@@ -23,12 +23,15 @@ void topological_sort(Graph& g) {
   std::vector<int> pending(n, 0);
   std::vector<std::vector<int>> users(n);
   for (size_t i = 0; i < n; ++i) {
-    for (auto& in : g.nodes[i].inputs) {
+    std::vector<std::string> reads = g.nodes[i].inputs;
+    for (auto& v : implicit_inputs(g.nodes[i])) reads.push_back(v);
+    for (auto& in : reads) {
       if (in.empty()) continue;
       auto it = producer.find(in);
       if (it == producer.end()) {
-        check(g.is_graph_input(in) || g.is_initializer(in), g.nodes[i].describe(), ": input '", in,
-              "' is not a graph input, an initializer or the output of any node");
+        check(g.is_graph_input(in) || g.is_initializer(in) || outer.count(in), g.nodes[i].describe(), ": input '",
+              in, "' is not a graph input, an initializer or the output of any node",
+              outer.empty() ? "" : " (in this or an enclosing graph)");
         continue;
       }
       users[it->second].push_back((int)i);
@@ -55,6 +58,18 @@ void topological_sort(Graph& g) {
   sorted.reserve(n);
   for (int i : order) sorted.push_back(std::move(g.nodes[i]));
   g.nodes = std::move(sorted);
+  // Subgraphs see everything this graph defines, and what its enclosing graphs define.
+  if (!std::any_of(g.nodes.begin(), g.nodes.end(), [](const Node& nd) { return has_subgraphs(nd); })) return;
+  std::unordered_set<std::string> visible = outer;
+  for (auto& i : g.inputs) visible.insert(i.name);
+  for (auto& [k, _] : g.initializers) visible.insert(k);
+  for (auto& nd : g.nodes)
+    for (auto& o : nd.outputs) visible.insert(o);
+  for (auto& nd : g.nodes)
+    for (auto& a : nd.attrs) {
+      if (a.g) topological_sort(*a.g, visible);
+      for (auto& sg : a.graphs) topological_sort(*sg, visible);
+    }
 }
 
 void replace_uses(Graph& g, const std::string& from, const std::string& to) {

@@ -1,6 +1,7 @@
 // Graph editing API and structural passes used by later transforms (quant-sim insertion, folding).
 #pragma once
 #include <functional>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,9 @@ namespace lowbit {
 // Checks that every node input is defined (graph input, initializer or an earlier node's output) and
 // that no value is produced twice; reorders nodes topologically. Throws Error naming the node on a cycle
 // or an undefined input.
-void topological_sort(Graph& g);
+// Subgraphs (If/Loop/Scan bodies) are sorted too; a node's implicit inputs (outer values its subgraphs read)
+// count as its inputs. `outer`: the values of enclosing scopes a subgraph may read.
+void topological_sort(Graph& g, const std::unordered_set<std::string>& outer = {});
 
 // Inserts `node` after the producer of `value` and rewires every consumer of `value` (nodes and graph
 // outputs) to read `new_value` instead. `node` must read `value` and write `new_value`.

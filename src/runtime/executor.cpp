@@ -1,4 +1,5 @@
-// Executor: validation, input checks, node-by-node execution with hooks, freeing values after last use.
+// Executor: validation, input checks, node-by-node execution with hooks, freeing values after last use; subgraphs
+// (If/Loop/Scan) run through the same loop in a scope chained to the node's.
 #include "runtime/executor.h"
 
 #include <algorithm>
@@ -9,18 +10,73 @@
 
 namespace lowbit {
 
-Executor::Executor(const Model& model, const OpRegistry& ops) : model_(model), ops_(ops) {
-  topological_sort(model_.graph);
-  std::map<std::string, std::string> missing;  // op type -> first node
-  for (auto& n : model_.graph.nodes) {
+// Values alive in one graph run; lookups fall through to the graph's initializers, then to the enclosing scope.
+struct Executor::Scope {
+  Scope(const Graph& graph, const Scope* enclosing) : g(graph), parent(enclosing) {}
+  const Graph& g;
+  const Scope* parent;
+  std::unordered_map<std::string, Tensor> vals;
+  int64_t live_bytes = 0;
+  RunStats st;
+
+  static int64_t bytes_of(const Tensor& t) { return t.defined() ? t.numel() * (int64_t)dtype_size(t.dtype()) : 0; }
+  const Tensor* lookup(const std::string& name) const {
+    auto it = vals.find(name);
+    if (it != vals.end()) return &it->second;
+    auto ii = g.initializers.find(name);
+    if (ii != g.initializers.end()) return &ii->second;
+    return parent ? parent->lookup(name) : nullptr;
+  }
+  void hold(const std::string& name, Tensor t) {
+    auto it = vals.find(name);
+    if (it != vals.end()) live_bytes -= bytes_of(it->second);
+    live_bytes += bytes_of(t);
+    vals[name] = std::move(t);
+    st.peak_live_values = std::max<int64_t>(st.peak_live_values, (int64_t)vals.size());
+    st.peak_live_bytes = std::max(st.peak_live_bytes, live_bytes);
+  }
+  void release(const std::string& name) {
+    auto it = vals.find(name);
+    if (it == vals.end()) return;
+    live_bytes -= bytes_of(it->second);
+    vals.erase(it);
+  }
+};
+
+class Executor::ScopeRunner : public SubgraphRunner {
+ public:
+  ScopeRunner(const Executor& ex, const Scope& scope) : ex_(ex), scope_(scope) {}
+  std::vector<Tensor> run(const Graph& body, const std::vector<Tensor>& inputs) const override {
+    return ex_.run_subgraph(body, scope_, inputs);
+  }
+
+ private:
+  const Executor& ex_;
+  const Scope& scope_;
+};
+
+void Executor::plan_graph(const Graph& g, std::map<std::string, std::string>& missing) {
+  Plan& p = plans_[&g];
+  for (auto& n : g.nodes) {
     const OpDef* d = ops_.find(n.domain, n.op_type, model_.opset(n.domain));
-    defs_.push_back(d);
+    p.defs.push_back(d);
+    p.implicit.push_back(implicit_inputs(n));
     std::string key = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
     if (!d && !missing.count(key)) {
       std::string why = ops_.find(n.domain, n.op_type, 1000) ? " (opset " + std::to_string(model_.opset(n.domain)) + " too old)" : "";
       missing[key] = "'" + (n.name.empty() ? n.outputs.at(0) : n.name) + "'" + why;
     }
+    for (auto& a : n.attrs) {
+      if (a.g) plan_graph(*a.g, missing);
+      for (auto& sg : a.graphs) plan_graph(*sg, missing);
+    }
   }
+}
+
+Executor::Executor(const Model& model, const OpRegistry& ops) : model_(model), ops_(ops) {
+  topological_sort(model_.graph);
+  std::map<std::string, std::string> missing;  // op type -> first node
+  plan_graph(model_.graph, missing);
   if (!missing.empty()) {
     std::string msg = "unsupported op" + std::string(missing.size() > 1 ? "s" : "") + ": ";
     bool first = true;
@@ -40,9 +96,9 @@ std::vector<const ValueInfo*> Executor::required_inputs() const {
 }
 
 namespace {
-void check_input(const ValueInfo& vi, const Tensor& t) {
+void check_input(const ValueInfo& vi, const Tensor& t, const std::string& what) {
   if (vi.dtype != DType::Undefined)
-    check(t.dtype() == vi.dtype, "input '", vi.name, "': expected dtype ", dtype_name(vi.dtype), ", got ",
+    check(t.dtype() == vi.dtype, what, " '", vi.name, "': expected dtype ", dtype_name(vi.dtype), ", got ",
           dtype_name(t.dtype()));
   if (!vi.has_shape) return;
   std::string expected = "[";
@@ -50,83 +106,25 @@ void check_input(const ValueInfo& vi, const Tensor& t) {
     expected += (i ? "," : "") + (vi.shape[i].fixed() ? std::to_string(vi.shape[i].value)
                                                       : (vi.shape[i].param.empty() ? "?" : vi.shape[i].param));
   expected += "]";
-  check(t.rank() == (int)vi.shape.size(), "input '", vi.name, "': expected shape ", expected, ", got ",
+  check(t.rank() == (int)vi.shape.size(), what, " '", vi.name, "': expected shape ", expected, ", got ",
         shape_str(t.shape()));
   for (size_t i = 0; i < vi.shape.size(); ++i)
-    check(!vi.shape[i].fixed() || vi.shape[i].value == t.shape()[i], "input '", vi.name, "': expected shape ",
+    check(!vi.shape[i].fixed() || vi.shape[i].value == t.shape()[i], what, " '", vi.name, "': expected shape ",
           expected, ", got ", shape_str(t.shape()));
 }
 }  // namespace
 
-TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& fetch_in, RunStats* stats) const {
-  const Graph& g = model_.graph;
-  std::unordered_map<std::string, Tensor> vals;
-  int64_t live_bytes = 0;
-  RunStats st;
-  auto bytes_of = [](const Tensor& t) { return t.defined() ? t.numel() * (int64_t)dtype_size(t.dtype()) : 0; };
-  auto hold = [&](const std::string& name, Tensor t) {
-    auto it = vals.find(name);
-    if (it != vals.end()) live_bytes -= bytes_of(it->second);
-    live_bytes += bytes_of(t);
-    vals[name] = std::move(t);
-    st.peak_live_values = std::max<int64_t>(st.peak_live_values, (int64_t)vals.size());
-    st.peak_live_bytes = std::max(st.peak_live_bytes, live_bytes);
-  };
-  auto release = [&](const std::string& name) {
-    auto it = vals.find(name);
-    if (it == vals.end()) return;
-    live_bytes -= bytes_of(it->second);
-    vals.erase(it);
-  };
-  for (auto& [k, _] : feeds)
-    check(g.is_graph_input(k), "'", k, "' is not an input of the model");
-  for (auto& vi : g.inputs) {
-    auto it = feeds.find(vi.name);
-    if (it == feeds.end()) {
-      check(g.is_initializer(vi.name), "missing value for model input '", vi.name, "'");
-      continue;
-    }
-    check_input(vi, it->second);
-    Tensor t = it->second;
-    for (auto& h : hooks_) h(nullptr, vi.name, t);
-    hold(vi.name, std::move(t));
-  }
-  std::vector<std::string> fetch = fetch_in;
-  if (fetch.empty())
-    for (auto& o : g.outputs) fetch.push_back(o.name);
-  std::set<std::string> keep(fetch.begin(), fetch.end());
-  // Nodes the fetched values depend on (all nodes when a sub-graph could read outer values implicitly).
-  std::vector<char> needed(g.nodes.size(), 1);
-  bool subgraphs = std::any_of(g.nodes.begin(), g.nodes.end(), [](const Node& n) {
-    return std::any_of(n.attrs.begin(), n.attrs.end(), [](const Attribute& a) { return a.g || !a.graphs.empty(); });
-  });
-  if (!fetch_in.empty() && !subgraphs) {
-    std::unordered_map<std::string, size_t> producer;
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      for (auto& o : g.nodes[i].outputs) producer[o] = i;
-    std::fill(needed.begin(), needed.end(), 0);
-    std::vector<std::string> work(fetch.begin(), fetch.end());
-    while (!work.empty()) {
-      auto it = producer.find(work.back());
-      work.pop_back();
-      if (it == producer.end() || needed[it->second]) continue;
-      needed[it->second] = 1;
-      for (auto& in : g.nodes[it->second].inputs) work.push_back(in);
-    }
-  }
-  // Remaining reads of each value, to free intermediates as early as possible.
+void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, const std::set<std::string>& keep,
+                    bool top) const {
+  const Plan& plan = plans_.at(&g);
+  // Remaining reads of each value (explicit and implicit), to free intermediates as early as possible.
   std::unordered_map<std::string, int> reads;
   for (size_t ni = 0; ni < g.nodes.size(); ++ni)
-    if (needed[ni])
+    if (needed[ni]) {
       for (auto& in : g.nodes[ni].inputs) ++reads[in];
-
-  auto lookup = [&](const std::string& name) -> const Tensor* {
-    auto it = vals.find(name);
-    if (it != vals.end()) return &it->second;
-    auto ii = g.initializers.find(name);
-    if (ii != g.initializers.end()) return &ii->second;
-    return nullptr;
-  };
+      for (auto& in : plan.implicit[ni]) ++reads[in];
+    }
+  ScopeRunner runner(*this, s);
   std::vector<const Tensor*> ins;
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     if (!needed[ni]) continue;
@@ -137,14 +135,14 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
         ins.push_back(nullptr);
         continue;
       }
-      const Tensor* t = lookup(in);
+      const Tensor* t = s.lookup(in);
       check(t != nullptr, n.describe(), ": input '", in, "' has no value");
       ins.push_back(t);
     }
-    OpContext ctx{n, model_.opset(n.domain), ins};
+    OpContext ctx{n, model_.opset(n.domain), ins, &runner};
     std::vector<Tensor> outs;
     try {
-      outs = defs_[ni]->compute(ctx);
+      outs = plan.defs[ni]->compute(ctx);
     } catch (const Unsupported& e) {
       std::string msg = e.what();
       if (msg.find(n.describe()) == std::string::npos) unsupported(n.describe(), ": ", msg);
@@ -156,18 +154,84 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
     }
     for (size_t k = 0; k < n.outputs.size() && k < outs.size(); ++k) {
       if (n.outputs[k].empty()) continue;
-      for (auto& h : hooks_) h(&n, n.outputs[k], outs[k]);
-      hold(n.outputs[k], std::move(outs[k]));
+      if (top)
+        for (auto& h : hooks_) h(&n, n.outputs[k], outs[k]);
+      s.hold(n.outputs[k], std::move(outs[k]));
     }
-    for (auto& in : n.inputs)
-      if (!in.empty() && --reads[in] == 0 && !keep.count(in)) release(in);
+    auto done = [&](const std::string& in) {
+      if (!in.empty() && --reads[in] == 0 && !keep.count(in)) s.release(in);
+    };
+    for (auto& in : n.inputs) done(in);
+    for (auto& in : plan.implicit[ni]) done(in);
     for (auto& o : n.outputs)  // outputs nothing reads (e.g. an unused mask) go at once
-      if (!o.empty() && reads[o] == 0 && !keep.count(o)) release(o);
+      if (!o.empty() && reads[o] == 0 && !keep.count(o)) s.release(o);
   }
-  if (stats) *stats = st;
+}
+
+std::vector<Tensor> Executor::run_subgraph(const Graph& body, const Scope& parent,
+                                           const std::vector<Tensor>& inputs) const {
+  check(inputs.size() == body.inputs.size(), "subgraph '", body.name, "' takes ", body.inputs.size(),
+        " inputs, given ", inputs.size());
+  Scope s(body, &parent);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    check_input(body.inputs[i], inputs[i], "subgraph '" + body.name + "' input");
+    s.hold(body.inputs[i].name, inputs[i]);
+  }
+  std::set<std::string> keep;
+  for (auto& o : body.outputs) keep.insert(o.name);
+  exec(body, s, std::vector<char>(body.nodes.size(), 1), keep, false);
+  std::vector<Tensor> outs;
+  for (auto& o : body.outputs) {
+    const Tensor* t = s.lookup(o.name);
+    check(t != nullptr, "subgraph '", body.name, "': output '", o.name, "' was not computed");
+    outs.push_back(*t);
+  }
+  return outs;
+}
+
+TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& fetch_in, RunStats* stats) const {
+  const Graph& g = model_.graph;
+  Scope s(g, nullptr);
+  for (auto& [k, _] : feeds)
+    check(g.is_graph_input(k), "'", k, "' is not an input of the model");
+  for (auto& vi : g.inputs) {
+    auto it = feeds.find(vi.name);
+    if (it == feeds.end()) {
+      check(g.is_initializer(vi.name), "missing value for model input '", vi.name, "'");
+      continue;
+    }
+    check_input(vi, it->second, "input");
+    Tensor t = it->second;
+    for (auto& h : hooks_) h(nullptr, vi.name, t);
+    s.hold(vi.name, std::move(t));
+  }
+  std::vector<std::string> fetch = fetch_in;
+  if (fetch.empty())
+    for (auto& o : g.outputs) fetch.push_back(o.name);
+  std::set<std::string> keep(fetch.begin(), fetch.end());
+  // Nodes the fetched values depend on, through explicit and implicit (subgraph) inputs.
+  std::vector<char> needed(g.nodes.size(), 1);
+  if (!fetch_in.empty()) {
+    const Plan& plan = plans_.at(&g);
+    std::unordered_map<std::string, size_t> producer;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      for (auto& o : g.nodes[i].outputs) producer[o] = i;
+    std::fill(needed.begin(), needed.end(), 0);
+    std::vector<std::string> work(fetch.begin(), fetch.end());
+    while (!work.empty()) {
+      auto it = producer.find(work.back());
+      work.pop_back();
+      if (it == producer.end() || needed[it->second]) continue;
+      needed[it->second] = 1;
+      for (auto& in : g.nodes[it->second].inputs) work.push_back(in);
+      for (auto& in : plan.implicit[it->second]) work.push_back(in);
+    }
+  }
+  exec(g, s, needed, keep, true);
+  if (stats) *stats = s.st;
   TensorMap result;
   for (auto& f : fetch) {
-    const Tensor* t = lookup(f);
+    const Tensor* t = s.lookup(f);
     check(t != nullptr, "requested value '", f, "' was not computed");
     result[f] = *t;
   }

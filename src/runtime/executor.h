@@ -2,6 +2,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,22 @@ class Executor {
   std::vector<const ValueInfo*> required_inputs() const;
 
  private:
+  struct Scope;
+  class ScopeRunner;
+  // Per graph (the main one and every subgraph): the kernel of each node and the outer values its subgraphs read.
+  struct Plan {
+    std::vector<const OpDef*> defs;
+    std::vector<std::vector<std::string>> implicit;
+  };
+  void plan_graph(const Graph& g, std::map<std::string, std::string>& missing);
+  // Runs the needed nodes of g in scope s. Hooks fire only for the main graph (subgraphs run in float).
+  void exec(const Graph& g, Scope& s, const std::vector<char>& needed, const std::set<std::string>& keep,
+            bool top) const;
+  std::vector<Tensor> run_subgraph(const Graph& body, const Scope& parent, const std::vector<Tensor>& inputs) const;
+
   Model model_;
   const OpRegistry& ops_;
-  std::vector<const OpDef*> defs_;  // per node
+  std::map<const Graph*, Plan> plans_;
   std::vector<ValueHook> hooks_;
 };
 

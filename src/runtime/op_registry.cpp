@@ -13,6 +13,8 @@ const OpRegistry& OpRegistry::builtin() {
     register_shape_ops(r);
     register_quant_ops(r);
     register_index_ops(r);
+    register_control_ops(r);
+    register_rnn_ops(r);
     return r;
   }();
   return reg;

@@ -8,11 +8,22 @@
 
 namespace lowbit {
 
-// What a kernel sees: the node (attributes), the opset of its domain, and its input tensors.
+// Runs a subgraph (an If branch, a Loop or Scan body) in the scope of the node being computed: the body's inputs
+// are bound to `inputs` in order, values it reads from enclosing graphs resolve to their current values, and its
+// outputs come back in order.
+class SubgraphRunner {
+ public:
+  virtual ~SubgraphRunner() = default;
+  virtual std::vector<Tensor> run(const Graph& body, const std::vector<Tensor>& inputs) const = 0;
+};
+
+// What a kernel sees: the node (attributes), the opset of its domain, and its input tensors; control-flow ops also
+// get a runner for their subgraphs (nullptr where none is available, e.g. constant folding).
 struct OpContext {
   const Node& node;
   int64_t opset;
   const std::vector<const Tensor*>& ins;
+  const SubgraphRunner* subgraphs = nullptr;
 
   size_t num_inputs() const { return ins.size(); }
   bool has(size_t i) const { return i < ins.size() && ins[i] != nullptr && ins[i]->defined(); }
@@ -56,5 +67,7 @@ void register_nn_ops(OpRegistry& r);
 void register_shape_ops(OpRegistry& r);
 void register_quant_ops(OpRegistry& r);
 void register_index_ops(OpRegistry& r);
+void register_control_ops(OpRegistry& r);
+void register_rnn_ops(OpRegistry& r);
 
 }  // namespace lowbit
