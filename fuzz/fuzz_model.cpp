@@ -39,6 +39,7 @@ bool make_input(const ValueInfo& v, Tensor* out) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // Tensors a fuzzed model may ask for stay small, so the fuzzer finds crashes rather than running out of memory.
   set_memory_budget(int64_t(256) << 20);
+  set_loop_iteration_limit(10000);  // a Loop with a huge trip count is refused, not run
   return 0;
 }
 

@@ -24,6 +24,7 @@ analysis::EvalSet load_eval_set(const DataArgs& d, const std::string& spec, int6
 int cmd_analyze(const AnalyzeArgs& a) {
   Progress clock("analyze", 0, false);
   check(!a.q.data.spec.empty(), "analyze needs calibration data: pass --data SPEC");
+  check(a.q.data.specs.size() <= 1, "analyze takes one --data (a single-input model); got ", a.q.data.specs.size());
   check(a.metric == "accuracy" || a.metric == "sqnr", "--metric '", a.metric, "': expected accuracy or sqnr");
   analysis::AnalyzeOptions opt;
   opt.metric = a.metric == "accuracy" ? analysis::Metric::Accuracy : analysis::Metric::Sqnr;

@@ -33,7 +33,8 @@ int cmd_export(const ExportArgs& a);
 
 // Where data comes from and how it is read (shared by eval and quantize).
 struct DataArgs {
-  std::string spec;
+  std::string spec;                // the first --data (eval, analyze and AdaRound take one)
+  std::vector<std::string> specs;  // every --data (quantize's calibration: one per model input)
   int64_t batch_size = 100, num_samples = -1;
   uint64_t seed = 0;
   std::string crop;  // "HxW" or "N", parsed by loader_options()
@@ -73,6 +74,7 @@ struct QuantState {
   quant::PrepareStats prep;
   quant::QuantSimPlan plan;
   std::vector<ptq::StepLog> logs;
+  std::vector<std::string> notes;  // lines for the summary (batch size forced by the model, ...)
 };
 QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg);
 

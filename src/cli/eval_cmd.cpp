@@ -64,6 +64,7 @@ data::LoaderOptions loader_options(const DataArgs& d) {
 }
 
 int cmd_eval(const EvalArgs& a) {
+  check(a.data.specs.size() <= 1, "eval takes one --data (a single-input model); got ", a.data.specs.size());
   data::DataLoader loader(a.data.spec, loader_options(a.data));
   Model m = load_onnx(a.model);
   Executor ex(m);

@@ -8,7 +8,13 @@
 namespace {
 // The data options of eval and quantize: spec, batching, subset, image preprocessing.
 void add_data_options(CLI::App* cmd, lowbit::cli::DataArgs& d, const char* spec_help, const char* subset_help) {
-  cmd->add_option("-d,--data", d.spec, spec_help);
+  cmd->add_option_function<std::vector<std::string>>(
+      "-d,--data",
+      [&d](const std::vector<std::string>& v) {
+        d.specs = v;
+        d.spec = v.empty() ? "" : v[0];
+      },
+      spec_help);
   cmd->add_option("-b,--batch-size", d.batch_size, "Samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("-n,--num-samples", d.num_samples, subset_help)->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", d.seed, "Seed for --num-samples")->capture_default_str();
@@ -26,7 +32,8 @@ const CLI::Validator kNonEmptyPath(
 
 const char* kSpecHelp =
     "Dataset spec: fashion-mnist:test, fashion-mnist:train[0:1000], idx:FILE[,labels=FILE], images:DIR[,labels=FILE], "
-    "npy:FILE[,labels=FILE]";
+    "npy:FILE[,labels=FILE]. quantize: once per model input as NAME=npy:FILE (dtype kept; a 0-d array is fed with "
+    "every batch), or npz:FILE keyed by input name, or batches:DIR of .npz batches whose shapes may differ";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -42,7 +49,7 @@ int main(int argc, char** argv) {
   cr->add_option("-i,--input", run.inputs, "NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz");
   cr->add_option("-o,--output", run.output, "Write outputs to FILE.npz (or FILE.npy for one output)")->check(kNonEmptyPath);
   lowbit::cli::ExportArgs ex;
-  auto* cx = app.add_subcommand("export", "Re-export a model through lowbit's IR (checked by the ONNX checker)");
+  auto* cx = app.add_subcommand("export", "Re-export a model through lowbit's IR (checked before it is written)");
   cx->add_option("model", ex.model, "ONNX model file")->required();
   cx->add_option("-o,--output", ex.output, "Output ONNX file")->required()->check(kNonEmptyPath);
   cx->add_flag("--fold-constants", ex.fold_constants, "Fold Shape/Gather/Concat/Unsqueeze-style constant sub-graphs");

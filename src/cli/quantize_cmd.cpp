@@ -4,8 +4,10 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "data/feeds.h"
 #include "data/loader.h"
 #include "ir/onnx_io.h"
+#include "ir/opset.h"
 #include "quant/encodings_io.h"
 #include "quant/fold_bn.h"
 #include "quant/quantsim.h"
@@ -53,7 +55,13 @@ void apply_pipeline_args(const QuantizeArgs& a, quant::QuantConfig& cfg, bool ha
 }
 
 // The first `n` samples of the calibration subset as one batch (AdaRound and empirical bias correction).
-Tensor load_samples(const DataArgs& d, int64_t n) {
+Tensor load_samples(const DataArgs& d, int64_t n, const Model& m) {
+  int inputs = 0;
+  for (auto& i : m.graph.inputs) inputs += !m.graph.is_initializer(i.name);
+  check(d.specs.size() == 1 && inputs == 1 && d.spec.find('=') == std::string::npos &&
+            d.spec.rfind("npz:", 0) != 0 && d.spec.rfind("batches:", 0) != 0,
+        "AdaRound and empirical bias correction take one --data for a single-input model (this model has ", inputs,
+        " inputs); use --no-adaround --bias-correction none, or --bias-correction analytical");
   data::LoaderOptions o = loader_options(d);
   o.num_samples = d.num_samples > 0 ? std::min(n, d.num_samples) : n;
   data::DataLoader loader(d.spec, o);
@@ -101,6 +109,14 @@ QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg) {
   Executor validate(st.original);  // names every unsupported op before any work
   Model& m = st.prepared;
   m = st.original;
+  // QDQ features that need a newer opset than the model's: the graph is converted first (and the summary says so).
+  bool per_axis = cfg.weights.spec.granularity == quant::Granularity::PerChannel && cfg.weights.spec.grid.bits <= 8 &&
+                  cfg.mode != quant::Mode::Fp16;
+  if ((per_axis || cfg.mode == quant::Mode::Dynamic) && m.opset("") < 13) {
+    auto lines = upgrade_opset(m, 13);
+    lines[0] = "converted " + lines[0] + (per_axis ? " (per-channel QDQ needs opset 13)" : " (dynamic QDQ needs opset 13)");
+    st.notes.insert(st.notes.end(), lines.begin(), lines.end());
+  }
   quant::PrepareStats& prep = st.prep;
   prep = quant::prepare_for_quantization(m);
   ptq::check_pipeline(m, pc, prep.batch_norms, have_data);
@@ -132,7 +148,7 @@ QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg) {
     if (cfg.mode != quant::Mode::Fp16) quant::compute_weight_encodings(m, plan);
     if (weight_steps) {
       Tensor samples;
-      if (have_data) samples = load_samples(a.data, pc.samples);
+      if (have_data) samples = load_samples(a.data, pc.samples, m);
       std::unique_ptr<Progress> bar;
       auto s = ptq::run_weight_steps(m, plan, pc, prep.batch_norms, samples,
                                      [&](const std::string& what, size_t done, size_t total) {
@@ -147,18 +163,17 @@ QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg) {
       check(have_data || cfg.activations.range == quant::RangeMethod::Bn,
             "static quantization needs calibration data: pass --data SPEC (or --data-free, or --range bn for "
             "BN-based ranges)");
-      std::unique_ptr<data::DataLoader> holder;
-      if (have_data) holder = std::make_unique<data::DataLoader>(a.data.spec, loader_options(a.data));
-      data::DataLoader* lp = holder.get();
+      std::unique_ptr<data::FeedLoader> lp;
+      if (have_data) {
+        std::vector<ValueInfo> inputs;
+        for (auto& i : m.graph.inputs)
+          if (!m.graph.is_initializer(i.name)) inputs.push_back(i);
+        lp = std::make_unique<data::FeedLoader>(a.data.specs, inputs, loader_options(a.data));
+        for (auto& n : lp->notes()) st.notes.push_back("calibration: " + n);
+      }
       Progress progress("calibrate", lp ? lp->size() : 0);
-      data::Batch b;
       quant::calibrate(
-          m, plan,
-          [&](Tensor& x) {
-            if (!lp || !lp->next(b)) return false;
-            x = b.x;
-            return true;
-          },
+          m, plan, quant::FeedSource([&](std::map<std::string, Tensor>& f) { return lp && lp->next(f); }),
           [&](int64_t n) { progress.update(n); }, [&] { if (lp) lp->reset(); }, prep.batch_norms);
     }
   }
@@ -198,6 +213,7 @@ int cmd_quantize(const QuantizeArgs& a) {
     std::printf("  %s (%.1f s):\n", l.name.c_str(), l.seconds);
     for (auto& line : l.lines) std::printf("    %s\n", line.c_str());
   }
+  for (auto& n : st.notes) std::printf("  %s\n", n.c_str());
   if (cfg.int32_bias) std::printf("  int32 biases:            %d\n", int32_biases);
   std::printf("  model size:              %.1f KiB -> %.1f KiB\n", before / 1024.0, after / 1024.0);
   if (!a.save_encodings.empty()) std::printf("  encodings:               %s\n", a.save_encodings.c_str());

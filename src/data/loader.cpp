@@ -94,18 +94,21 @@ DataLoader::DataLoader(const std::string& spec, const LoaderOptions& opt) : spec
   check(e > b, "data spec '", spec, "' selects no samples (", n, " records, range [", b, ":", e, "))");
   indices_.resize((size_t)(e - b));
   for (int64_t i = b; i < e; ++i) indices_[(size_t)(i - b)] = i;
-  if (opt.num_samples >= 0 && opt.num_samples < (int64_t)indices_.size()) {
-    check(opt.num_samples > 0, "--num-samples must be positive");
-    // Seeded sample without replacement (partial Fisher-Yates), then back to file order for streaming.
-    std::mt19937_64 rng(opt.seed);
-    for (int64_t i = 0; i < opt.num_samples; ++i) {
-      std::uniform_int_distribution<int64_t> pick(i, (int64_t)indices_.size() - 1);
-      std::swap(indices_[(size_t)i], indices_[(size_t)pick(rng)]);
-    }
-    indices_.resize((size_t)opt.num_samples);
-    std::sort(indices_.begin(), indices_.end());
-  }
+  select_records(indices_, opt.num_samples, opt.seed);
   reset();
+}
+
+void select_records(std::vector<int64_t>& indices, int64_t num_samples, uint64_t seed) {
+  if (num_samples < 0 || num_samples >= (int64_t)indices.size()) return;
+  check(num_samples > 0, "--num-samples must be positive");
+  // Seeded sample without replacement (partial Fisher-Yates), then back to file order for streaming.
+  std::mt19937_64 rng(seed);
+  for (int64_t i = 0; i < num_samples; ++i) {
+    std::uniform_int_distribution<int64_t> pick(i, (int64_t)indices.size() - 1);
+    std::swap(indices[(size_t)i], indices[(size_t)pick(rng)]);
+  }
+  indices.resize((size_t)num_samples);
+  std::sort(indices.begin(), indices.end());
 }
 
 void DataLoader::reset() {

@@ -59,6 +59,10 @@ class DataLoader {
   std::vector<std::pair<std::vector<float>, int64_t>> buffer_;
 };
 
+// Seeded choice of num_samples of the records in `indices` (partial Fisher-Yates), back in ascending order; all of
+// them when num_samples < 0 or covers them. The DataLoader and the FeedLoader pick the same records.
+void select_records(std::vector<int64_t>& indices, int64_t num_samples, uint64_t seed);
+
 // Every remaining batch of the loader as one batch (labels kept only when every sample has one).
 Batch read_all(DataLoader& loader);
 

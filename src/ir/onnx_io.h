@@ -22,7 +22,7 @@ struct SaveOptions {
   // Initializers of at least this many bytes go to an external data file "<model file>.data".
   // 0 means: only when the model would not fit a 2 GB protobuf.
   size_t external_threshold = 0;
-  bool run_checker = true;  // validate with the ONNX checker before writing
+  bool run_checker = true;  // check versions, attributes and graph structure (lowbit's own checks) before writing
 };
 
 // Writes atomically (temporary file + rename): on any failure the destination is left untouched.

@@ -210,6 +210,7 @@ class Validator {
   }
 
   void node(const Node& n) {
+    if (n.op_type.empty()) bad(n, "the node has no op type");
     if (!n.domain.empty()) return;
     for (auto& a : n.attrs)
       for (auto& sub : a.graphs) graph(*sub);

@@ -252,6 +252,23 @@ std::optional<std::pair<float, float>> bn_range(const Graph& g, const std::strin
 
 void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, const std::function<void(int64_t)>& progress,
                const std::function<void()>& rewind, const std::map<std::string, BnParams>& batch_norms) {
+  std::vector<std::string> req;
+  for (auto& i : m.graph.inputs)
+    if (!m.graph.is_initializer(i.name)) req.push_back(i.name);
+  check(req.size() == 1, "calibration from single tensors needs a model with one input, this one has ", req.size(),
+        " (feed each input by name)");
+  Tensor batch;
+  FeedSource feeds = [&](std::map<std::string, Tensor>& f) {
+    if (!next(batch)) return false;
+    f.clear();
+    f[req[0]] = batch;
+    return true;
+  };
+  calibrate(m, plan, feeds, progress, rewind, batch_norms);
+}
+
+void calibrate(const Model& m, QuantSimPlan& plan, const FeedSource& next, const std::function<void(int64_t)>& progress,
+               const std::function<void()>& rewind, const std::map<std::string, BnParams>& batch_norms) {
   std::map<std::string, size_t> index;
   std::vector<Observer> obs;
   for (size_t i = 0; i < plan.acts.size(); ++i)
@@ -265,8 +282,6 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
   for (auto& a : plan.acts)
     if (!a.dynamic && (a.q.range != RangeMethod::Bn || !bn_range(m.graph, a.tensor, batch_norms))) uncovered.push_back(a.tensor);
   Executor ex(m);
-  auto req = ex.required_inputs();
-  check(req.size() == 1, "calibration needs a model with one input, this one has ", req.size());
   int64_t batch_no = 0, samples = 0;
   ex.add_hook([&](const Node*, const std::string& name, Tensor& v) {
     auto it = index.find(name);
@@ -277,10 +292,16 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
             " in batch ", batch_no, " (samples ", samples, " onwards)");
     obs[it->second].observe(p, v.numel());
   });
-  Tensor batch;
+  std::map<std::string, Tensor> batch;
   while (next(batch)) {
-    ex.run({{req[0]->name, batch}});
-    samples += batch.rank() ? batch.dim(0) : 1;
+    ex.run(batch);
+    int64_t rows = 1;
+    for (auto& [_, t] : batch)
+      if (t.rank() > 0) {
+        rows = t.dim(0);
+        break;
+      }
+    samples += rows;
     ++batch_no;
     if (progress) progress(samples);
   }
@@ -320,7 +341,7 @@ void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, cons
             "; it needs [batch, classes] logits");
       it->second.add(v.data<float>(), v.dim(0), v.dim(1));
     });
-    while (next(batch)) ex2.run({{req[0]->name, batch}});
+    while (next(batch)) ex2.run(batch);
   }
   for (auto& a : plan.acts) {
     if (a.dynamic) continue;

@@ -55,6 +55,12 @@ using BatchSource = std::function<bool(Tensor& batch)>;
 void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next,
                const std::function<void(int64_t samples)>& progress = {}, const std::function<void()>& rewind = {},
                const std::map<std::string, BnParams>& batch_norms = {});
+// The same for any model: each batch feeds every required input by name (multi-input models, integer inputs,
+// batches whose shapes differ; ranges are shared across all batches).
+using FeedSource = std::function<bool(std::map<std::string, Tensor>& feeds)>;
+void calibrate(const Model& m, QuantSimPlan& plan, const FeedSource& next,
+               const std::function<void(int64_t samples)>& progress = {}, const std::function<void()>& rewind = {},
+               const std::map<std::string, BnParams>& batch_norms = {});
 
 // Weight encodings from the weights themselves (min-max or MSE per slice).
 void compute_weight_encodings(const Model& m, QuantSimPlan& plan);

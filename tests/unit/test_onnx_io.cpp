@@ -124,7 +124,7 @@ TEST(OnnxIO, FailedSaveLeavesExistingFileUntouched) {
   save_onnx(good, (dir / "m.onnx").string());
   std::string before = read_file((dir / "m.onnx").string());
   Model bad = good;
-  bad.graph.nodes[0].op_type = "";  // the ONNX checker rejects a node without an op type
+  bad.graph.nodes[0].op_type = "";  // lowbit's export check rejects a node without an op type
   EXPECT_THROW(save_onnx(bad, (dir / "m.onnx").string()), Error);
   EXPECT_EQ(read_file((dir / "m.onnx").string()), before);
   EXPECT_THROW(save_onnx(good, (dir / "no_such_dir" / "m.onnx").string()), Error);
