@@ -1,5 +1,6 @@
 // lowbit quantize: FP32 ONNX model + calibration data -> simulated (QDQ) quantized ONNX model.
 #include <cstring>
+#include <functional>
 #include <filesystem>
 
 #include "cli/commands.h"
@@ -118,6 +119,18 @@ QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg) {
     st.notes.insert(st.notes.end(), lines.begin(), lines.end());
   }
   quant::PrepareStats& prep = st.prep;
+  // Subgraphs (If/Loop/Scan bodies) are not quantized: say how much of the model that leaves in float.
+  std::function<int(const Graph&)> count_sub = [&](const Graph& g) {
+    int k = 0;
+    for (auto& n : g.nodes)
+      for (auto& a : n.attrs) {
+        if (a.g) k += (int)a.g->nodes.size() + count_sub(*a.g);
+        for (auto& sg : a.graphs) k += (int)sg->nodes.size() + count_sub(*sg);
+      }
+    return k;
+  };
+  if (int k = count_sub(m.graph))
+    st.notes.push_back("left in float: " + std::to_string(k) + " nodes inside If/Loop/Scan subgraphs (lowbit quantizes the main graph only)");
   prep = quant::prepare_for_quantization(m);
   ptq::check_pipeline(m, pc, prep.batch_norms, have_data);
   std::vector<ptq::StepLog>& logs = st.logs;

@@ -68,13 +68,20 @@ FeedLoader::FeedLoader(const std::vector<std::string>& specs, const std::vector<
   // The batch size a fixed leading dimension forces.
   int64_t fixed = -1;
   std::string fixed_by;
-  for (auto& in : inputs)
-    if (in.has_shape && !in.shape.empty() && in.shape[0].fixed()) {
-      check(fixed < 0 || fixed == in.shape[0].value, "inputs '", fixed_by, "' and '", in.name,
-            "' fix different batch sizes (", fixed, " and ", in.shape[0].value, ")");
-      fixed = in.shape[0].value, fixed_by = in.name;
+  // Only when every input with a leading dimension fixes it, and to the same value: a model whose other inputs
+  // have a symbolic leading dimension (Silero's state is [2, batch, 128]) has a dynamic batch.
+  bool all_fixed = true;
+  for (auto& in : inputs) {
+    if (!in.has_shape || in.shape.empty()) continue;
+    if (!in.shape[0].fixed() || (fixed >= 0 && fixed != in.shape[0].value)) {
+      all_fixed = false;
+      break;
     }
-  if (fixed > 0 && fixed != opt_.batch_size) {
+    fixed = in.shape[0].value, fixed_by = in.name;
+  }
+  if (!all_fixed) fixed = -1;
+  bool batch_files = specs.size() == 1 && specs[0].rfind("batches:", 0) == 0;  // batches as they are
+  if (fixed > 0 && fixed != opt_.batch_size && !batch_files) {
     notes_.push_back("batch size " + std::to_string(fixed) + ": input '" + fixed_by + "' has a fixed batch dimension");
     opt_.batch_size = fixed;
   }
@@ -166,6 +173,7 @@ FeedLoader::FeedLoader(const std::vector<std::string>& specs, const std::vector<
   }
   check(n != 0, "--data: the data holds no samples");
   size_ = n < 0 ? 1 : n;
+  fixed_batch_ = fixed > 0;
   if (fixed > 0 && n > 0 && n % fixed)
     notes_.push_back(std::to_string(n % fixed) + " trailing samples dropped (the model's batch size is " +
                      std::to_string(fixed) + ")");
@@ -199,10 +207,7 @@ bool FeedLoader::next(Feeds& feeds) {
   } else {
     int64_t left = size_ - cursor_;
     if (left <= 0) return false;
-    bool fixed = opt_.batch_size != bs || std::any_of(inputs_.begin(), inputs_.end(), [](const ValueInfo& in) {
-      return in.has_shape && !in.shape.empty() && in.shape[0].fixed();
-    });
-    if (fixed && left < bs) return false;  // a model with a fixed batch takes only full batches
+    if (fixed_batch_ && left < bs) return false;  // a model with a fixed batch takes only full batches
     bs = std::min(bs, left);
   }
   for (auto& c : cols_) {

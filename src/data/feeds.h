@@ -8,7 +8,7 @@
 //   batches:DIR       each DIR/*.npz (sorted by name) is one batch, fed as it is: shapes may differ between
 //                     batches (OCR crops of different widths), ranges are shared across them
 // Every required input must be covered exactly once; names, dtypes and row counts are checked here (shapes by
-// the executor when it runs). An input whose batch dimension is fixed (e.g. [1,3,640,640]) sets the batch size.
+// the executor when it runs). A model whose inputs all fix their leading dimension (e.g. [1,3,640,640]) sets the batch size.
 #pragma once
 #include <map>
 #include <memory>
@@ -43,6 +43,7 @@ class FeedLoader {
   std::vector<ValueInfo> inputs_;
   size_t file_cursor_ = 0;
   int64_t size_ = 0, cursor_ = 0;
+  bool fixed_batch_ = false;  // the model fixes the batch size: only full batches
   LoaderOptions opt_;
   std::vector<std::string> notes_;
 };
