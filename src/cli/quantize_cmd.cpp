@@ -191,6 +191,9 @@ QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg) {
     }
   }
   if (cfg.concat_shared_scale && a.load_encodings.empty()) quant::share_concat_encodings(m, plan);
+  else if (a.load_encodings.empty() && cfg.mode == quant::Mode::Static)
+    for (auto& l : quant::relax_mixed_range_output_concats(m, plan))
+      st.notes.push_back("output Concat left unquantized (its inputs' ranges differ too much for one grid): " + l);
   return st;
 }
 

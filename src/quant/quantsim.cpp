@@ -513,6 +513,36 @@ const Encoding* input_encoding(const Graph& g, const QuantSimPlan& plan, std::st
 }
 }  // namespace
 
+std::vector<std::string> relax_mixed_range_output_concats(const Model& m, QuantSimPlan& plan, float max_ratio) {
+  const Graph& g = m.graph;
+  std::vector<std::string> lines;
+  for (auto& n : g.nodes) {
+    if (n.op_type != "Concat" || n.outputs.empty() || !g.is_graph_output(n.outputs[0]) ||
+        !g.consumers(n.outputs[0]).empty())
+      continue;
+    auto own = std::find_if(plan.acts.begin(), plan.acts.end(),
+                            [&](const ActQuantizer& a) { return a.tensor == n.outputs[0] && !a.dynamic; });
+    if (own == plan.acts.end()) continue;
+    float lo = INFINITY, hi = 0;
+    bool all = !n.inputs.empty();
+    for (auto& in : n.inputs) {
+      const Encoding* e = input_encoding(g, plan, in);
+      if (!e || e->scale.size() != 1) {
+        all = false;
+        break;
+      }
+      lo = std::min(lo, e->scale[0]), hi = std::max(hi, e->scale[0]);
+    }
+    if (!all || !(lo > 0) || hi <= max_ratio * lo) continue;
+    plan.acts.erase(own);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "'%s': input scales %.3g and %.3g", n.name.empty() ? n.outputs[0].c_str() : n.name.c_str(),
+                  hi, lo);
+    lines.push_back(buf);
+  }
+  return lines;
+}
+
 Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mode, bool int32_bias, int* int32_biases) {
   Model m = src;
   Graph& g = m.graph;

@@ -65,6 +65,12 @@ void calibrate(const Model& m, QuantSimPlan& plan, const FeedSource& next,
 // Weight encodings from the weights themselves (min-max or MSE per slice).
 void compute_weight_encodings(const Model& m, QuantSimPlan& plan);
 
+// A Concat whose output is a model output (nothing reads it) and whose inputs are all quantized with scales more
+// than `max_ratio` apart gets no output quantizer: one int8 grid over [0, 640] box coordinates and [0, 1] class
+// scores (YOLO heads) rounds every score to zero. Its inputs keep their own grids. Call after calibrate(). Returns
+// one line per Concat relaxed ("'name': input scales 2.5 and 0.0039").
+std::vector<std::string> relax_mixed_range_output_concats(const Model& m, QuantSimPlan& plan, float max_ratio = 16.f);
+
 // Concat inputs take the Concat output's encoding (targets that force one scale on all Concat inputs, so the
 // Concat needs no requantization). Call after calibrate().
 void share_concat_encodings(const Model& m, QuantSimPlan& plan);

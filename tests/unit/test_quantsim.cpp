@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "ir/infer_types.h"
 #include "ir/passes.h"
 #include "quant/fold_bn.h"
 #include "ir/onnx_io.h"
@@ -506,4 +507,50 @@ TEST(Placement, DecomposedLayerNormAndGeluQuantizeOnlyTheirOutputs) {
   auto acts = act_tensors(plan_quantizers(typed(b.build()), default_config()));
   for (auto& t : {m, d, p, v, ve, s, n, sc, a, e, e1, g1}) EXPECT_FALSE(acts.count(t)) << t;
   for (auto& t : {std::string("x"), ln, h, y}) EXPECT_TRUE(acts.count(t)) << t;
+}
+
+// A YOLO-style head: box coordinates in [0, 640] and class scores in [0, 1] concatenated into the model output.
+// One int8 grid over both rounds every score to zero; the relaxed Concat keeps each input on its own grid.
+TEST(QuantSim, OutputConcatOfMixedRangesKeepsItsInputsGrids) {
+  auto head = [](float box_scale) {
+    GraphBuilder b(13);
+    std::string x = b.input("x", DType::Float32, {16, 8});
+    b.initializer("k", Tensor::scalar<float>(box_scale));
+    std::string box = b.node("Mul", {x, "k"});
+    std::string score = b.node("Sigmoid", {x});
+    b.output(b.node("Concat", {box, score}, {attr_int("axis", 1)}));
+    Model m = b.build();
+    infer_value_types(m.graph);  // as loading does: quantizers go on float values
+    return m;
+  };
+  Tensor x = random_tensor({16, 8}, 5, -6.f, 6.f);
+  for (float box_scale : {640.f, 1.f}) {
+    Model m = head(box_scale);
+    QuantSimPlan p = plan_quantizers(m, default_config());
+    calibrate(m, p, one_batch(x));
+    auto lines = relax_mixed_range_output_concats(m, p);
+    std::string out = m.graph.outputs[0].name;
+    bool quantized = std::any_of(p.acts.begin(), p.acts.end(), [&](auto& a) { return a.tensor == out; });
+    // Scales 640/255*2 vs 1/255: relaxed; equal ranges (box_scale 1 gives [-6, 6] vs [0, 1]): left alone.
+    EXPECT_EQ(lines.size(), box_scale > 1 ? 1u : 0u);
+    EXPECT_EQ(quantized, box_scale == 1.f);
+    if (box_scale == 1.f) continue;
+    Model q = build_quantized_model(m, p, Mode::Static, false, nullptr);
+    Tensor y = Executor(q).run({{"x", x}}).begin()->second;
+    Tensor ref = Executor(m).run({{"x", x}}).begin()->second;
+    // The score half keeps its own grid: error <= sigmoid's slope (1/4) x half the input step + half the score
+    // step (together ~0.008), where the box grid's step (~30) would lose the scores entirely.
+    float x_step = 0, score_step = 0;
+    for (auto& a : p.acts) {
+      if (a.tensor == "x") x_step = a.enc.scale[0];
+      if (a.tensor == m.graph.nodes[1].outputs[0]) score_step = a.enc.scale[0];
+    }
+    ASSERT_GT(x_step, 0);
+    ASSERT_GT(score_step, 0);
+    float worst = 0;
+    for (int64_t r = 0; r < 16; ++r)
+      for (int64_t c = 8; c < 16; ++c)
+        worst = std::max(worst, std::fabs(y.data<float>()[r * 16 + c] - ref.data<float>()[r * 16 + c]));
+    EXPECT_LE(worst, 0.25f * x_step / 2 + score_step / 2 + 1e-6f) << "scores lost their own grid";
+  }
 }
