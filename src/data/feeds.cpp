@@ -110,6 +110,7 @@ FeedLoader::FeedLoader(const std::vector<std::string>& specs, const std::vector<
         check_dtype(find_input(inputs, k, spec), t.dtype(), spec + " [" + k + "]");
         c->origin = spec + " [" + k + "]";
         c->array = t;
+        for (int64_t i = 0; t.rank() > 0 && i < t.dim(0); ++i) c->rows.push_back(i);
         cols_.push_back(std::move(c));
       }
       continue;

@@ -169,5 +169,43 @@ TEST(FeedLoader, NamedInputsScalarsAndFixedBatch) {
   fs::remove_all(dir);
 }
 
+// batches:DIR feeds each file as it is (different widths per batch); npz:FILE splits arrays keyed by input name.
+TEST(FeedLoader, BatchFoldersAndNpz) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / "lowbit_feeds_batches";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "b");
+  ValueInfo x;
+  x.name = "x", x.dtype = DType::Float32, x.has_shape = true;
+  x.shape.resize(2);  // [N, W], both symbolic
+  save_npz((dir / "b" / "0.npz").string(), {{"x", random_tensor({2, 160}, 1)}});
+  save_npz((dir / "b" / "1.npz").string(), {{"x", random_tensor({3, 320}, 2)}});
+  data::LoaderOptions o;
+  data::FeedLoader fl({"batches:" + (dir / "b").string()}, {x}, o);
+  EXPECT_EQ(fl.size(), 5);
+  data::Feeds f;
+  std::vector<Shape> shapes;
+  while (fl.next(f)) shapes.push_back(f.at("x").shape());
+  EXPECT_EQ(shapes, (std::vector<Shape>{{2, 160}, {3, 320}}));
+  fl.reset();
+  ASSERT_TRUE(fl.next(f));
+  EXPECT_EQ(f.at("x").shape(), (Shape{2, 160}));
+  // A batch file without the model's input is refused up front, naming the file and the input.
+  save_npz((dir / "b" / "2.npz").string(), {{"y", random_tensor({1, 4}, 3)}});
+  try {
+    data::FeedLoader bad({"batches:" + (dir / "b").string()}, {x}, o);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2.npz"), std::string::npos) << e.what();
+  }
+  save_npz((dir / "all.npz").string(), {{"x", random_tensor({7, 5}, 4)}});
+  o.batch_size = 3;
+  data::FeedLoader nz({"npz:" + (dir / "all.npz").string()}, {x}, o);
+  std::vector<int64_t> rows;
+  while (nz.next(f)) rows.push_back(f.at("x").dim(0));
+  EXPECT_EQ(rows, (std::vector<int64_t>{3, 3, 1}));
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace lowbit
