@@ -67,7 +67,7 @@ std::atomic<int64_t> g_loop_limit{0};
 
 int64_t loop_iteration_limit() {
   int64_t v = g_loop_limit.load();
-  return v > 0 ? v : 10'000'000;
+  return v > 0 ? v : 1'000'000;
 }
 void set_loop_iteration_limit(int64_t n) { g_loop_limit.store(n > 0 ? n : 0); }
 

@@ -38,8 +38,8 @@ void set_memory_budget(int64_t bytes);  // <= 0 restores the default
 // "4.0 GiB"
 std::string human_bytes(double bytes);
 
-// Most iterations one Loop or Scan node may run (default 10^7): a model whose loop would run longer is refused
-// with an error instead of running for hours. The fuzzers set a small limit.
+// Most iterations one Loop or Scan node may run (default 10^6: a few seconds for a trivial body). A model whose
+// loop would run longer is refused with an error instead of running for hours. The fuzzers set a small limit.
 int64_t loop_iteration_limit();
 void set_loop_iteration_limit(int64_t n);  // <= 0 restores the default
 

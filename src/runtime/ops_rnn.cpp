@@ -144,6 +144,8 @@ Outs run_recurrent(const OpContext& c, Cell cell) {
       check(len[i] >= 0 && len[i] <= seq, c.where(), ": sequence_lens[", i, "] = ", len[i], " outside [0, ", seq, "]");
     }
 
+  // The scratch below is seq x batch x gates x hidden floats: within the memory budget before it is allocated.
+  check_allocation(DType::Float32, {seq, batch, gh});
   Tensor y(DType::Float32, {seq, dirs, batch, hs});
   Tensor yh(DType::Float32, {dirs, batch, hs}), yc(DType::Float32, {dirs, batch, hs});
   std::fill_n(y.data<float>(), y.numel(), 0.f);
