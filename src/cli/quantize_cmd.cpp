@@ -1,6 +1,7 @@
 // lowbit quantize: FP32 ONNX model + calibration data -> simulated (QDQ) quantized ONNX model.
 #include <cstring>
 #include <functional>
+#include <map>
 #include <filesystem>
 
 #include "cli/commands.h"
@@ -129,6 +130,11 @@ QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg) {
       }
     return k;
   };
+  int recurrent = 0;
+  for (auto& n : m.graph.nodes) recurrent += n.op_type == "LSTM" || n.op_type == "GRU" || n.op_type == "RNN";
+  if (recurrent)
+    st.notes.push_back("left in float: the weights and recurrent state of " + std::to_string(recurrent) +
+                       " LSTM/GRU/RNN node(s) (their inputs and outputs are quantized)");
   if (int k = count_sub(m.graph))
     st.notes.push_back("left in float: " + std::to_string(k) + " nodes inside If/Loop/Scan subgraphs (lowbit quantizes the main graph only)");
   prep = quant::prepare_for_quantization(m);
@@ -230,6 +236,16 @@ int cmd_quantize(const QuantizeArgs& a) {
     for (auto& line : l.lines) std::printf("    %s\n", line.c_str());
   }
   for (auto& n : st.notes) std::printf("  %s\n", n.c_str());
+  if (cfg.mode == quant::Mode::Static) {
+    // Which ops compute in float in the exported model, by type (recurrent layers, control flow, uncovered ops).
+    std::map<std::string, int> by_type;
+    for (auto& f : quant::float_ops(m, plan)) ++by_type[f.substr(0, f.find(' '))];
+    if (!by_type.empty()) {
+      std::string list;
+      for (auto& [op, k] : by_type) list += (list.empty() ? "" : ", ") + std::to_string(k) + " " + op;
+      std::printf("  ops left in float:       %s (--strict lists them)\n", list.c_str());
+    }
+  }
   if (cfg.int32_bias) std::printf("  int32 biases:            %d\n", int32_biases);
   std::printf("  model size:              %.1f KiB -> %.1f KiB\n", before / 1024.0, after / 1024.0);
   if (!a.save_encodings.empty()) std::printf("  encodings:               %s\n", a.save_encodings.c_str());

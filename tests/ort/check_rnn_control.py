@@ -179,6 +179,43 @@ def control_flow():
     return models
 
 
+def check_quantize(tmp):
+    """`lowbit quantize` with one --data per input (float rows, a 0-d bool), and with a folder of batches; the
+    summary names what stays float; ORT runs both exported models."""
+    name, m, _ = control_flow()[0]  # If reading outer values: inputs x0 [3, 4] float, c bool scalar
+    # The If model has a fixed [3, 4] input: rows of 3.
+    path = os.path.join(tmp, "q_if.onnx")
+    onnx.save(m, path)
+    np.save(os.path.join(tmp, "x0.npy"), f32(3, 4))
+    np.save(os.path.join(tmp, "c.npy"), np.array(True))
+    out = os.path.join(tmp, "q_if.qdq.onnx")
+    r = subprocess.run([sys.argv[1], "quantize", path, "--data", f"x0=npy:{tmp}/x0.npy", "--data", f"c=npy:{tmp}/c.npy",
+                        "-o", out], capture_output=True, text=True)
+    ok = r.returncode == 0 and "inside If/Loop/Scan subgraphs" in r.stdout
+    if ok:
+        ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"x0": f32(3, 4), "c": np.array(False)})
+    print("ok  " if ok else "FAIL", "quantize multi-input (float + 0-d bool) with an If")
+    if not ok:
+        failures.append(f"quantize multi-input: {r.stderr.strip()} {r.stdout.strip()}")
+    m, feeds = recurrent("LSTM", 4, "bidirectional", seq_lens=True, init=True)
+    path = os.path.join(tmp, "q_lstm.onnx")
+    onnx.save(m, path)
+    bdir = os.path.join(tmp, "lstm_batches")
+    os.makedirs(bdir, exist_ok=True)
+    for i in range(3):
+        _, fb = recurrent("LSTM", 4, "bidirectional", seq_lens=True, init=True)
+        np.savez(os.path.join(bdir, f"{i}.npz"), **fb)
+    out = os.path.join(tmp, "q_lstm.qdq.onnx")
+    r = subprocess.run([sys.argv[1], "quantize", path, "--data", f"batches:{bdir}", "-o", out], capture_output=True,
+                       text=True)
+    ok = r.returncode == 0 and "LSTM/GRU/RNN" in r.stdout
+    if ok:
+        ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, feeds)
+    print("ok  " if ok else "FAIL", "quantize an LSTM model from a folder of batches")
+    if not ok:
+        failures.append(f"quantize lstm: {r.stderr.strip()} {r.stdout.strip()}")
+
+
 def main():
     cases = {
         "rnn_bidir_lens": recurrent("RNN", 1, "bidirectional", seq_lens=True, init=True),
@@ -197,6 +234,7 @@ def main():
             check(name, m, feeds, tmp)
         for name, m, feeds in control_flow():
             check(name, m, feeds, tmp)
+        check_quantize(tmp)
     for f in failures:
         print("FAIL", f)
     print(f"rnn/control flow vs ORT: {len(failures)} failure(s)")
