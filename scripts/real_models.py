@@ -219,11 +219,11 @@ class Reader:  # ORT's CalibrationDataReader protocol
         pass
 
 
-def ort_quantize(model, batches, out):
+def ort_quantize(model, batches, out, weight_bits=8):
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     t0 = time.time()
     quantize_static(model, out, Reader(batches), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8 if weight_bits == 8 else QuantType.QInt4)
     return time.time() - t0
 
 
@@ -360,12 +360,16 @@ def run_case(name, model, calib, test, metric):
     except RuntimeError as e:
         row["fp32"] = f"fails: {e}"
     calib_dir = write_batches(base, calib)
-    for tool in ("lowbit", "ort"):
+    for tool in ("lowbit", "ort", "lowbit4", "ort4"):
         qpath = os.path.join(WORK, f"{base}.{tool}.qdq.onnx")
         try:
             if tool == "lowbit":
                 secs, notes = lowbit_quantize(model, calib_dir, qpath)
                 row["notes"] = "; ".join(notes)
+            elif tool == "lowbit4":
+                secs, _ = lowbit_quantize(model, calib_dir, qpath, ["--weights", "w4", "--pipeline", "standard"])
+            elif tool == "ort4":
+                secs = ort_quantize(model, calib, qpath, 4)
             else:
                 secs = ort_quantize(model, calib, qpath)
             q = ort_session(qpath, True).run(None, test)
@@ -405,6 +409,15 @@ def main():
         "| model | FP32 vs ORT | vs float64 (lowbit / ORT) | task metric | lowbit SQNR | lowbit task | lowbit s | ORT SQNR | ORT task | ORT s |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+    w4 = [
+        "",
+        "W4A8: lowbit `--weights w4 --pipeline standard` (CLE, MSE weight ranges, AdaRound on the calibration batches",
+        "of the first batch's shape, MSE/cross-entropy activation ranges) vs ORT `quantize_static` with QInt4 weights",
+        "(per channel, min-max) and QInt8 activations.",
+        "",
+        "| model | task metric | lowbit SQNR | lowbit task | lowbit s | ORT SQNR | ORT task | ORT s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
 
     def cells(v):
         if isinstance(v, tuple):
@@ -414,6 +427,10 @@ def main():
     for r in rows:
         lines.append("| " + " | ".join([r["model"], r.get("fp32", ""), r.get("f64", ""), r.get("metric", "")] + cells(r.get("lowbit", "-"))
                                        + cells(r.get("ort", "-"))) + " |")
+    for r in rows:
+        w4.append("| " + " | ".join([r["model"], r.get("metric", "")] + cells(r.get("lowbit4", "-"))
+                                    + cells(r.get("ort4", "-"))) + " |")
+    lines += w4
     lines += ["", "lowbit's notes per model (from its quantize summary):", ""]
     for r in rows:
         if r.get("notes"):

@@ -58,16 +58,37 @@ void apply_pipeline_args(const QuantizeArgs& a, quant::QuantConfig& cfg, bool ha
 
 // The first `n` samples of the calibration subset as one batch (AdaRound and empirical bias correction).
 Tensor load_samples(const DataArgs& d, int64_t n, const Model& m) {
-  int inputs = 0;
-  for (auto& i : m.graph.inputs) inputs += !m.graph.is_initializer(i.name);
-  check(d.specs.size() == 1 && inputs == 1 && d.spec.find('=') == std::string::npos &&
-            d.spec.rfind("npz:", 0) != 0 && d.spec.rfind("batches:", 0) != 0,
-        "AdaRound and empirical bias correction take one --data for a single-input model (this model has ", inputs,
-        " inputs); use --no-adaround --bias-correction none, or --bias-correction analytical");
+  std::vector<ValueInfo> inputs;
+  for (auto& i : m.graph.inputs)
+    if (!m.graph.is_initializer(i.name)) inputs.push_back(i);
+  check(inputs.size() == 1, "AdaRound and empirical bias correction need a single-input model (this one has ",
+        inputs.size(), " inputs); use --no-adaround --bias-correction none, or --bias-correction analytical");
   data::LoaderOptions o = loader_options(d);
   o.num_samples = d.num_samples > 0 ? std::min(n, d.num_samples) : n;
-  data::DataLoader loader(d.spec, o);
-  return data::read_all(loader).x;
+  bool plain = d.specs.size() == 1 && d.spec.find('=') == std::string::npos && d.spec.rfind("npz:", 0) != 0 &&
+               d.spec.rfind("batches:", 0) != 0;
+  if (plain) {
+    data::DataLoader loader(d.spec, o);
+    return data::read_all(loader).x;
+  }
+  // Named arrays, npz or a folder of batches: the first n samples of the first batch's shape.
+  data::FeedLoader fl(d.specs, inputs, o);
+  std::vector<Tensor> parts;
+  int64_t got = 0;
+  data::Feeds f;
+  while (got < n && fl.next(f)) {
+    const Tensor& t = f.at(inputs[0].name);
+    check(t.dtype() == DType::Float32 && t.rank() >= 1, "AdaRound and empirical bias correction need float32 samples");
+    // Batches of other shapes (OCR crops of other widths) are skipped: the layer-wise steps stack samples.
+    if (!parts.empty() && Shape(t.shape().begin() + 1, t.shape().end()) !=
+                              Shape(parts[0].shape().begin() + 1, parts[0].shape().end()))
+      continue;
+    parts.push_back(t);
+    got += t.dim(0);
+  }
+  check(!parts.empty(), "no samples for AdaRound / bias correction");
+  Tensor all = concat_rows(parts);
+  return all.dim(0) > n ? all.slice_rows(0, n) : all;
 }
 
 }  // namespace
