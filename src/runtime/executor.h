@@ -29,6 +29,9 @@ class Executor {
   // Validates the model: sorts it, and fails with one message naming every unsupported op type (and the first
   // node using each) before anything runs.
   explicit Executor(const Model& model, const OpRegistry& ops = OpRegistry::builtin());
+  // Plans are keyed by the addresses of this executor's own graphs: a copy or move would point into another one.
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
 
   void add_hook(ValueHook h) { hooks_.push_back(std::move(h)); }
   void clear_hooks() { hooks_.clear(); }
