@@ -23,6 +23,15 @@ inline int64_t first_i64(const OpContext& c, size_t i) {
   return t.to_i64()[0];
 }
 
+// Splits a shape at `axis` into outer (dims before) x n (the axis) x inner (dims after); outer is 0 for an empty
+// shape, so loops over it do nothing however large the other dimensions are.
+inline void split_dims(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_t& inner) {
+  outer = 1, inner = 1, n = s[axis];
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  if (shape_numel(s) == 0) outer = 0;
+}
+
 // An axis in [-rank, rank) made non-negative; a scalar has no axis to take.
 inline int64_t norm_axis(int64_t axis, int64_t rank, const OpContext& c) {
   check(rank > 0, c.where(), ": axis ", axis, " given for a scalar input (rank 0); the op needs at least rank 1");

@@ -27,17 +27,10 @@ bool scalar_bool(const OpContext& c, const Tensor& t, const char* what) {
   return t.to_f64()[0] != 0;
 }
 
-// Splits a shape at `axis`: outer (dims before), n (the axis), inner (dims after).
-void split_at(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_t& inner) {
-  outer = 1, inner = 1, n = s[axis];
-  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
-  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
-}
-
 // x with index i taken along `axis` (the axis removed).
 Tensor take(const Tensor& x, int64_t axis, int64_t i) {
   int64_t outer, n, inner;
-  split_at(x.shape(), axis, outer, n, inner);
+  split_dims(x.shape(), axis, outer, n, inner);
   Shape s = x.shape();
   s.erase(s.begin() + axis);
   Tensor r(x.dtype(), s);
@@ -68,7 +61,7 @@ Tensor stack(const OpContext& c, const std::vector<Tensor>& parts, int64_t axis,
   s.insert(s.begin() + axis, (int64_t)parts.size());
   Tensor out(p0.dtype(), s);
   int64_t outer, n, inner;
-  split_at(s, axis, outer, n, inner);
+  split_dims(s, axis, outer, n, inner);
   size_t es = dtype_size(p0.dtype()), row = (size_t)inner * es;
   auto* dst = static_cast<std::byte*>(out.raw_mut());
   for (int64_t k = 0; k < n; ++k) {

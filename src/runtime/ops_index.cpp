@@ -15,14 +15,6 @@ using Outs = std::vector<Tensor>;
 std::byte* at(Tensor& t, int64_t i) { return static_cast<std::byte*>(t.raw_mut()) + i * (int64_t)dtype_size(t.dtype()); }
 const std::byte* at(const Tensor& t, int64_t i) { return static_cast<const std::byte*>(t.raw()) + i * (int64_t)dtype_size(t.dtype()); }
 
-// Splits a shape at `axis` into outer x n x inner.
-void split_dims(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_t& inner) {
-  outer = 1, inner = 1, n = s[axis];
-  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
-  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
-  if (shape_numel(s) == 0) outer = 0;  // nothing to do, however large the other dimensions are
-}
-
 Outs op_TopK(const OpContext& c) {
   const Tensor& x = c.in(0);
   int64_t k = first_i64(c, 1);
