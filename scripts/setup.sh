@@ -8,6 +8,7 @@ packages=(
   build-essential cmake
   libonnx-dev libprotobuf-dev protobuf-compiler    # official ONNX C++ library (ONNX_ML=1, ONNX_NAMESPACE=onnx)
   libopenblas-openmp-dev                           # BLAS for Conv/Gemm/MatMul, OpenMP build
+  libdnnl-dev                                      # oneDNN: convolution kernels chosen per CPU at run time
   nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata dataset-fashion-mnist           # ONNX conformance tests; Fashion-MNIST

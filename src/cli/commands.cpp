@@ -149,6 +149,42 @@ int cmd_run(const RunArgs& a) {
   return 0;
 }
 
+int cmd_bench(const BenchArgs& a) {
+  Model m = load_onnx(a.model);
+  analysis::BenchOptions o = a.opt;
+  auto split_eq = [](const std::string& spec, const char* opt) {
+    auto eq = spec.find('=');
+    check(eq != std::string::npos && eq > 0, opt, " ", spec, ": expected NAME=VALUE");
+    return std::pair{spec.substr(0, eq), spec.substr(eq + 1)};
+  };
+  for (auto& spec : a.shapes) {
+    auto [name, dims] = split_eq(spec, "--shape");
+    check(m.graph.is_graph_input(name), "--shape ", spec, ": the model has no input named '", name, "'");
+    Shape s;
+    size_t pos = 0;
+    while (pos <= dims.size()) {
+      size_t x = dims.find('x', pos);
+      std::string d = dims.substr(pos, x == std::string::npos ? std::string::npos : x - pos);
+      char* end = nullptr;
+      long long v = std::strtoll(d.c_str(), &end, 10);
+      check(!d.empty() && end && *end == 0 && v >= 0, "--shape ", spec, ": '", d, "' is not a dimension");
+      s.push_back(v);
+      if (x == std::string::npos) break;
+      pos = x + 1;
+    }
+    o.shapes[name] = s;
+  }
+  for (auto& spec : a.inputs) {
+    auto [name, file] = split_eq(spec, "--input");
+    check(m.graph.is_graph_input(name), "--input ", spec, ": the model has no input named '", name, "'");
+    o.inputs[name] = load_npy(file);
+  }
+  std::string js = analysis::bench_json(a.model, analysis::bench_model(m, o));
+  std::printf("%s\n", js.c_str());
+  if (!a.output.empty()) write_file_atomic(a.output, js + "\n");
+  return 0;
+}
+
 int cmd_export(const ExportArgs& a) {
   Model m = load_onnx(a.model);
   size_t before = m.graph.nodes.size();

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/bench.h"
 #include "data/loader.h"
 #include "ptq/pipeline.h"
 #include "quant/config.h"
@@ -23,6 +24,13 @@ struct RunArgs {
   std::string output;               // .npz or .npy; empty = print summary only
 };
 int cmd_run(const RunArgs& a);
+
+struct BenchArgs {
+  std::string model, output;
+  std::vector<std::string> shapes, inputs;  // NAME=D0xD1x..., NAME=FILE.npy
+  analysis::BenchOptions opt;
+};
+int cmd_bench(const BenchArgs& a);
 
 struct ExportArgs {
   std::string model, output;

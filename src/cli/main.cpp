@@ -123,6 +123,22 @@ int main(int argc, char** argv) {
   ca->add_option("--weight-range", an.q.weight_range, "Weight range: minmax or mse");
   ca->add_option("--pipeline", an.q.pipeline, "standard: analyze the model after the standard PTQ pipeline");
   ca->add_flag("--cle,!--no-cle", an.q.cle, "Cross-layer equalization on/off");
+  lowbit::cli::BenchArgs bn;
+  auto* cb = app.add_subcommand("bench", "Time FP32 inference in-process (warm-up, median and p90, images/s, peak "
+                                         "memory; per-op profile) and print JSON");
+  cb->add_option("model", bn.model, "ONNX model file")->required();
+  cb->add_option("-b,--batch", bn.opt.batch, "Batch size (fills a symbolic leading dimension)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cb->add_option("-t,--threads", bn.opt.threads, "Threads (default: OMP_NUM_THREADS or all cores)")
+      ->check(CLI::PositiveNumber);
+  cb->add_option("--warmup", bn.opt.warmup, "Untimed runs first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cb->add_option("--reps", bn.opt.reps, "Timed runs")->capture_default_str()->check(CLI::PositiveNumber);
+  cb->add_option("--min-time", bn.opt.min_seconds, "Keep timing until this many seconds are spent")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cb->add_flag("--profile-ops", bn.opt.profile_ops, "Add the time per op type and the slowest nodes");
+  cb->add_option("--shape", bn.shapes, "Full input shape NAME=D0xD1x... for inputs with symbolic dims");
+  cb->add_option("-i,--input", bn.inputs, "Feed an input from NAME=FILE.npy instead of random values");
+  cb->add_option("-o,--output", bn.output, "Also write the JSON to this file")->check(kNonEmptyPath);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -140,6 +156,7 @@ int main(int argc, char** argv) {
     if (*cx) return lowbit::cli::cmd_export(ex);
     if (*cq) return lowbit::cli::cmd_quantize(qa);
     if (*ca) return lowbit::cli::cmd_analyze(an);
+    if (*cb) return lowbit::cli::cmd_bench(bn);
     if (*ce) {
       return lowbit::cli::cmd_eval(ev);
     }

@@ -23,8 +23,14 @@ int64_t physical_memory() {
 int64_t default_budget() {
   const char* env = std::getenv("LOWBIT_MEMORY_LIMIT");
   if (!env || !*env) return physical_memory();
+  return parse_byte_size("LOWBIT_MEMORY_LIMIT", env, false);
+}
+
+}  // namespace
+
+int64_t parse_byte_size(const char* what, const char* text, bool allow_zero) {
   char* end = nullptr;
-  double v = std::strtod(env, &end);
+  double v = std::strtod(text, &end);
   double mult = 1;
   if (end && *end) {
     switch (*end) {
@@ -35,12 +41,11 @@ int64_t default_budget() {
       default: mult = -1;
     }
   }
-  check(end != env && v > 0 && mult > 0 && v * mult < 9.2e18, "LOWBIT_MEMORY_LIMIT='", env,
-        "': expected a positive number of bytes, optionally with a K, M, G or T suffix");
+  check(end != text && (allow_zero ? v >= 0 : v > 0) && mult > 0 && v * mult < 9.2e18, what, "='", text,
+        "': expected a ", allow_zero ? "non-negative" : "positive",
+        " number of bytes, optionally with a K, M, G or T suffix");
   return (int64_t)(v * mult);
 }
-
-}  // namespace
 
 int64_t memory_budget() {
   int64_t b = g_budget.load(std::memory_order_relaxed);

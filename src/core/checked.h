@@ -35,6 +35,8 @@ int64_t checked_sub(int64_t a, int64_t b, const What&... what) {
 // initializer above it is an error that names its shape and size, raised before anything is allocated.
 int64_t memory_budget();
 void set_memory_budget(int64_t bytes);  // <= 0 restores the default
+// "512M", "2G", "1048576" -> bytes; an Error naming `what` (an environment variable) for anything else.
+int64_t parse_byte_size(const char* what, const char* text, bool allow_zero);
 // "4.0 GiB"
 std::string human_bytes(double bytes);
 

@@ -47,7 +47,17 @@ void check_allocation(DType dtype, const Shape& shape) {
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   check_allocation(dtype_, shape_);
-  buf_ = std::make_shared<std::vector<std::byte>>(nbytes());
+  buf_ = std::make_shared<TensorStorage>(nbytes());
+  if (!buf_->empty()) std::memset(buf_->data(), 0, buf_->size());
+}
+
+Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  check_allocation(t.dtype_, t.shape_);
+  t.buf_ = std::make_shared<TensorStorage>(t.nbytes());
+  return t;
 }
 
 Tensor Tensor::reshaped(Shape s) const {

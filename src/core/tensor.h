@@ -8,10 +8,37 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/storage_pool.h"
 
 namespace lowbit {
 
 using Shape = std::vector<int64_t>;
+
+// Allocator for tensor storage: memory from the storage cache (core/storage_pool.h), and new bytes left
+// uninitialised (a plain std::vector would zero them), so kernels that write every element of their output skip a
+// memset per tensor.
+template <typename T>
+struct DefaultInitAllocator : std::allocator<T> {
+  using value_type = T;
+  DefaultInitAllocator() = default;
+  template <typename U>
+  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  T* allocate(size_t n) { return static_cast<T*>(storage_allocate(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) noexcept { storage_release(p, n * sizeof(T)); }
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using TensorStorage = std::vector<std::byte, DefaultInitAllocator<std::byte>>;
 
 // Number of elements; an Error for a negative dimension or a product beyond int64 (never wraps).
 int64_t shape_numel(const Shape& s);
@@ -27,6 +54,8 @@ class Tensor {
   Tensor() = default;
   // Allocates zero-initialised storage.
   Tensor(DType dtype, Shape shape);
+  // Allocates storage left uninitialised: only for outputs a kernel writes completely.
+  static Tensor uninitialized(DType dtype, Shape shape);
 
   template <typename T>
   static Tensor from_vector(Shape shape, const std::vector<T>& values) {
@@ -78,6 +107,9 @@ class Tensor {
   // Values as float64 / int64 (any numeric dtype), for attributes, shapes and comparisons.
   std::vector<double> to_f64() const;
   std::vector<int64_t> to_i64() const;
+  // The storage, weakly: lets a cache tell whether a tensor it prepared from is still this buffer (while it lives,
+  // no other tensor can have its address).
+  std::weak_ptr<const TensorStorage> weak_buffer() const { return buf_; }
   // Bitwise equality of dtype, shape and bytes.
   bool bit_equal(const Tensor& o) const;
 
@@ -89,7 +121,7 @@ class Tensor {
   }
   DType dtype_ = DType::Undefined;
   Shape shape_;
-  std::shared_ptr<std::vector<std::byte>> buf_;
+  std::shared_ptr<TensorStorage> buf_;
 };
 
 // Tensors of equal dtype and trailing dims joined along dim 0.

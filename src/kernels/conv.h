@@ -12,6 +12,7 @@ struct ConvGeom {
   int64_t in_size() const;     // product of in
   int64_t out_size() const;    // product of out
   int64_t kernel_size() const; // product of kernel
+  bool operator==(const ConvGeom&) const = default;
 };
 
 // Output spatial size for a convolution/pool window (floor or ceil mode).

@@ -3,6 +3,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 #include <unordered_map>
 
@@ -61,6 +62,7 @@ void Executor::plan_graph(const Graph& g, std::map<std::string, std::string>& mi
     const OpDef* d = ops_.find(n.domain, n.op_type, model_.opset(n.domain));
     p.defs.push_back(d);
     p.implicit.push_back(implicit_inputs(n));
+    p.caches.push_back(std::make_unique<KernelCache>());
     std::string key = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
     if (!d && !missing.count(key)) {
       std::string why = ops_.find(n.domain, n.op_type, 1000) ? " (opset " + std::to_string(model_.opset(n.domain)) + " too old)" : "";
@@ -115,7 +117,7 @@ void check_input(const ValueInfo& vi, const Tensor& t, const std::string& what) 
 }  // namespace
 
 void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, const std::set<std::string>& keep,
-                    bool top) const {
+                    bool top, std::vector<double>* node_seconds) const {
   const Plan& plan = plans_.at(&g);
   // Remaining reads of each value (explicit and implicit), to free intermediates as early as possible.
   std::unordered_map<std::string, int> reads;
@@ -139,10 +141,13 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
       check(t != nullptr, n.describe(), ": input '", in, "' has no value");
       ins.push_back(t);
     }
-    OpContext ctx{n, model_.opset(n.domain), ins, &runner};
+    OpContext ctx{n, model_.opset(n.domain), ins, &runner, plan.caches[ni].get()};
     std::vector<Tensor> outs;
+    auto t0 = node_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {
       outs = plan.defs[ni]->compute(ctx);
+      if (node_seconds)
+        (*node_seconds)[ni] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (const Unsupported& e) {
       std::string msg = e.what();
       if (msg.find(n.describe()) == std::string::npos) unsupported(n.describe(), ": ", msg);
@@ -179,7 +184,7 @@ std::vector<Tensor> Executor::run_subgraph(const Graph& body, const Scope& paren
   }
   std::set<std::string> keep;
   for (auto& o : body.outputs) keep.insert(o.name);
-  exec(body, s, std::vector<char>(body.nodes.size(), 1), keep, false);
+  exec(body, s, std::vector<char>(body.nodes.size(), 1), keep, false, nullptr);
   std::vector<Tensor> outs;
   for (auto& o : body.outputs) {
     const Tensor* t = s.lookup(o.name);
@@ -227,8 +232,12 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
       for (auto& in : plan.implicit[it->second]) work.push_back(in);
     }
   }
-  exec(g, s, needed, keep, true);
-  if (stats) *stats = s.st;
+  std::vector<double> seconds(profile_ ? g.nodes.size() : 0, 0.0);
+  exec(g, s, needed, keep, true, profile_ ? &seconds : nullptr);
+  if (stats) {
+    *stats = s.st;
+    stats->node_seconds = std::move(seconds);
+  }
   TensorMap result;
   for (auto& f : fetch) {
     const Tensor* t = s.lookup(f);

@@ -22,6 +22,9 @@ using ValueHook = std::function<void(const Node* producer, const std::string& na
 struct RunStats {
   int64_t peak_live_values = 0;
   int64_t peak_live_bytes = 0;
+  // With profiling on (Executor::set_profiling): wall seconds spent in each main-graph node's kernel, indexed like
+  // model().graph.nodes (a node that did not run has 0; a control-flow node includes its subgraphs).
+  std::vector<double> node_seconds;
 };
 
 class Executor {
@@ -35,6 +38,8 @@ class Executor {
 
   void add_hook(ValueHook h) { hooks_.push_back(std::move(h)); }
   void clear_hooks() { hooks_.clear(); }
+  // Times every main-graph node's kernel into RunStats::node_seconds (costs two clock reads per node).
+  void set_profiling(bool on) { profile_ = on; }
 
   // Runs the graph. `fetch` empty = the graph outputs; otherwise only the nodes the fetched values depend on run. Inputs are checked against declared dtype and fixed
   // dims; initializers may be overridden by feeding a value of the same name if it is also a graph input.
@@ -51,17 +56,19 @@ class Executor {
   struct Plan {
     std::vector<const OpDef*> defs;
     std::vector<std::vector<std::string>> implicit;
+    std::vector<std::unique_ptr<KernelCache>> caches;
   };
   void plan_graph(const Graph& g, std::map<std::string, std::string>& missing);
   // Runs the needed nodes of g in scope s. Hooks fire only for the main graph (subgraphs run in float).
   void exec(const Graph& g, Scope& s, const std::vector<char>& needed, const std::set<std::string>& keep,
-            bool top) const;
+            bool top, std::vector<double>* node_seconds) const;
   std::vector<Tensor> run_subgraph(const Graph& body, const Scope& parent, const std::vector<Tensor>& inputs) const;
 
   Model model_;
   const OpRegistry& ops_;
   std::map<const Graph*, Plan> plans_;
   std::vector<ValueHook> hooks_;
+  bool profile_ = false;
 };
 
 // Runs one node on given inputs (used by constant folding and tests).

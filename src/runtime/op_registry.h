@@ -1,5 +1,7 @@
 // Op definitions: one table entry per (domain, op type) with a reference kernel and a slot for a backward rule.
 #pragma once
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +19,14 @@ class SubgraphRunner {
   virtual std::vector<Tensor> run(const Graph& body, const std::vector<Tensor>& inputs) const = 0;
 };
 
+// One per node and executor: where a kernel may keep what it prepared (a compiled primitive, weights in its own
+// layout) from one run to the next. A cache only: a kernel's results may not depend on whether it is filled, and
+// it must check that what it kept still matches its inputs (shapes, and the weight buffer it was built from).
+struct KernelCache {
+  std::mutex mu;
+  std::shared_ptr<void> data;
+};
+
 // What a kernel sees: the node (attributes), the opset of its domain, and its input tensors; control-flow ops also
 // get a runner for their subgraphs (nullptr where none is available, e.g. constant folding).
 struct OpContext {
@@ -24,6 +34,7 @@ struct OpContext {
   int64_t opset;
   const std::vector<const Tensor*>& ins;
   const SubgraphRunner* subgraphs = nullptr;
+  KernelCache* cache = nullptr;  // nullptr where nothing is kept between calls (eval_node, constant folding)
 
   size_t num_inputs() const { return ins.size(); }
   bool has(size_t i) const { return i < ins.size() && ins[i] != nullptr && ins[i]->defined(); }

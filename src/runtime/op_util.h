@@ -87,7 +87,7 @@ template <typename F>
 Tensor map_float(const Tensor& x, const OpContext& c, F f) {
   DType dt = x.dtype();
   if (dt == DType::Float16 || dt == DType::BFloat16) return map_float(x.cast(DType::Float32), c, f).cast(dt);
-  Tensor y(dt, x.shape());
+  Tensor y = Tensor::uninitialized(dt, x.shape());
   int64_t n = x.numel();
   if (dt == DType::Float32) {
     const float* a = x.data<float>();
@@ -115,7 +115,7 @@ template <typename F>
 Tensor map_numeric(const Tensor& x, const OpContext& c, F f) {
   DType dt = x.dtype();
   if (dt == DType::Float16 || dt == DType::BFloat16) return map_numeric(x.cast(DType::Float32), c, f).cast(dt);
-  Tensor y(dt, x.shape());
+  Tensor y = Tensor::uninitialized(dt, x.shape());
   visit_dtype(dt, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if constexpr (is_native_num<T>::value) {
@@ -158,7 +158,7 @@ Tensor binary_impl(const Tensor& a, const Tensor& b, const OpContext& c, F f) {
     return ToBool ? r : r.cast(dt);
   }
   constexpr bool to_bool = ToBool;
-  Tensor y(to_bool ? DType::Bool : dt, broadcast_shapes({a.shape(), b.shape()}, c.where()));
+  Tensor y = Tensor::uninitialized(to_bool ? DType::Bool : dt, broadcast_shapes({a.shape(), b.shape()}, c.where()));
   visit_dtype(dt, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if constexpr (std::is_same_v<T, bool>) {

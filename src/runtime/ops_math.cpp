@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "runtime/op_util.h"
 
@@ -21,11 +23,9 @@ using Outs = std::vector<Tensor>;
     return {map_float(c.in(0), c, [&](auto x) -> decltype(x) { return EXPR; })}; \
   }
 FLOAT_UNARY(Sqrt, std::sqrt(x))
-FLOAT_UNARY(Exp, std::exp(x))
 FLOAT_UNARY(Log, std::log(x))
 FLOAT_UNARY(Erf, std::erf(x))
 FLOAT_UNARY(Tanh, std::tanh(x))
-FLOAT_UNARY(Sigmoid, x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)))
 FLOAT_UNARY(Reciprocal, 1 / x)
 FLOAT_UNARY(Sin, std::sin(x))
 FLOAT_UNARY(Cos, std::cos(x))
@@ -45,6 +45,29 @@ FLOAT_UNARY(Softplus, x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp
 FLOAT_UNARY(Softsign, x / (1 + std::abs(x)))
 FLOAT_UNARY(HardSwish, x * std::max<decltype(x)>(0, std::min<decltype(x)>(1, x / 6 + decltype(x)(0.5))))
 #undef FLOAT_UNARY
+
+// float32 through a vectorised kernel (within 1 ulp, kernels/elementwise.h) when fast kernels are on; the loop
+// below is the reference.
+template <typename Fast, typename Ref>
+Outs unary_fast(const OpContext& c, Fast fast, Ref ref) {
+  const Tensor& x = c.in(0);
+  if (!fast_kernels_enabled() || x.dtype() != DType::Float32) return {map_float(x, c, ref)};
+  Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
+  const float* a = x.data<float>();
+  float* b = y.data<float>();
+  int64_t n = x.numel(), chunk = 16384;
+#pragma omp parallel for schedule(static) if (n > 4 * chunk)
+  for (int64_t i = 0; i < n; i += chunk) fast(a + i, b + i, std::min(chunk, n - i));
+  return {y};
+}
+Outs op_Exp(const OpContext& c) {
+  return unary_fast(c, exp_f32, [](auto x) -> decltype(x) { return std::exp(x); });
+}
+Outs op_Sigmoid(const OpContext& c) {
+  return unary_fast(c, sigmoid_f32, [](auto x) -> decltype(x) {
+    return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
+  });
+}
 
 Outs op_HardSigmoid(const OpContext& c) {
   double a = c.node.attr_float("alpha", 0.2f), b = c.node.attr_float("beta", 0.5f);
@@ -178,6 +201,25 @@ Outs op_Div(const OpContext& c) {
 }
 Outs op_Pow(const OpContext& c) {
   DType dt = c.in(0).dtype();
+  // float32 base, one exponent: the same double-precision pow per element without converting whole tensors; an
+  // exponent of 2 is x * x, which is exact in double, so rounding it once to float gives the same bits.
+  if (fast_kernels_enabled() && dt == DType::Float32 && c.in(1).numel() == 1 && dtype_is_float(c.in(1).dtype()) &&
+      c.in(1).rank() <= c.in(0).rank()) {
+    double e = c.in(1).to_f64()[0];
+    const Tensor& x = c.in(0);
+    Tensor y(DType::Float32, x.shape());
+    const float* a = x.data<float>();
+    float* b = y.data<float>();
+    int64_t n = x.numel();
+    if (e == 2.0) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) b[i] = a[i] * a[i];
+    } else {
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) b[i] = (float)std::pow((double)a[i], e);
+    }
+    return {y};
+  }
   Tensor r = binary_op(c.in(0).cast(DType::Float64), c.in(1).cast(DType::Float64), c,
                        [](double a, double b) { return std::pow(a, b); });
   return {r.cast(dt)};
@@ -264,6 +306,12 @@ Outs op_Clip(const OpContext& c) {
   } else {
     if (c.has(1)) lo = first_f64(c, 1);
     if (c.has(2)) hi = first_f64(c, 2);
+  }
+  // float32 with float32 bounds: clamping in float gives the same bits as clamping in double and rounding back.
+  if (fast_kernels_enabled() && c.in(0).dtype() == DType::Float32 && (double)(float)lo == lo &&
+      (double)(float)hi == hi) {
+    float flo = (float)lo, fhi = (float)hi;
+    return {map_float(c.in(0), c, [&](float x) { return std::isnan(x) ? x : std::min(std::max(x, flo), fhi); })};
   }
   return {map_numeric(c.in(0), c, [&](auto x) -> decltype(x) {
     using T = decltype(x);

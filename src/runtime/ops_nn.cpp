@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "kernels/conv.h"
+#include "kernels/conv_dnnl.h"
+#include "kernels/dispatch.h"
 #include "kernels/pool.h"
 #include "runtime/conv_geom.h"
 #include "core/checked.h"
@@ -23,6 +25,54 @@ ConvGeom window_geom(const OpContext& c, const Shape& xs, const std::vector<int6
   return node_window_geom(c.node, xs, kernel);
 }
 
+// What a Conv node keeps between runs: oneDNN's primitive for the last geometry (or that oneDNN declined it) and
+// the weights it reordered, with the buffer they came from.
+struct ConvState {
+  std::shared_ptr<DnnlConv> conv;
+  bool declined = false;
+  ConvGeom declined_geom;
+  std::weak_ptr<const TensorStorage> weight_buf;
+  std::shared_ptr<const void> prepared;
+};
+
+// Runs the convolution through oneDNN when fast kernels are on and it takes the geometry; false otherwise.
+bool conv_fast(const OpContext& c, const ConvGeom& g, const Tensor& x, const Tensor& w, const float* bias, float* y) {
+  if (!fast_kernels_enabled()) return false;
+  std::shared_ptr<DnnlConv> conv;
+  std::shared_ptr<const void> prepared;
+  {
+    KernelCache local;
+    KernelCache& kc = c.cache ? *c.cache : local;
+    std::lock_guard<std::mutex> lock(kc.mu);
+    auto st = std::static_pointer_cast<ConvState>(kc.data);
+    if (!st) kc.data = st = std::make_shared<ConvState>();
+    bool has_bias = bias != nullptr;
+    if (st->declined && st->declined_geom == g) return false;
+    if (!st->conv || !(st->conv->geom() == g) || st->conv->has_bias() != has_bias) {
+      st->prepared.reset();
+      st->weight_buf.reset();
+      try {
+        st->conv = std::make_shared<DnnlConv>(g, has_bias);
+        st->declined = false;
+      } catch (const Unsupported&) {
+        st->conv.reset();
+        st->declined = true;
+        st->declined_geom = g;
+        return false;
+      }
+    }
+    auto held = st->weight_buf.lock();
+    if (!st->prepared || !held || held != w.weak_buffer().lock()) {
+      st->prepared = st->conv->prepare_weights(w.data<float>());
+      st->weight_buf = w.weak_buffer();
+    }
+    conv = st->conv;
+    prepared = st->prepared;
+  }
+  conv->run(x.data<float>(), prepared, bias, y);
+  return true;
+}
+
 Outs op_Conv(const OpContext& c) {
   Tensor x = as_f32(c.in(0), c), w = as_f32(c.in(1), c);
   check(w.rank() == x.rank(), c.where(), ": weight rank ", w.rank(), " differs from input rank ", x.rank());
@@ -41,8 +91,10 @@ Outs op_Conv(const OpContext& c) {
   }
   Shape ys = {g.batch, g.out_ch};
   ys.insert(ys.end(), g.out.begin(), g.out.end());
-  Tensor y(DType::Float32, ys);
-  if (y.numel()) conv_f32(g, x.data<float>(), w.data<float>(), b.defined() ? b.data<float>() : nullptr, y.data<float>());
+  Tensor y = Tensor::uninitialized(DType::Float32, ys);
+  const float* bias = b.defined() ? b.data<float>() : nullptr;
+  if (y.numel() && !conv_fast(c, g, x, w, bias, y.data<float>()))
+    conv_f32(g, x.data<float>(), w.data<float>(), bias, y.data<float>());
   return {y.cast(c.in(0).dtype())};
 }
 
@@ -103,8 +155,12 @@ Outs op_pool(const OpContext& c) {
     else return {y.cast(c.in(0).dtype())};
   }
   if constexpr (IsMax) {
-    Tensor idx(DType::Int64, ys);
-    max_pool_f32(g, x.data<float>(), y.data<float>(), idx.data<int64_t>(), (int)c.node.attr_int("storage_order", 0));
+    // Indices only when the node's second output is used (the 2-D fast path computes none).
+    bool want_idx = c.node.outputs.size() > 1 && !c.node.outputs[1].empty();
+    Tensor idx = want_idx ? Tensor(DType::Int64, ys) : Tensor();
+    max_pool_f32(g, x.data<float>(), y.data<float>(), want_idx ? idx.data<int64_t>() : nullptr,
+                 (int)c.node.attr_int("storage_order", 0));
+    if (!want_idx) return {y.cast(c.in(0).dtype())};
     return {y.cast(c.in(0).dtype()), idx};
   } else {
     avg_pool_f32(g, x.data<float>(), y.data<float>(), c.node.attr_int("count_include_pad", 0) != 0);

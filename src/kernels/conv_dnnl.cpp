@@ -1,0 +1,101 @@
+// oneDNN convolution wrapper. The primitive is built once per geometry with `any` layouts, so oneDNN chooses its
+// fastest blocked formats; weights are reordered once per weight tensor, activations per call.
+#include "kernels/conv_dnnl.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "core/error.h"
+
+namespace lowbit {
+
+namespace {
+using dnnl::memory;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// Dense row-major layout of the given dims (lowbit's own layout for every tensor).
+memory::desc plain_desc(const memory::dims& d) {
+  memory::dims strides(d.size(), 1);
+  for (int i = (int)d.size() - 2; i >= 0; --i) strides[(size_t)i] = strides[(size_t)i + 1] * d[(size_t)i + 1];
+  return memory::desc(d, memory::data_type::f32, strides);
+}
+}  // namespace
+
+struct DnnlConv::Impl {
+  memory::desc src_plain, dst_plain, w_plain, bias_desc;
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward conv;
+  bool src_reorder = false, dst_reorder = false;
+};
+
+DnnlConv::DnnlConv(const ConvGeom& g, bool has_bias) : geom_(g), has_bias_(has_bias), impl_(new Impl) {
+  size_t r = g.in.size();
+  if (r < 1 || r > 3) unsupported("oneDNN convolution takes 1 to 3 spatial dims, not ", r);
+  memory::dims src{g.batch, g.in_ch}, dst{g.batch, g.out_ch}, w, strides, dil, pl, pr;
+  if (g.group > 1) w = {g.group, g.out_ch / g.group, g.in_ch / g.group};
+  else w = {g.out_ch, g.in_ch};
+  for (size_t i = 0; i < r; ++i) {
+    src.push_back(g.in[i]);
+    dst.push_back(g.out[i]);
+    w.push_back(g.kernel[i]);
+    strides.push_back(g.stride[i]);
+    dil.push_back(g.dilation[i] - 1);  // oneDNN counts the gaps between taps
+    pl.push_back(g.pad_begin[i]);
+    pr.push_back(g.pad_end[i]);
+    if (g.pad_begin[i] < 0 || g.pad_end[i] < 0) unsupported("negative convolution padding");
+  }
+  try {
+    Impl& m = *impl_;
+    m.src_plain = plain_desc(src);
+    m.dst_plain = plain_desc(dst);
+    m.w_plain = plain_desc(w);
+    m.bias_desc = has_bias ? memory::desc({g.out_ch}, memory::data_type::f32, memory::format_tag::x) : memory::desc();
+    auto any = [](const memory::dims& d) { return memory::desc(d, memory::data_type::f32, memory::format_tag::any); };
+    dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                       any(src), any(w), m.bias_desc, any(dst), strides, dil, pl, pr);
+    m.pd = dnnl::convolution_forward::primitive_desc(cd, cpu_engine());
+    m.conv = dnnl::convolution_forward(m.pd);
+    m.src_reorder = m.pd.src_desc() != m.src_plain;
+    m.dst_reorder = m.pd.dst_desc() != m.dst_plain;
+  } catch (const dnnl::error& e) {
+    unsupported("oneDNN has no convolution for this geometry (", e.what(), ")");
+  }
+}
+
+DnnlConv::~DnnlConv() = default;
+
+std::shared_ptr<const void> DnnlConv::prepare_weights(const float* w) const {
+  const Impl& m = *impl_;
+  auto& eng = cpu_engine();
+  auto out = std::make_shared<memory>(m.pd.weights_desc(), eng);
+  memory src(m.w_plain, eng, const_cast<float*>(w));
+  dnnl::stream s(eng);
+  dnnl::reorder(src, *out).execute(s, src, *out);
+  s.wait();
+  return out;
+}
+
+void DnnlConv::run(const float* x, const std::shared_ptr<const void>& weights, const float* bias, float* y) const {
+  const Impl& m = *impl_;
+  auto& eng = cpu_engine();
+  dnnl::stream s(eng);
+  memory xu(m.src_plain, eng, const_cast<float*>(x)), yu(m.dst_plain, eng, y);
+  memory xi = xu, yi = yu;
+  if (m.src_reorder) {
+    xi = memory(m.pd.src_desc(), eng);
+    dnnl::reorder(xu, xi).execute(s, xu, xi);
+  }
+  if (m.dst_reorder) yi = memory(m.pd.dst_desc(), eng);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xi},
+                                       {DNNL_ARG_WEIGHTS, *static_cast<const memory*>(weights.get())},
+                                       {DNNL_ARG_DST, yi}};
+  if (has_bias_) args[DNNL_ARG_BIAS] = memory(m.bias_desc, eng, const_cast<float*>(bias));
+  m.conv.execute(s, args);
+  if (m.dst_reorder) dnnl::reorder(yi, yu).execute(s, yi, yu);
+  s.wait();
+}
+
+}  // namespace lowbit

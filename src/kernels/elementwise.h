@@ -1,0 +1,14 @@
+// Vectorised float32 element-wise functions, compiled for AVX-512, AVX2 and baseline x86-64 and chosen at run time
+// (GCC target_clones). Each is computed in double and rounded once to float, so it is within 1 ulp of the exact
+// value on every machine, and every clone gives the same bits (element-wise, no FMA contraction, no reordering).
+#pragma once
+#include <cstdint>
+
+namespace lowbit {
+
+// y = 1 / (1 + e^-x); NaN stays NaN.
+void sigmoid_f32(const float* x, float* y, int64_t n);
+// y = e^x; NaN stays NaN, overflow gives +inf, underflow 0 or a subnormal.
+void exp_f32(const float* x, float* y, int64_t n);
+
+}  // namespace lowbit

@@ -1,0 +1,249 @@
+// Fast kernels against the reference kernels that specify them (XNNPACK-tester style): float paths within an error
+// bound derived from the arithmetic, paths that claim the same bits compared bit for bit. Runs on whatever the CPU
+// offers; CTest also runs it with oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA), the other machine class CI meets.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/storage_pool.h"
+#include "kernels/conv.h"
+#include "kernels/conv_dnnl.h"
+#include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
+#include "kernels/pool.h"
+#include "runtime/executor.h"
+#include "test_util.h"
+
+using namespace lowbit;
+using namespace lowbit::testing;
+
+namespace {
+
+// Restores fast kernels at the end of a test that turns them off.
+struct ReferenceKernels {
+  ReferenceKernels() { set_fast_kernels(false); }
+  ~ReferenceKernels() { set_fast_kernels(true); }
+};
+
+struct Geo {
+  int64_t n, c, m, group;
+  std::vector<int64_t> in, k, stride, dil, pb, pe;
+};
+
+ConvGeom make_geom(const Geo& p, bool ceil_mode = false) {
+  ConvGeom g;
+  g.batch = p.n, g.in_ch = p.c, g.out_ch = p.m, g.group = p.group;
+  g.in = p.in, g.kernel = p.k, g.stride = p.stride, g.dilation = p.dil, g.pad_begin = p.pb, g.pad_end = p.pe;
+  resolve_auto_pad("NOTSET", g, ceil_mode);
+  return g;
+}
+
+// Sum of |x * w| over the taps of every output (plus |bias|), in double: the scale of the rounding error any
+// summation order can make.
+std::vector<double> abs_dot(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tensor ax = x.clone(), aw = w.clone();
+  for (int64_t i = 0; i < ax.numel(); ++i) ax.data<float>()[i] = std::fabs(ax.data<float>()[i]);
+  for (int64_t i = 0; i < aw.numel(); ++i) aw.data<float>()[i] = std::fabs(aw.data<float>()[i]);
+  std::vector<float> y((size_t)(g.batch * g.out_ch * g.out_size()));
+  conv_f32(g, ax.data<float>(), aw.data<float>(), nullptr, y.data());
+  std::vector<double> s(y.size());
+  int64_t P = g.out_size();
+  for (size_t i = 0; i < y.size(); ++i)
+    s[i] = (double)y[i] * (1 + 1e-6) + std::fabs((double)b.data<float>()[(i / P) % g.out_ch]);
+  return s;
+}
+
+class DnnlConvSweep : public ::testing::TestWithParam<Geo> {};
+
+TEST_P(DnnlConvSweep, WithinTheRoundingBoundOfTheReference) {
+  ConvGeom g = make_geom(GetParam());
+  Shape xs = {g.batch, g.in_ch}, ws = {g.out_ch, g.in_ch / g.group};
+  xs.insert(xs.end(), g.in.begin(), g.in.end());
+  ws.insert(ws.end(), g.kernel.begin(), g.kernel.end());
+  Tensor x = random_tensor(xs, 11), w = random_tensor(ws, 12), b = random_tensor({g.out_ch}, 13);
+  std::vector<float> ref((size_t)(g.batch * g.out_ch * g.out_size())), fast(ref.size(), NAN);
+  conv_f32(g, x.data<float>(), w.data<float>(), b.data<float>(), ref.data());
+  DnnlConv conv(g, true);
+  conv.run(x.data<float>(), conv.prepare_weights(w.data<float>()), b.data<float>(), fast.data());
+  // Each result is a sum of n = C/group * K + 1 rounded terms; in any order (FMA or not) its error is at most
+  // gamma_n * sum|terms| with gamma_n = n u / (1 - n u), u = 2^-24. Two such results differ by at most twice that.
+  double n = (double)(g.in_ch / g.group * g.kernel_size() + 1), u = std::ldexp(1.0, -24);
+  double gamma = n * u / (1 - n * u);
+  auto scale = abs_dot(g, x, w, b);
+  for (size_t i = 0; i < ref.size(); ++i)
+    ASSERT_LE(std::fabs((double)fast[i] - ref[i]), 2 * gamma * scale[i]) << "output " << i << " of " << ref.size();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Geometries, DnnlConvSweep,
+    ::testing::Values(Geo{2, 3, 8, 1, {9, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+                      Geo{1, 16, 32, 1, {14, 14}, {3, 3}, {2, 2}, {1, 1}, {1, 0}, {0, 1}},    // asymmetric pads
+                      Geo{3, 32, 32, 32, {10, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},   // depthwise
+                      Geo{1, 8, 16, 8, {9, 9}, {3, 3}, {2, 2}, {1, 1}, {0, 0}, {0, 0}},       // multiplier 2
+                      Geo{1, 12, 18, 3, {8, 11}, {3, 1}, {1, 2}, {2, 1}, {2, 0}, {2, 0}},     // groups, dilation
+                      Geo{2, 64, 96, 1, {7, 7}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},      // pointwise
+                      Geo{1, 3, 16, 1, {33, 33}, {7, 7}, {2, 2}, {1, 1}, {3, 3}, {3, 3}},     // stem
+                      Geo{2, 5, 6, 1, {20}, {5}, {2}, {3}, {4}, {1}},                         // 1-D
+                      Geo{1, 4, 6, 2, {5, 6, 7}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 2}, {1, 1, 2}}),  // 3-D
+    [](const ::testing::TestParamInfo<Geo>& i) { return "case" + std::to_string(i.index); });
+
+// The Conv op through the executor keeps oneDNN's primitive and reordered weights between runs: a new weight
+// tensor or a new batch size must be seen, never a stale cache.
+TEST(DnnlConvCache, NewWeightsAndBatchSizesAreUsed) {
+  GraphBuilder gb(13);
+  gb.input("x", DType::Float32, {-1, 4, 6, 6});
+  gb.input("w", DType::Float32, {5, 4, 3, 3});
+  gb.output(gb.node("Conv", {"x", "w"}, {attr_ints("pads", {1, 1, 1, 1})}, 1, "conv"));
+  Model m = gb.build();
+  Executor ex(m);
+  for (int batch : {2, 3, 2}) {
+    for (uint32_t seed : {1u, 2u}) {
+      Tensor x = random_tensor({batch, 4, 6, 6}, 40 + seed), w = random_tensor({5, 4, 3, 3}, 50 + seed);
+      Tensor fast = ex.run({{"x", x}, {"w", w}}).begin()->second;
+      Tensor ref;
+      {
+        ReferenceKernels off;
+        ref = ex.run({{"x", x}, {"w", w}}).begin()->second;
+      }
+      ASSERT_EQ(fast.shape(), ref.shape());
+      double worst = 0;
+      for (int64_t i = 0; i < ref.numel(); ++i)
+        worst = std::max(worst, (double)std::fabs(fast.data<float>()[i] - ref.data<float>()[i]));
+      // |x|, |w| < 1 and 36 taps: the rounding bound is ~36 * 2 * 36 * 2^-24 ~ 1.6e-4; a stale weight or batch
+      // gives differences of order 1.
+      EXPECT_LT(worst, 2 * 37 * 37 * std::ldexp(1.0, -24)) << "batch " << batch << " seed " << seed;
+    }
+  }
+}
+
+struct PoolCase {
+  Geo g;
+  bool ceil_mode;
+};
+class PoolFastPath : public ::testing::TestWithParam<PoolCase> {};
+
+// The 2-D pooling path visits taps in the reference's order: the same bits, NaN included.
+TEST_P(PoolFastPath, SameBitsAsTheGenericLoops) {
+  ConvGeom g = make_geom(GetParam().g, GetParam().ceil_mode);
+  Tensor x = random_tensor({g.batch, g.in_ch, g.in[0], g.in[1]}, 21, -4.f, 4.f);
+  float* px = x.data<float>();
+  px[5] = std::numeric_limits<float>::quiet_NaN();   // channel 0 holds a NaN (the per-window path)
+  px[x.numel() - 3] = -std::numeric_limits<float>::infinity();
+  int64_t ny = g.batch * g.in_ch * g.out_size();
+  for (int kind = 0; kind < 3; ++kind) {
+    std::vector<float> fast((size_t)ny, 7.f), ref((size_t)ny, -7.f);
+    auto run = [&](std::vector<float>& y) {
+      if (kind == 0) max_pool_f32(g, px, y.data(), nullptr, 0);
+      else avg_pool_f32(g, px, y.data(), kind == 2);
+    };
+    run(fast);
+    {
+      ReferenceKernels off;
+      run(ref);
+    }
+    for (int64_t i = 0; i < ny; ++i) {
+      bool same = std::memcmp(&fast[(size_t)i], &ref[(size_t)i], sizeof(float)) == 0;
+      ASSERT_TRUE(same) << "kind " << kind << " output " << i << ": " << fast[(size_t)i] << " vs " << ref[(size_t)i];
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Geometries, PoolFastPath,
+    ::testing::Values(PoolCase{{1, 3, 3, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
+                      PoolCase{{2, 2, 2, 1, {8, 9}, {2, 2}, {2, 2}, {1, 1}, {0, 0}, {0, 0}}, false},
+                      PoolCase{{1, 2, 2, 1, {9, 10}, {3, 2}, {2, 3}, {1, 1}, {1, 0}, {0, 1}}, true},   // ceil overhang
+                      PoolCase{{1, 2, 2, 1, {11, 12}, {3, 3}, {1, 2}, {2, 3}, {2, 1}, {2, 3}}, false}, // dilated
+                      PoolCase{{1, 1, 1, 1, {2, 3}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}}, false}),  // window > image
+    [](const ::testing::TestParamInfo<PoolCase>& i) { return "case" + std::to_string(i.index); });
+
+// Clip and Pow's float32 shortcuts against their general paths, bit for bit, over special values too.
+TEST(ElementwiseFastPaths, ClipAndPowSameBits) {
+  Tensor x = random_tensor({1000}, 31, -1e3f, 1e3f);
+  float specials[] = {0.f, -0.f, INFINITY, -INFINITY, NAN, 1e-40f, -1e-40f, 3.4e38f, 6.f, 5.9999995f};
+  for (size_t i = 0; i < std::size(specials); ++i) x.data<float>()[i] = specials[i];
+  auto run = [&](const Node& n, const std::vector<Tensor>& ins, bool fast) {
+    set_fast_kernels(fast);
+    Tensor y = eval_node(n, 13, ins)[0];
+    set_fast_kernels(true);
+    return y;
+  };
+  Node clip;
+  clip.op_type = "Clip";
+  clip.outputs = {"y"};
+  Node pw;
+  pw.op_type = "Pow";
+  pw.outputs = {"y"};
+  std::vector<std::vector<Tensor>> cases = {
+      {x, Tensor::scalar<float>(0.f), Tensor::scalar<float>(6.f)},
+      {x, Tensor::scalar<float>(-INFINITY), Tensor::scalar<float>(1.5f)},
+  };
+  for (auto& ins : cases) EXPECT_TRUE(run(clip, ins, true).bit_equal(run(clip, ins, false)));
+  for (float e : {2.f, 0.5f, 3.f, -1.f, 1.f / 3}) {  // fractional powers of negatives: NaN on both paths
+    std::vector<Tensor> ins = {x, Tensor::scalar<float>(e)};
+    EXPECT_TRUE(run(pw, ins, true).bit_equal(run(pw, ins, false))) << "exponent " << e;
+  }
+}
+
+TEST(StoragePool, BlocksAreReusedAndTheLimitHolds) {
+  storage_cache_clear();
+  set_storage_cache_limit(1 << 20);
+  void* a = storage_allocate(300 * 1024);
+  storage_release(a, 300 * 1024);
+  EXPECT_EQ(storage_cached_bytes(), 300 * 1024);
+  void* b = storage_allocate(300 * 1024 - 100);  // same 4 KiB-rounded size: the cached block
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(storage_cached_bytes(), 0);
+  void* c = storage_allocate(900 * 1024);
+  storage_release(b, 300 * 1024 - 100);
+  storage_release(c, 900 * 1024);  // would take the cache past 1 MiB: freed instead
+  EXPECT_EQ(storage_cached_bytes(), 300 * 1024);
+  set_storage_cache_limit(-1);
+  storage_cache_clear();
+  EXPECT_EQ(storage_cached_bytes(), 0);
+}
+
+}  // namespace
+
+namespace {
+// Distance in units in the last place between two finite floats of the same sign class (ordered bit patterns).
+int64_t ulp_distance(float a, float b) {
+  auto ordered = [](float f) {
+    int32_t i;
+    std::memcpy(&i, &f, 4);
+    return i < 0 ? (int64_t)INT32_MIN - i : (int64_t)i;
+  };
+  return std::llabs(ordered(a) - ordered(b));
+}
+
+// Sweeps float bit patterns (every 9973rd, ~430k values over all signs and exponents) plus the specials.
+template <typename Fast, typename Truth>
+void check_within_one_ulp(Fast fast, Truth truth, const char* name) {
+  std::vector<float> xs;
+  for (uint64_t bits = 0; bits < (1ull << 32); bits += 9973) {
+    uint32_t b = (uint32_t)bits;
+    float f;
+    std::memcpy(&f, &b, 4);
+    xs.push_back(f);
+  }
+  for (float f : {0.f, -0.f, 1.f, -1.f, 88.7f, 89.f, -87.f, -103.f, -104.f, INFINITY, -INFINITY, NAN}) xs.push_back(f);
+  std::vector<float> ys(xs.size());
+  fast(xs.data(), ys.data(), (int64_t)xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    float want = (float)truth((double)xs[i]);
+    if (std::isnan(want)) {
+      ASSERT_TRUE(std::isnan(ys[i])) << name << "(" << xs[i] << ")";
+      continue;
+    }
+    ASSERT_LE(ulp_distance(ys[i], want), 1) << name << "(" << xs[i] << ") = " << ys[i] << ", exact " << want;
+  }
+}
+}  // namespace
+
+// The double-precision computation rounded once to float: within 1 ulp of the exact value, specials included.
+TEST(ElementwiseFastPaths, SigmoidAndExpWithinOneUlp) {
+  check_within_one_ulp(sigmoid_f32, [](double x) { return 1.0 / (1.0 + std::exp(-x)); }, "sigmoid");
+  check_within_one_ulp(exp_f32, [](double x) { return std::exp(x); }, "exp");
+}
