@@ -51,4 +51,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void exp_f32(const 
   }
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_row_f32(const float* x, float* y, int64_t n,
+                                                                                   double* e) {
+  float mx = -HUGE_VALF;
+  for (int64_t k = 0; k < n; ++k) mx = x[k] > mx ? x[k] : mx;
+  for (int64_t k = 0; k < n; ++k) e[k] = exp_core((double)(x[k] - mx));
+  double sum = 0;
+  for (int64_t k = 0; k < n; ++k) sum += e[k];
+  for (int64_t k = 0; k < n; ++k) y[k] = (float)(e[k] / sum);
+}
+
 }  // namespace lowbit

@@ -11,4 +11,9 @@ void sigmoid_f32(const float* x, float* y, int64_t n);
 // y = e^x; NaN stays NaN, overflow gives +inf, underflow 0 or a subnormal.
 void exp_f32(const float* x, float* y, int64_t n);
 
+// One softmax row: m = max x, e_k = e^(x_k - m) with the difference rounded to float first (as the reference
+// kernel does), y_k = e_k / sum e, in double, rounded once: within 1 ulp of the exact value of that expression.
+// `scratch` holds n doubles.
+void softmax_row_f32(const float* x, float* y, int64_t n, double* scratch);
+
 }  // namespace lowbit

@@ -5,6 +5,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "kernels/dispatch.h"
 #include "kernels/broadcast.h"
 #include "runtime/op_registry.h"
 
@@ -141,6 +142,25 @@ void binary_loop(const Tensor& a, const Tensor& b, Tensor& y, F& f) {
     int64_t n = y.numel();
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) py[i] = (O)f(pa[i], pb[i]);
+  } else if (fast_kernels_enabled()) {
+    // Broadcast in runs, each a tight loop the compiler can vectorise; same f on the same elements, same bits.
+    broadcast_runs(y.shape(), a.shape(), b.shape(),
+                   [&](int64_t o, int64_t ia, int64_t ib, int64_t len, int64_t sa, int64_t sb) {
+                     const T* xa = pa + ia;
+                     const T* xb = pb + ib;
+                     O* out = py + o;
+                     if (sa == 1 && sb == 0) {
+                       const T bv = *xb;
+                       for (int64_t j = 0; j < len; ++j) out[j] = (O)f(xa[j], bv);
+                     } else if (sa == 0 && sb == 1) {
+                       const T av = *xa;
+                       for (int64_t j = 0; j < len; ++j) out[j] = (O)f(av, xb[j]);
+                     } else if (sa == 1 && sb == 1) {
+                       for (int64_t j = 0; j < len; ++j) out[j] = (O)f(xa[j], xb[j]);
+                     } else {
+                       for (int64_t j = 0; j < len; ++j) out[j] = (O)f(xa[j * sa], xb[j * sb]);
+                     }
+                   });
   } else {
     broadcast_for_each<2>(y.shape(), {a.shape(), b.shape()},
                           [&](int64_t i, const std::array<int64_t, 2>& o) { py[i] = (O)f(pa[o[0]], pb[o[1]]); });

@@ -20,7 +20,7 @@ using Outs = std::vector<Tensor>;
 // ---- unary ----
 #define FLOAT_UNARY(NAME, EXPR)                                            \
   Outs op_##NAME(const OpContext& c) {                                     \
-    return {map_float(c.in(0), c, [&](auto x) -> decltype(x) { return EXPR; })}; \
+    return {map_float(c.in(0), c, [=](auto x) -> decltype(x) { return EXPR; })}; \
   }
 FLOAT_UNARY(Sqrt, std::sqrt(x))
 FLOAT_UNARY(Log, std::log(x))
@@ -71,34 +71,34 @@ Outs op_Sigmoid(const OpContext& c) {
 
 Outs op_HardSigmoid(const OpContext& c) {
   double a = c.node.attr_float("alpha", 0.2f), b = c.node.attr_float("beta", 0.5f);
-  return {map_float(c.in(0), c, [&](auto x) -> decltype(x) {
+  return {map_float(c.in(0), c, [=](auto x) -> decltype(x) {
     return (decltype(x))std::max(0.0, std::min(1.0, a * x + b));
   })};
 }
 Outs op_LeakyRelu(const OpContext& c) {
   double a = c.node.attr_float("alpha", 0.01f);
-  return {map_float(c.in(0), c, [&](auto x) -> decltype(x) { return x >= 0 ? x : (decltype(x))(a * x); })};
+  return {map_float(c.in(0), c, [=](auto x) -> decltype(x) { return x >= 0 ? x : (decltype(x))(a * x); })};
 }
 Outs op_Elu(const OpContext& c) {
   double a = c.node.attr_float("alpha", 1.f);
-  return {map_float(c.in(0), c, [&](auto x) -> decltype(x) { return x >= 0 ? x : (decltype(x))(a * std::expm1(x)); })};
+  return {map_float(c.in(0), c, [=](auto x) -> decltype(x) { return x >= 0 ? x : (decltype(x))(a * std::expm1(x)); })};
 }
 Outs op_Celu(const OpContext& c) {
   double a = c.node.attr_float("alpha", 1.f);
-  return {map_float(c.in(0), c, [&](auto x) -> decltype(x) {
+  return {map_float(c.in(0), c, [=](auto x) -> decltype(x) {
     return (decltype(x))(std::max(0.0, (double)x) + std::min(0.0, a * std::expm1(x / a)));
   })};
 }
 Outs op_Selu(const OpContext& c) {
   double a = c.node.attr_float("alpha", 1.67326319217681884765625f);
   double g = c.node.attr_float("gamma", 1.05070102214813232421875f);
-  return {map_float(c.in(0), c, [&](auto x) -> decltype(x) {
+  return {map_float(c.in(0), c, [=](auto x) -> decltype(x) {
     return (decltype(x))(x > 0 ? g * x : g * a * std::expm1(x));
   })};
 }
 Outs op_ThresholdedRelu(const OpContext& c) {
   double a = c.node.attr_float("alpha", 1.f);
-  return {map_float(c.in(0), c, [&](auto x) -> decltype(x) { return x > a ? x : 0; })};
+  return {map_float(c.in(0), c, [=](auto x) -> decltype(x) { return x > a ? x : 0; })};
 }
 Outs op_Neg(const OpContext& c) {
   return {map_numeric(c.in(0), c, [](auto x) { return wrap_neg(x); })};
@@ -311,9 +311,9 @@ Outs op_Clip(const OpContext& c) {
   if (fast_kernels_enabled() && c.in(0).dtype() == DType::Float32 && (double)(float)lo == lo &&
       (double)(float)hi == hi) {
     float flo = (float)lo, fhi = (float)hi;
-    return {map_float(c.in(0), c, [&](float x) { return std::isnan(x) ? x : std::min(std::max(x, flo), fhi); })};
+    return {map_float(c.in(0), c, [=](float x) { return std::isnan(x) ? x : std::min(std::max(x, flo), fhi); })};
   }
-  return {map_numeric(c.in(0), c, [&](auto x) -> decltype(x) {
+  return {map_numeric(c.in(0), c, [=](auto x) -> decltype(x) {
     using T = decltype(x);
     if (std::isnan((double)x)) return x;
     double v = std::min(std::max((double)x, lo), hi);
@@ -364,6 +364,29 @@ Outs op_softmax(const OpContext& c) {
   int64_t outer, n, inner;
   softmax_dims(c, x.shape(), c.opset < 13 ? 1 : -1, outer, n, inner);
   Tensor y(x.dtype(), x.shape());
+  // float32 rows along the last axis without NaN: the vectorised row kernel (within 1 ulp, kernels/elementwise.h).
+  if (K == SoftKind::Softmax && fast_kernels_enabled() && x.dtype() == DType::Float32 && inner == 1 && n > 0) {
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    std::atomic<bool> nan{false};
+#pragma omp parallel if (outer * n > 16384)
+    {
+      std::vector<double> scratch((size_t)n);
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < outer; ++o) {
+        const float* a = px + o * n;
+        bool row_nan = false;
+        for (int64_t k = 0; k < n; ++k) row_nan |= a[k] != a[k];
+        if (row_nan) {
+          nan.store(true, std::memory_order_relaxed);
+          continue;
+        }
+        softmax_row_f32(a, py + o * n, n, scratch.data());
+      }
+    }
+    if (!nan.load()) return {y};
+    // A row with NaN follows the reference's rules below (recomputed for every row: rare, and simplest).
+  }
   visit_dtype(x.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if constexpr (std::is_floating_point_v<T>) {

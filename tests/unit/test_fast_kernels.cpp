@@ -247,3 +247,65 @@ TEST(ElementwiseFastPaths, SigmoidAndExpWithinOneUlp) {
   check_within_one_ulp(sigmoid_f32, [](double x) { return 1.0 / (1.0 + std::exp(-x)); }, "sigmoid");
   check_within_one_ulp(exp_f32, [](double x) { return std::exp(x); }, "exp");
 }
+
+// Broadcasting binary ops in merged runs against the element-by-element walk: same bits, every layout of
+// broadcast (scalar, per-channel, trailing, both sides, size-1 dims, int and bool results).
+TEST(ElementwiseFastPaths, BroadcastRunsSameBits) {
+  std::vector<std::pair<Shape, Shape>> shapes = {
+      {{2, 3, 4, 5}, {3, 1, 1}}, {{2, 3, 4, 5}, {}},         {{1}, {2, 3}},       {{2, 1, 4}, {3, 1}},
+      {{4, 1, 6, 1}, {1, 5, 1, 7}}, {{7, 9}, {7, 1}},         {{1, 1}, {1, 1, 1}}, {{3, 300, 200}, {200}},
+      {{2, 64, 30, 30}, {1, 64, 1, 1}}, {{5, 1, 1, 2}, {5, 3, 4, 2}}};
+  uint32_t seed = 60;
+  for (auto& [sa, sb] : shapes) {
+    Tensor a = random_tensor(sa, seed++, -3.f, 3.f), b = random_tensor(sb, seed++, 0.5f, 3.f);
+    for (const char* op : {"Add", "Sub", "Mul", "Div", "Less"}) {
+      Node n;
+      n.op_type = op;
+      n.outputs = {"y"};
+      for (auto& [x, y] : {std::pair{a, b}, std::pair{b, a}}) {
+        Tensor fast = eval_node(n, 13, {x, y})[0];
+        Tensor ref;
+        {
+          ReferenceKernels off;
+          ref = eval_node(n, 13, {x, y})[0];
+        }
+        EXPECT_TRUE(fast.bit_equal(ref)) << op << " " << shape_str(x.shape()) << " with " << shape_str(y.shape());
+      }
+      Tensor ia = a.cast(DType::Int32), ib = b.cast(DType::Int32);
+      if (std::string(op) != "Div") {
+        Tensor fast = eval_node(n, 13, {ia, ib})[0];
+        ReferenceKernels off;
+        EXPECT_TRUE(fast.bit_equal(eval_node(n, 13, {ia, ib})[0])) << op << " int32";
+      }
+    }
+  }
+}
+
+// The softmax row kernel against the reference op: both are the same expression rounded once from a more precise
+// value, so they differ by at most 1 ulp; -inf entries, large magnitudes and a NaN row included.
+TEST(ElementwiseFastPaths, SoftmaxWithinOneUlpOfReference) {
+  for (Shape s : {Shape{7, 1}, Shape{3, 5, 17}, Shape{64, 1000}, Shape{2, 4, 1, 300}}) {
+    Tensor x = random_tensor(s, 80, -30.f, 30.f);
+    float* p = x.data<float>();
+    p[0] = -INFINITY;
+    p[x.numel() / 2] = 80.f;
+    if (s[0] == 64) p[1000 * 5 + 3] = NAN;  // one NaN row: the reference rules for the whole tensor
+    Node n;
+    n.op_type = "Softmax";
+    n.outputs = {"y"};
+    Tensor fast = eval_node(n, 13, {x})[0];
+    Tensor ref;
+    {
+      ReferenceKernels off;
+      ref = eval_node(n, 13, {x})[0];
+    }
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      float f = fast.data<float>()[i], r = ref.data<float>()[i];
+      if (std::isnan(r)) {
+        ASSERT_TRUE(std::isnan(f)) << i;
+        continue;
+      }
+      ASSERT_LE(ulp_distance(f, r), 1) << shape_str(s) << " element " << i << ": " << f << " vs " << r;
+    }
+  }
+}
