@@ -3,6 +3,7 @@
 
 #include "core/checked.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -51,16 +52,66 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   if (!buf_->empty()) std::memset(buf_->data(), 0, buf_->size());
 }
 
-Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+Tensor Tensor::uninitialized(DType dtype, Shape shape, Layout layout) {
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
+  t.layout_ = layout;
+  check(layout == Layout::Plain || t.shape_.size() == 4, "a channels-last tensor must have rank 4, not ",
+        t.shape_.size());
   check_allocation(t.dtype_, t.shape_);
   t.buf_ = std::make_shared<TensorStorage>(t.nbytes());
   return t;
 }
 
+void Tensor::fail_not_plain() { fail("internal error: a channels-last tensor was read as a plain one"); }
+
+namespace {
+// [A, B, C] -> [A, C, B] for elements of `es` bytes, in tiles so both sides stay in cache.
+void transpose_last2(const std::byte* src, std::byte* dst, int64_t A, int64_t B, int64_t C, size_t es) {
+  const int64_t T = 32;
+#pragma omp parallel for collapse(2) schedule(static) if (A * B * C > 65536)
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t b0 = 0; b0 < B; b0 += T) {
+      const std::byte* s = src + (size_t)(a * B * C) * es;
+      std::byte* d = dst + (size_t)(a * B * C) * es;
+      int64_t b1 = std::min(B, b0 + T);
+      for (int64_t c0 = 0; c0 < C; c0 += T) {
+        int64_t c1 = std::min(C, c0 + T);
+        if (es == 4) {
+          auto* s4 = reinterpret_cast<const uint32_t*>(s);
+          auto* d4 = reinterpret_cast<uint32_t*>(d);
+          for (int64_t b = b0; b < b1; ++b)
+            for (int64_t c = c0; c < c1; ++c) d4[c * B + b] = s4[b * C + c];
+        } else {
+          for (int64_t b = b0; b < b1; ++b)
+            for (int64_t c = c0; c < c1; ++c) std::memcpy(d + (size_t)(c * B + b) * es, s + (size_t)(b * C + c) * es, es);
+        }
+      }
+    }
+}
+}  // namespace
+
+Tensor Tensor::to_plain() const {
+  if (layout_ == Layout::Plain) return *this;
+  Tensor t = uninitialized(dtype_, shape_);
+  if (numel())  // stored [N, H*W, C] -> [N, C, H*W]
+    transpose_last2(static_cast<const std::byte*>(storage()), static_cast<std::byte*>(t.storage_mut()), shape_[0],
+                    shape_[2] * shape_[3], shape_[1], dtype_size(dtype_));
+  return t;
+}
+
+Tensor Tensor::to_channels_last() const {
+  if (layout_ == Layout::ChannelsLast) return *this;
+  Tensor t = uninitialized(dtype_, shape_, Layout::ChannelsLast);
+  if (numel())  // [N, C, H*W] -> [N, H*W, C]
+    transpose_last2(static_cast<const std::byte*>(storage()), static_cast<std::byte*>(t.storage_mut()), shape_[0],
+                    shape_[1], shape_[2] * shape_[3], dtype_size(dtype_));
+  return t;
+}
+
 Tensor Tensor::reshaped(Shape s) const {
+  if (layout_ != Layout::Plain) fail_not_plain();
   check(shape_numel(s) == numel(), "cannot reshape ", shape_str(shape_), " to ", shape_str(s));
   Tensor t = *this;
   t.shape_ = std::move(s);
@@ -69,7 +120,8 @@ Tensor Tensor::reshaped(Shape s) const {
 
 Tensor Tensor::clone() const {
   Tensor t(dtype_, shape_);
-  if (nbytes()) std::memcpy(t.raw_mut(), raw(), nbytes());
+  t.layout_ = layout_;
+  if (nbytes()) std::memcpy(t.storage_mut(), storage(), nbytes());
   return t;
 }
 

@@ -49,13 +49,19 @@ std::string shape_str(const Shape& s);
 // Row-major strides (in elements) of a shape.
 std::vector<int64_t> shape_strides(const Shape& s);
 
+// How a tensor's elements are stored. Plain: row-major in its shape (everything outside the executor, every kernel
+// by default). ChannelsLast (rank 4 only): a logical [N, C, H, W] tensor stored as [N, H, W, C], the layout oneDNN's
+// convolutions work in; only kernels registered as layout-aware see one, and the executor turns it back into a
+// plain tensor before any other kernel, hook or caller gets it.
+enum class Layout : uint8_t { Plain, ChannelsLast };
+
 class Tensor {
  public:
   Tensor() = default;
   // Allocates zero-initialised storage.
   Tensor(DType dtype, Shape shape);
   // Allocates storage left uninitialised: only for outputs a kernel writes completely.
-  static Tensor uninitialized(DType dtype, Shape shape);
+  static Tensor uninitialized(DType dtype, Shape shape, Layout layout = Layout::Plain);
 
   template <typename T>
   static Tensor from_vector(Shape shape, const std::vector<T>& values) {
@@ -80,8 +86,22 @@ class Tensor {
   int64_t numel() const { return shape_numel(shape_); }
   size_t nbytes() const { return (size_t)numel() * dtype_size(dtype_); }
 
-  const void* raw() const { return buf_ ? buf_->data() : nullptr; }
-  void* raw_mut() { return buf_ ? buf_->data() : nullptr; }
+  Layout layout() const { return layout_; }
+  // Element access assumes the plain layout and fails on any other (a kernel that was not written for it).
+  const void* raw() const {
+    if (layout_ != Layout::Plain) fail_not_plain();
+    return buf_ ? buf_->data() : nullptr;
+  }
+  void* raw_mut() {
+    if (layout_ != Layout::Plain) fail_not_plain();
+    return buf_ ? buf_->data() : nullptr;
+  }
+  // Storage in whatever layout the tensor has: for layout-aware kernels.
+  const void* storage() const { return buf_ ? buf_->data() : nullptr; }
+  void* storage_mut() { return buf_ ? buf_->data() : nullptr; }
+  // The same values in the plain layout (this tensor itself when it already is), or channels-last (rank 4 only).
+  Tensor to_plain() const;
+  Tensor to_channels_last() const;
 
   template <typename T>
   const T* data() const {
@@ -96,7 +116,7 @@ class Tensor {
   template <typename T>
   std::span<const T> span() const { return {data<T>(), (size_t)numel()}; }
 
-  // Same buffer, new shape (numel must match).
+  // Same buffer, new shape (numel must match; plain layout only).
   Tensor reshaped(Shape s) const;
   // Deep copy.
   Tensor clone() const;
@@ -119,7 +139,9 @@ class Tensor {
     if (dtype_of<T>() != dtype_)
       fail("tensor of dtype ", dtype_name(dtype_), " accessed as ", dtype_name(dtype_of<T>()));
   }
+  [[noreturn]] static void fail_not_plain();
   DType dtype_ = DType::Undefined;
+  Layout layout_ = Layout::Plain;
   Shape shape_;
   std::shared_ptr<TensorStorage> buf_;
 };

@@ -24,14 +24,26 @@ memory::desc plain_desc(const memory::dims& d) {
 }
 }  // namespace
 
+// Row-major layout of dims permuted by `order` (a list of dims from outermost to innermost storage).
+memory::desc permuted_desc(const memory::dims& d, const std::vector<int>& order) {
+  memory::dims strides(d.size());
+  int64_t acc = 1;
+  for (int i = (int)order.size() - 1; i >= 0; --i) {
+    strides[(size_t)order[(size_t)i]] = acc;
+    acc *= d[(size_t)order[(size_t)i]];
+  }
+  return memory::desc(d, memory::data_type::f32, strides);
+}
+
 struct DnnlConv::Impl {
   memory::desc src_plain, dst_plain, w_plain, bias_desc;
+  memory::desc src_cl, dst_cl;  // channels-last (2-D only)
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward conv;
-  bool src_reorder = false, dst_reorder = false;
 };
 
-DnnlConv::DnnlConv(const ConvGeom& g, bool has_bias) : geom_(g), has_bias_(has_bias), impl_(new Impl) {
+DnnlConv::DnnlConv(const ConvGeom& g, bool has_bias, float clamp_lo, float clamp_hi)
+    : geom_(g), has_bias_(has_bias), lo_(clamp_lo), hi_(clamp_hi), impl_(new Impl) {
   size_t r = g.in.size();
   if (r < 1 || r > 3) unsupported("oneDNN convolution takes 1 to 3 spatial dims, not ", r);
   memory::dims src{g.batch, g.in_ch}, dst{g.batch, g.out_ch}, w, strides, dil, pl, pr;
@@ -54,12 +66,22 @@ DnnlConv::DnnlConv(const ConvGeom& g, bool has_bias) : geom_(g), has_bias_(has_b
     m.w_plain = plain_desc(w);
     m.bias_desc = has_bias ? memory::desc({g.out_ch}, memory::data_type::f32, memory::format_tag::x) : memory::desc();
     auto any = [](const memory::dims& d) { return memory::desc(d, memory::data_type::f32, memory::format_tag::any); };
+    bool cl = r == 2;
+    if (cl) {
+      m.src_cl = permuted_desc(src, {0, 2, 3, 1});
+      m.dst_cl = permuted_desc(dst, {0, 2, 3, 1});
+    }
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                       any(src), any(w), m.bias_desc, any(dst), strides, dil, pl, pr);
-    m.pd = dnnl::convolution_forward::primitive_desc(cd, cpu_engine());
+                                       cl ? m.src_cl : any(src), any(w), m.bias_desc, cl ? m.dst_cl : any(dst),
+                                       strides, dil, pl, pr);
+    dnnl::primitive_attr attr;
+    if (clamp_lo <= clamp_hi) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, clamp_lo, clamp_hi);
+      attr.set_post_ops(po);
+    }
+    m.pd = dnnl::convolution_forward::primitive_desc(cd, attr, cpu_engine());
     m.conv = dnnl::convolution_forward(m.pd);
-    m.src_reorder = m.pd.src_desc() != m.src_plain;
-    m.dst_reorder = m.pd.dst_desc() != m.dst_plain;
   } catch (const dnnl::error& e) {
     unsupported("oneDNN has no convolution for this geometry (", e.what(), ")");
   }
@@ -78,23 +100,26 @@ std::shared_ptr<const void> DnnlConv::prepare_weights(const float* w) const {
   return out;
 }
 
-void DnnlConv::run(const float* x, const std::shared_ptr<const void>& weights, const float* bias, float* y) const {
+void DnnlConv::run(const float* x, const std::shared_ptr<const void>& weights, const float* bias, float* y,
+                   bool x_cl, bool y_cl) const {
   const Impl& m = *impl_;
+  check(channels_last_capable() || (!x_cl && !y_cl), "DnnlConv: channels-last needs a 2-D convolution");
   auto& eng = cpu_engine();
   dnnl::stream s(eng);
-  memory xu(m.src_plain, eng, const_cast<float*>(x)), yu(m.dst_plain, eng, y);
+  memory xu(x_cl ? m.src_cl : m.src_plain, eng, const_cast<float*>(x)), yu(y_cl ? m.dst_cl : m.dst_plain, eng, y);
   memory xi = xu, yi = yu;
-  if (m.src_reorder) {
+  if (xu.get_desc() != m.pd.src_desc()) {
     xi = memory(m.pd.src_desc(), eng);
     dnnl::reorder(xu, xi).execute(s, xu, xi);
   }
-  if (m.dst_reorder) yi = memory(m.pd.dst_desc(), eng);
+  bool y_reorder = yu.get_desc() != m.pd.dst_desc();
+  if (y_reorder) yi = memory(m.pd.dst_desc(), eng);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xi},
                                        {DNNL_ARG_WEIGHTS, *static_cast<const memory*>(weights.get())},
                                        {DNNL_ARG_DST, yi}};
   if (has_bias_) args[DNNL_ARG_BIAS] = memory(m.bias_desc, eng, const_cast<float*>(bias));
   m.conv.execute(s, args);
-  if (m.dst_reorder) dnnl::reorder(yi, yu).execute(s, yi, yu);
+  if (y_reorder) dnnl::reorder(yi, yu).execute(s, yi, yu);
   s.wait();
 }
 

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <set>
 #include <unordered_map>
 
 #include "ir/passes.h"
+#include "kernels/dispatch.h"
 
 namespace lowbit {
 
@@ -73,6 +75,70 @@ void Executor::plan_graph(const Graph& g, std::map<std::string, std::string>& mi
       for (auto& sg : a.graphs) plan_graph(*sg, missing);
     }
   }
+  std::unordered_map<std::string, bool> aware_readers;  // value -> every reader is layout-aware
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    bool aware = p.defs[i] && p.defs[i]->layout_aware;
+    for (auto& in : g.nodes[i].inputs) {
+      auto [it, fresh] = aware_readers.emplace(in, aware);
+      if (!fresh) it->second = it->second && aware;
+    }
+    for (auto& in : p.implicit[i]) aware_readers[in] = false;
+  }
+  for (auto& o : g.outputs) aware_readers[o.name] = false;
+  // Clamps to fold: node i (a kernel that fuses them) whose first output has exactly one reader j, a Relu or a
+  // Clip with constant float bounds, and is no graph output nor read by a subgraph.
+  std::unordered_map<std::string, std::vector<size_t>> readers;
+  std::set<std::string> not_foldable;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (auto& in : g.nodes[i].inputs) readers[in].push_back(i);
+    for (auto& in : p.implicit[i]) not_foldable.insert(in);
+  }
+  for (auto& o : g.outputs) not_foldable.insert(o.name);
+  p.fused_next.assign(g.nodes.size(), -1);
+  p.clamps.assign(g.nodes.size(), FusedClamp{});
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (!p.defs[i] || !p.defs[i]->fuses_clamp || n.outputs.empty() || not_foldable.count(n.outputs[0])) continue;
+    auto it = readers.find(n.outputs[0]);
+    if (it == readers.end() || it->second.size() != 1) continue;
+    size_t j = it->second[0];
+    const Node& a = g.nodes[j];
+    if (!a.domain.empty() || a.inputs.empty() || a.inputs[0] != n.outputs[0] || a.outputs.size() != 1) continue;
+    FusedClamp fc;
+    if (a.op_type == "Relu") {
+      fc = {0.f, std::numeric_limits<float>::infinity()};
+    } else if (a.op_type == "Clip") {
+      fc = {-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity()};
+      if (model_.opset(a.domain) < 11) {
+        fc = {a.attr_float("min", -std::numeric_limits<float>::max()), a.attr_float("max", std::numeric_limits<float>::max())};
+      } else {
+        bool constant = true;
+        for (size_t k = 1; k < a.inputs.size() && k < 3; ++k) {
+          if (a.inputs[k].empty()) continue;
+          auto ii = g.initializers.find(a.inputs[k]);
+          if (ii == g.initializers.end() || ii->second.dtype() != DType::Float32 || ii->second.numel() != 1) {
+            constant = false;
+            break;
+          }
+          (k == 1 ? fc.lo : fc.hi) = ii->second.data<float>()[0];
+        }
+        if (!constant || a.inputs.size() > 3) continue;
+      }
+      if (!(fc.lo <= fc.hi)) continue;
+    } else {
+      continue;
+    }
+    p.fused_next[i] = (int64_t)j;
+    p.clamps[i] = fc;
+  }
+  for (auto& n : g.nodes) {
+    bool ok = !n.outputs.empty() && !n.outputs[0].empty();
+    for (auto& o : n.outputs) {
+      auto it = aware_readers.find(o);
+      if (!o.empty() && it != aware_readers.end() && !it->second) ok = false;
+    }
+    p.channels_last_ok.push_back(ok);
+  }
 }
 
 Executor::Executor(const Model& model, const OpRegistry& ops) : model_(model), ops_(ops) {
@@ -128,10 +194,16 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
     }
   ScopeRunner runner(*this, s);
   std::vector<const Tensor*> ins;
+  std::vector<Tensor> plain_copies;
+  bool hooked = top && !hooks_.empty();
+  std::vector<char> folded(g.nodes.size(), 0);
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
-    if (!needed[ni]) continue;
+    if (!needed[ni] || folded[ni]) continue;
     const Node& n = g.nodes[ni];
+    const OpDef* def = plan.defs[ni];
     ins.clear();
+    plain_copies.clear();
+    plain_copies.reserve(n.inputs.size());
     for (auto& in : n.inputs) {
       if (in.empty()) {
         ins.push_back(nullptr);
@@ -139,13 +211,34 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
       }
       const Tensor* t = s.lookup(in);
       check(t != nullptr, n.describe(), ": input '", in, "' has no value");
+      if (t->layout() != Layout::Plain && !def->layout_aware) {
+        // A kernel that knows only the plain layout: convert once, in this scope when the value lives here.
+        Tensor p = t->to_plain();
+        if (s.vals.count(in)) {
+          s.hold(in, std::move(p));
+          t = s.lookup(in);
+        } else {
+          plain_copies.push_back(std::move(p));
+          t = &plain_copies.back();
+        }
+      }
       ins.push_back(t);
     }
     OpContext ctx{n, model_.opset(n.domain), ins, &runner, plan.caches[ni].get()};
+    ctx.channels_last_out = plan.channels_last_ok[ni] && !hooked &&
+                            std::none_of(n.outputs.begin(), n.outputs.end(), [&](auto& o) { return keep.count(o); });
+    // Fold the clamp that alone reads this output, unless a hook or the caller wants the value before it.
+    int64_t fj = plan.fused_next[ni];
+    const Node* fused = nullptr;
+    if (fj >= 0 && needed[(size_t)fj] && !hooked && !keep.count(n.outputs[0]) && fast_kernels_enabled()) {
+      fused = &g.nodes[(size_t)fj];
+      ctx.fused_clamp = &plan.clamps[ni];
+      ctx.channels_last_out = plan.channels_last_ok[(size_t)fj] && !keep.count(fused->outputs[0]);
+    }
     std::vector<Tensor> outs;
     auto t0 = node_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {
-      outs = plan.defs[ni]->compute(ctx);
+      outs = def->compute(ctx);
       if (node_seconds)
         (*node_seconds)[ni] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (const Unsupported& e) {
@@ -157,8 +250,30 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
       if (msg.find(n.describe()) == std::string::npos) fail(n.describe(), ": ", msg);
       throw;
     }
+    if (fused) {
+      // The clamp's node is done: its output is this node's first one, its reads are this node's.
+      folded[(size_t)fj] = 1;
+      Tensor& v = outs.at(0);
+      if (v.layout() != Layout::Plain && !ctx.channels_last_out) v = v.to_plain();
+      if (top) {
+        ++s.st.folded_clamps;
+        if (v.layout() != Layout::Plain) ++s.st.channels_last_outputs;
+      }
+      s.hold(fused->outputs[0], std::move(v));
+      --reads[n.outputs[0]];
+      for (size_t k = 1; k < fused->inputs.size(); ++k)
+        if (!fused->inputs[k].empty() && --reads[fused->inputs[k]] == 0 && !keep.count(fused->inputs[k]))
+          s.release(fused->inputs[k]);
+      for (auto& in : n.inputs)
+        if (!in.empty() && --reads[in] == 0 && !keep.count(in)) s.release(in);
+      for (auto& in : plan.implicit[ni])
+        if (!in.empty() && --reads[in] == 0 && !keep.count(in)) s.release(in);
+      continue;
+    }
     for (size_t k = 0; k < n.outputs.size() && k < outs.size(); ++k) {
       if (n.outputs[k].empty()) continue;
+      if (outs[k].layout() != Layout::Plain && !ctx.channels_last_out) outs[k] = outs[k].to_plain();
+      if (top && outs[k].layout() != Layout::Plain) ++s.st.channels_last_outputs;
       if (top)
         for (auto& h : hooks_) h(&n, n.outputs[k], outs[k]);
       s.hold(n.outputs[k], std::move(outs[k]));
@@ -189,7 +304,7 @@ std::vector<Tensor> Executor::run_subgraph(const Graph& body, const Scope& paren
   for (auto& o : body.outputs) {
     const Tensor* t = s.lookup(o.name);
     check(t != nullptr, "subgraph '", body.name, "': output '", o.name, "' was not computed");
-    outs.push_back(*t);
+    outs.push_back(t->to_plain());
   }
   return outs;
 }
@@ -242,7 +357,7 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
   for (auto& f : fetch) {
     const Tensor* t = s.lookup(f);
     check(t != nullptr, "requested value '", f, "' was not computed");
-    result[f] = *t;
+    result[f] = t->to_plain();
   }
   return result;
 }
@@ -253,7 +368,9 @@ std::vector<Tensor> eval_node(const Node& n, int64_t opset, const std::vector<Te
   std::vector<const Tensor*> ins;
   for (auto& t : inputs) ins.push_back(t.defined() ? &t : nullptr);
   OpContext ctx{n, opset, ins};
-  return d->compute(ctx);
+  auto outs = d->compute(ctx);
+  for (auto& o : outs) o = o.to_plain();
+  return outs;
 }
 
 }  // namespace lowbit

@@ -25,6 +25,9 @@ struct RunStats {
   // With profiling on (Executor::set_profiling): wall seconds spent in each main-graph node's kernel, indexed like
   // model().graph.nodes (a node that did not run has 0; a control-flow node includes its subgraphs).
   std::vector<double> node_seconds;
+  // Main-graph nodes whose output was handed on channels-last, and Relu/Clip nodes folded into their producer.
+  int64_t channels_last_outputs = 0;
+  int64_t folded_clamps = 0;
 };
 
 class Executor {
@@ -57,6 +60,13 @@ class Executor {
     std::vector<const OpDef*> defs;
     std::vector<std::vector<std::string>> implicit;
     std::vector<std::unique_ptr<KernelCache>> caches;
+    // Node may hand its output over channels-last: every reader in this graph is layout-aware, nothing reads it
+    // from a subgraph, and it is not a graph output.
+    std::vector<char> channels_last_ok;
+    // A Relu or constant Clip that alone reads node i's output, folded into node i when no hook or fetch needs
+    // that output: its index (or -1) and the clamp.
+    std::vector<int64_t> fused_next;
+    std::vector<FusedClamp> clamps;
   };
   void plan_graph(const Graph& g, std::map<std::string, std::string>& missing);
   // Runs the needed nodes of g in scope s. Hooks fire only for the main graph (subgraphs run in float).

@@ -15,6 +15,12 @@ const OpRegistry& OpRegistry::builtin() {
     register_index_ops(r);
     register_control_ops(r);
     register_rnn_ops(r);
+    // Kernels that handle channels-last inputs (see their code): convolution, batch norm, global average pooling,
+    // element-wise maps and broadcasting arithmetic.
+    r.set_layout_aware({"Conv", "BatchNormalization", "GlobalAveragePool", "Relu", "Clip", "Sigmoid", "Tanh",
+                        "LeakyRelu", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus", "Abs", "Neg", "Sqrt",
+                        "Erf", "Exp", "Identity", "Add", "Sub", "Mul", "Div"});
+    r.ops_.at("::Conv").fuses_clamp = true;
     return r;
   }();
   return reg;
@@ -29,6 +35,14 @@ const OpDef* OpRegistry::find(const std::string& domain, const std::string& op_t
   auto it = ops_.find((domain == "ai.onnx" ? std::string() : domain) + "::" + op_type);
   if (it == ops_.end() || opset < it->second.since_version) return nullptr;
   return &it->second;
+}
+
+void OpRegistry::set_layout_aware(const std::vector<std::string>& op_types) {
+  for (auto& t : op_types) {
+    auto it = ops_.find("::" + t);
+    check(it != ops_.end(), "set_layout_aware: no op ", t);
+    it->second.layout_aware = true;
+  }
 }
 
 std::vector<std::string> OpRegistry::op_types() const {

@@ -27,6 +27,13 @@ struct KernelCache {
   std::shared_ptr<void> data;
 };
 
+// A clamp the executor folded into the node being computed, taken from the Relu or constant-bound Clip that was the
+// only reader of the node's output: the kernel returns y > lo ? min(y, hi) : lo in place of y. For a Relu that is
+// Relu itself; for a Clip it differs only on NaN (which becomes lo) and -0 (which becomes lo when lo is 0).
+struct FusedClamp {
+  float lo = 0, hi = 0;
+};
+
 // What a kernel sees: the node (attributes), the opset of its domain, and its input tensors; control-flow ops also
 // get a runner for their subgraphs (nullptr where none is available, e.g. constant folding).
 struct OpContext {
@@ -35,6 +42,9 @@ struct OpContext {
   const std::vector<const Tensor*>& ins;
   const SubgraphRunner* subgraphs = nullptr;
   KernelCache* cache = nullptr;  // nullptr where nothing is kept between calls (eval_node, constant folding)
+  // A layout-aware kernel may return its output channels-last (every reader of it is layout-aware too).
+  bool channels_last_out = false;
+  const FusedClamp* fused_clamp = nullptr;  // set only for ops registered with fuses_clamp
 
   size_t num_inputs() const { return ins.size(); }
   bool has(size_t i) const { return i < ins.size() && ins[i] != nullptr && ins[i]->defined(); }
@@ -57,6 +67,10 @@ struct OpDef {
   int since_version = 1;  // lowest opset the kernel implements (older versions differ in semantics)
   ComputeFn compute = nullptr;
   BackwardFn backward = nullptr;
+  // Takes channels-last inputs (core/tensor.h Layout) as they are; every other kernel gets plain inputs only.
+  bool layout_aware = false;
+  // Applies OpContext::fused_clamp to its first output.
+  bool fuses_clamp = false;
 };
 
 class OpRegistry {
@@ -66,6 +80,8 @@ class OpRegistry {
   void add(OpDef def);
   // nullptr when the op is unknown or the model's opset is older than the kernel supports.
   const OpDef* find(const std::string& domain, const std::string& op_type, int64_t opset) const;
+  // Marks registered ops of the default domain as layout-aware.
+  void set_layout_aware(const std::vector<std::string>& op_types);
   std::vector<std::string> op_types() const;
 
  private:

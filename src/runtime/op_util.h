@@ -84,20 +84,21 @@ template <typename T>
 using is_native_num = std::bool_constant<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>;
 
 // Applies f elementwise, computing float16/bfloat16 through float.
+// Layout-preserving: the output is stored like the input (element-wise, so any layout gives the same values).
 template <typename F>
 Tensor map_float(const Tensor& x, const OpContext& c, F f) {
   DType dt = x.dtype();
-  if (dt == DType::Float16 || dt == DType::BFloat16) return map_float(x.cast(DType::Float32), c, f).cast(dt);
-  Tensor y = Tensor::uninitialized(dt, x.shape());
+  if (dt == DType::Float16 || dt == DType::BFloat16) return map_float(x.to_plain().cast(DType::Float32), c, f).cast(dt);
+  Tensor y = Tensor::uninitialized(dt, x.shape(), x.layout());
   int64_t n = x.numel();
   if (dt == DType::Float32) {
-    const float* a = x.data<float>();
-    float* b = y.data<float>();
+    const float* a = static_cast<const float*>(x.storage());
+    float* b = static_cast<float*>(y.storage_mut());
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) b[i] = (float)f((float)a[i]);
   } else if (dt == DType::Float64) {
-    const double* a = x.data<double>();
-    double* b = y.data<double>();
+    const double* a = static_cast<const double*>(x.storage());
+    double* b = static_cast<double*>(y.storage_mut());
     for (int64_t i = 0; i < n; ++i) b[i] = f(a[i]);
   } else {
     fail(c.where(), ": expects a float tensor, got ", dtype_name(dt));
@@ -115,13 +116,14 @@ Tensor compare_op(const Tensor& a, const Tensor& b, const OpContext& c, F f) { r
 template <typename F>
 Tensor map_numeric(const Tensor& x, const OpContext& c, F f) {
   DType dt = x.dtype();
-  if (dt == DType::Float16 || dt == DType::BFloat16) return map_numeric(x.cast(DType::Float32), c, f).cast(dt);
-  Tensor y = Tensor::uninitialized(dt, x.shape());
+  if (dt == DType::Float16 || dt == DType::BFloat16)
+    return map_numeric(x.to_plain().cast(DType::Float32), c, f).cast(dt);
+  Tensor y = Tensor::uninitialized(dt, x.shape(), x.layout());  // layout-preserving, as map_float
   visit_dtype(dt, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if constexpr (is_native_num<T>::value) {
-      const T* a = x.data<T>();
-      T* b = y.data<T>();
+      const T* a = static_cast<const T*>(x.storage());
+      T* b = static_cast<T*>(y.storage_mut());
       int64_t n = x.numel();
 #pragma omp parallel for schedule(static) if (n > 65536)
       for (int64_t i = 0; i < n; ++i) b[i] = (T)f(a[i]);
@@ -134,17 +136,23 @@ Tensor map_numeric(const Tensor& x, const OpContext& c, F f) {
 
 namespace detail {
 template <typename T, typename O, typename F>
+void binary_loop_ptr(const T* pa, const Shape& a_shape, const T* pb, const Shape& b_shape, O* py, const Shape& y_shape,
+                     F& f);
+template <typename T, typename O, typename F>
 void binary_loop(const Tensor& a, const Tensor& b, Tensor& y, F& f) {
-  const T* pa = a.data<T>();
-  const T* pb = b.data<T>();
-  O* py = y.data<O>();
-  if (a.shape() == y.shape() && b.shape() == y.shape()) {
-    int64_t n = y.numel();
+  binary_loop_ptr<T, O>(a.data<T>(), a.shape(), b.data<T>(), b.shape(), y.data<O>(), y.shape(), f);
+}
+// Row-major arrays of the given shapes; y_shape is the broadcast of the other two.
+template <typename T, typename O, typename F>
+void binary_loop_ptr(const T* pa, const Shape& a_shape, const T* pb, const Shape& b_shape, O* py, const Shape& y_shape,
+                     F& f) {
+  if (a_shape == y_shape && b_shape == y_shape) {
+    int64_t n = shape_numel(y_shape);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) py[i] = (O)f(pa[i], pb[i]);
   } else if (fast_kernels_enabled()) {
     // Broadcast in runs, each a tight loop the compiler can vectorise; same f on the same elements, same bits.
-    broadcast_runs(y.shape(), a.shape(), b.shape(),
+    broadcast_runs(y_shape, a_shape, b_shape,
                    [&](int64_t o, int64_t ia, int64_t ib, int64_t len, int64_t sa, int64_t sb) {
                      const T* xa = pa + ia;
                      const T* xb = pb + ib;
@@ -162,17 +170,54 @@ void binary_loop(const Tensor& a, const Tensor& b, Tensor& y, F& f) {
                      }
                    });
   } else {
-    broadcast_for_each<2>(y.shape(), {a.shape(), b.shape()},
+    broadcast_for_each<2>(y_shape, {a_shape, b_shape},
                           [&](int64_t i, const std::array<int64_t, 2>& o) { py[i] = (O)f(pa[o[0]], pb[o[1]]); });
   }
 }
 }  // namespace detail
 
+// Channels-last operands (float32, from layout-aware producers): computed in storage order when that is just a
+// relabelling of dims -- the other operand is channels-last of the same shape, or plain with C == 1 or H == W == 1
+// (a scalar, a per-channel vector) -- giving a channels-last result; otherwise undefined (the caller goes plain).
+template <bool ToBool, typename F>
+Tensor binary_channels_last(const Tensor& a, const Tensor& b, F& f) {
+  if (ToBool || a.dtype() != DType::Float32) return {};
+  const Tensor& cl = a.layout() == Layout::ChannelsLast ? a : b;
+  const Tensor& other = &cl == &a ? b : a;
+  Shape out = broadcast_shapes({a.shape(), b.shape()}, "");
+  if (out != cl.shape()) return {};
+  auto nhwc = [](const Shape& s4) { return Shape{s4[0], s4[2], s4[3], s4[1]}; };
+  Shape os;  // the other operand's shape in storage order
+  if (other.layout() == Layout::ChannelsLast) {
+    if (other.shape() != cl.shape()) return {};
+    os = nhwc(other.shape());
+  } else {
+    if (other.rank() > 4) return {};
+    Shape s4(4 - other.rank(), 1);
+    s4.insert(s4.end(), other.shape().begin(), other.shape().end());
+    if (s4[1] != 1 && (s4[2] != 1 || s4[3] != 1)) return {};
+    os = nhwc(s4);
+  }
+  Shape ys = nhwc(out);
+  Tensor y = Tensor::uninitialized(DType::Float32, out, Layout::ChannelsLast);
+  const float* pa = static_cast<const float*>(a.storage());
+  const float* pb = static_cast<const float*>(b.storage());
+  const Shape& sa = &cl == &a ? ys : os;
+  const Shape& sb = &cl == &a ? os : ys;
+  detail::binary_loop_ptr<float, float>(pa, sa, pb, sb, static_cast<float*>(y.storage_mut()), ys, f);
+  return y;
+}
+
 // Broadcasting binary op; f(a, b) runs on the input element type; float16/bfloat16 go through float.
 template <bool ToBool, typename F>
-Tensor binary_impl(const Tensor& a, const Tensor& b, const OpContext& c, F f) {
-  DType dt = a.dtype();
-  check(dt == b.dtype(), c.where(), ": input dtypes differ (", dtype_name(dt), " vs ", dtype_name(b.dtype()), ")");
+Tensor binary_impl(const Tensor& a_in, const Tensor& b_in, const OpContext& c, F f) {
+  DType dt = a_in.dtype();
+  check(dt == b_in.dtype(), c.where(), ": input dtypes differ (", dtype_name(dt), " vs ", dtype_name(b_in.dtype()), ")");
+  if (a_in.layout() != Layout::Plain || b_in.layout() != Layout::Plain) {
+    Tensor y = binary_channels_last<ToBool>(a_in, b_in, f);
+    if (y.defined()) return y;
+  }
+  const Tensor a = a_in.to_plain(), b = b_in.to_plain();
   if (dt == DType::Float16 || dt == DType::BFloat16) {
     Tensor r = binary_impl<ToBool>(a.cast(DType::Float32), b.cast(DType::Float32), c, f);
     return ToBool ? r : r.cast(dt);

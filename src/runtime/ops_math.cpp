@@ -52,9 +52,9 @@ template <typename Fast, typename Ref>
 Outs unary_fast(const OpContext& c, Fast fast, Ref ref) {
   const Tensor& x = c.in(0);
   if (!fast_kernels_enabled() || x.dtype() != DType::Float32) return {map_float(x, c, ref)};
-  Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
-  const float* a = x.data<float>();
-  float* b = y.data<float>();
+  Tensor y = Tensor::uninitialized(DType::Float32, x.shape(), x.layout());  // element-wise: any layout
+  const float* a = static_cast<const float*>(x.storage());
+  float* b = static_cast<float*>(y.storage_mut());
   int64_t n = x.numel(), chunk = 16384;
 #pragma omp parallel for schedule(static) if (n > 4 * chunk)
   for (int64_t i = 0; i < n; i += chunk) fast(a + i, b + i, std::min(chunk, n - i));

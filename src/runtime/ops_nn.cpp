@@ -35,9 +35,11 @@ struct ConvState {
   std::shared_ptr<const void> prepared;
 };
 
-// Runs the convolution through oneDNN when fast kernels are on and it takes the geometry; false otherwise.
-bool conv_fast(const OpContext& c, const ConvGeom& g, const Tensor& x, const Tensor& w, const float* bias, float* y) {
-  if (!fast_kernels_enabled()) return false;
+// Runs the convolution through oneDNN when fast kernels are on and it takes the geometry (the output channels-last
+// when the context allows it); an undefined tensor otherwise.
+Tensor conv_fast(const OpContext& c, const ConvGeom& g, const Tensor& x, const Tensor& w, const float* bias,
+                 const Shape& ys) {
+  if (!fast_kernels_enabled()) return {};
   std::shared_ptr<DnnlConv> conv;
   std::shared_ptr<const void> prepared;
   {
@@ -47,18 +49,19 @@ bool conv_fast(const OpContext& c, const ConvGeom& g, const Tensor& x, const Ten
     auto st = std::static_pointer_cast<ConvState>(kc.data);
     if (!st) kc.data = st = std::make_shared<ConvState>();
     bool has_bias = bias != nullptr;
-    if (st->declined && st->declined_geom == g) return false;
-    if (!st->conv || !(st->conv->geom() == g) || st->conv->has_bias() != has_bias) {
+    if (st->declined && st->declined_geom == g) return {};
+    float lo = c.fused_clamp ? c.fused_clamp->lo : 1.f, hi = c.fused_clamp ? c.fused_clamp->hi : 0.f;
+    if (!st->conv || !(st->conv->geom() == g) || st->conv->has_bias() != has_bias || !st->conv->same_clamp(lo, hi)) {
       st->prepared.reset();
       st->weight_buf.reset();
       try {
-        st->conv = std::make_shared<DnnlConv>(g, has_bias);
+        st->conv = std::make_shared<DnnlConv>(g, has_bias, lo, hi);
         st->declined = false;
       } catch (const Unsupported&) {
         st->conv.reset();
         st->declined = true;
         st->declined_geom = g;
-        return false;
+        return {};
       }
     }
     auto held = st->weight_buf.lock();
@@ -69,12 +72,16 @@ bool conv_fast(const OpContext& c, const ConvGeom& g, const Tensor& x, const Ten
     conv = st->conv;
     prepared = st->prepared;
   }
-  conv->run(x.data<float>(), prepared, bias, y);
-  return true;
+  bool x_cl = x.layout() == Layout::ChannelsLast, y_cl = c.channels_last_out && conv->channels_last_capable();
+  if (x_cl && !conv->channels_last_capable()) return {};
+  Tensor y = Tensor::uninitialized(DType::Float32, ys, y_cl ? Layout::ChannelsLast : Layout::Plain);
+  conv->run(static_cast<const float*>(x.storage()), prepared, bias, static_cast<float*>(y.storage_mut()), x_cl, y_cl);
+  return y;
 }
 
 Outs op_Conv(const OpContext& c) {
-  Tensor x = as_f32(c.in(0), c), w = as_f32(c.in(1), c);
+  // Layout-aware: a channels-last input goes to oneDNN as it is, and the reference path gets it plain.
+  Tensor x = c.in(0).layout() == Layout::Plain ? as_f32(c.in(0), c) : c.in(0), w = as_f32(c.in(1), c);
   check(w.rank() == x.rank(), c.where(), ": weight rank ", w.rank(), " differs from input rank ", x.rank());
   ConvGeom g = window_geom(c, x.shape(), Shape(w.shape().begin() + 2, w.shape().end()));
   g.group = c.node.attr_int("group", 1);
@@ -91,10 +98,19 @@ Outs op_Conv(const OpContext& c) {
   }
   Shape ys = {g.batch, g.out_ch};
   ys.insert(ys.end(), g.out.begin(), g.out.end());
-  Tensor y = Tensor::uninitialized(DType::Float32, ys);
   const float* bias = b.defined() ? b.data<float>() : nullptr;
-  if (y.numel() && !conv_fast(c, g, x, w, bias, y.data<float>()))
-    conv_f32(g, x.data<float>(), w.data<float>(), bias, y.data<float>());
+  if (shape_numel(ys) > 0) {
+    Tensor fast = conv_fast(c, g, x, w, bias, ys);
+    if (fast.defined()) return {c.in(0).dtype() == DType::Float32 ? fast : fast.to_plain().cast(c.in(0).dtype())};
+  }
+  x = x.to_plain();
+  Tensor y = Tensor::uninitialized(DType::Float32, ys);
+  if (y.numel()) conv_f32(g, x.data<float>(), w.data<float>(), bias, y.data<float>());
+  if (c.fused_clamp) {
+    float lo = c.fused_clamp->lo, hi = c.fused_clamp->hi;
+    float* p = y.data<float>();
+    for (int64_t i = 0; i < y.numel(); ++i) p[i] = p[i] > lo ? std::min(p[i], hi) : lo;
+  }
   return {y.cast(c.in(0).dtype())};
 }
 
@@ -177,8 +193,23 @@ Outs op_global_pool(const OpContext& c) {
   ys[0] = x.dim(0);
   ys[1] = x.dim(1);
   Tensor y(DType::Float32, ys);
-  const float* px = x.data<float>();
   float* py = y.data<float>();
+  if (x.layout() == Layout::ChannelsLast) {  // stored [N, S, C]: per channel, the same sums in the same order
+    const float* px = static_cast<const float*>(x.storage());
+    int64_t C = x.dim(1);
+    for (int64_t n = 0; n < x.dim(0); ++n) {
+      float* acc = py + n * C;
+      std::fill(acc, acc + C, IsMax ? -INFINITY : 0.f);
+      for (int64_t k = 0; k < s; ++k) {
+        const float* row = px + (n * s + k) * C;
+        for (int64_t ch = 0; ch < C; ++ch) acc[ch] = IsMax ? std::max(acc[ch], row[ch]) : acc[ch] + row[ch];
+      }
+      if (!IsMax)
+        for (int64_t ch = 0; ch < C; ++ch) acc[ch] = acc[ch] / (float)s;
+    }
+    return {y.cast(c.in(0).dtype())};
+  }
+  const float* px = x.data<float>();
 #pragma omp parallel for schedule(static) if (nc > 64)
   for (int64_t i = 0; i < nc; ++i) {
     float acc = IsMax ? -INFINITY : 0.f;
@@ -192,6 +223,7 @@ Outs op_BatchNormalization(const OpContext& c) {
   bool training = c.opset >= 14 && c.node.attr_int("training_mode", 0);
   if (c.opset < 9 && c.node.attr_int("spatial", 1) == 0) unsupported(c.where(), ": spatial=0 is not supported");
   Tensor x = as_f32(c.in(0), c);
+  if (training) x = x.to_plain();  // layout-aware in inference mode only
   check(x.rank() >= 2, c.where(), ": input must be [N, C, ...]");
   int64_t C = x.dim(1), N = x.dim(0), S = x.numel() / std::max<int64_t>(N * C, 1);
   auto sc = c.in(1).to_f64(), bi = c.in(2).to_f64(), mu = c.in(3).to_f64(), var = c.in(4).to_f64();
@@ -233,15 +265,21 @@ Outs op_BatchNormalization(const OpContext& c) {
     a[i] = (float)(sc[i] / std::sqrt(var[i] + eps));
     b[i] = (float)(bi[i] - mu[i] * sc[i] / std::sqrt(var[i] + eps));
   }
-  Tensor y(DType::Float32, x.shape());
-  const float* px = x.data<float>();
-  float* py = y.data<float>();
+  Tensor y = Tensor::uninitialized(DType::Float32, x.shape(), x.layout());
+  const float* px = static_cast<const float*>(x.storage());
+  float* py = static_cast<float*>(y.storage_mut());
+  if (x.layout() == Layout::ChannelsLast) {  // stored [N, S, C]: the same products, channel innermost
+#pragma omp parallel for schedule(static) if (N * S * C > 65536)
+    for (int64_t ns = 0; ns < N * S; ++ns)
+      for (int64_t ch = 0; ch < C; ++ch) py[ns * C + ch] = px[ns * C + ch] * a[ch] + b[ch];
+  } else {
 #pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < N * C; ++nc) {
-    int64_t ch = nc % C;
-    for (int64_t k = 0; k < S; ++k) py[nc * S + k] = px[nc * S + k] * a[ch] + b[ch];
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+      int64_t ch = nc % C;
+      for (int64_t k = 0; k < S; ++k) py[nc * S + k] = px[nc * S + k] * a[ch] + b[ch];
+    }
   }
-  Outs out{y.cast(c.in(0).dtype())};
+  Outs out{c.in(0).dtype() == DType::Float32 ? y : y.cast(c.in(0).dtype())};
   out.insert(out.end(), extra.begin(), extra.end());
   return out;
 }

@@ -13,6 +13,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/pool.h"
+#include "ir/infer_types.h"
 #include "runtime/executor.h"
 #include "test_util.h"
 
@@ -31,6 +32,15 @@ struct Geo {
   int64_t n, c, m, group;
   std::vector<int64_t> in, k, stride, dil, pb, pe;
 };
+
+void PrintTo(const Geo& p, std::ostream* os) {
+  auto v = [&](const char* n, const std::vector<int64_t>& x) {
+    *os << " " << n << "=";
+    for (size_t i = 0; i < x.size(); ++i) *os << (i ? "x" : "") << x[i];
+  };
+  *os << "n=" << p.n << " c=" << p.c << " m=" << p.m << " group=" << p.group;
+  v("in", p.in), v("k", p.k), v("stride", p.stride), v("dil", p.dil), v("pads", p.pb), v("", p.pe);
+}
 
 ConvGeom make_geom(const Geo& p, bool ceil_mode = false) {
   ConvGeom g;
@@ -122,6 +132,10 @@ struct PoolCase {
   Geo g;
   bool ceil_mode;
 };
+void PrintTo(const PoolCase& p, std::ostream* os) {
+  PrintTo(p.g, os);
+  *os << (p.ceil_mode ? " ceil" : "");
+}
 class PoolFastPath : public ::testing::TestWithParam<PoolCase> {};
 
 // The 2-D pooling path visits taps in the reference's order: the same bits, NaN included.
@@ -308,4 +322,88 @@ TEST(ElementwiseFastPaths, SoftmaxWithinOneUlpOfReference) {
       ASSERT_LE(ulp_distance(f, r), 1) << shape_str(s) << " element " << i << ": " << f << " vs " << r;
     }
   }
+}
+
+TEST(ChannelsLast, TensorRoundTripAndPlainAccessIsGuarded) {
+  Tensor t = random_tensor({2, 3, 4, 5}, 90);
+  Tensor cl = t.to_channels_last();
+  ASSERT_EQ(cl.layout(), Layout::ChannelsLast);
+  EXPECT_EQ(cl.shape(), t.shape());
+  EXPECT_THROW(cl.raw(), Error);  // a kernel not written for the layout cannot read it by mistake
+  EXPECT_THROW(cl.reshaped({6, 20}), Error);
+  const float* s = static_cast<const float*>(cl.storage());
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t h = 0; h < 4; ++h)
+        for (int64_t w = 0; w < 5; ++w)
+          ASSERT_EQ(s[((n * 4 + h) * 5 + w) * 3 + c], t.data<float>()[((n * 3 + c) * 4 + h) * 5 + w]);
+  EXPECT_TRUE(cl.to_plain().bit_equal(t));
+}
+
+namespace {
+// Conv -> Relu -> depthwise Conv -> BatchNorm -> Clip(0, 6) -> 1x1 Conv -> Add(residual) -> Mul(per channel)
+// -> Sigmoid -> GlobalAveragePool, plus a MaxPool of the Sigmoid output (a reader that needs the plain layout).
+Model layout_chain() {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {-1, 3, 10, 10});
+  b.initializer("w1", random_tensor({8, 3, 3, 3}, 91));
+  b.initializer("b1", random_tensor({8}, 92));
+  b.initializer("w2", random_tensor({8, 1, 3, 3}, 93));
+  b.initializer("w3", random_tensor({8, 8, 1, 1}, 94));
+  b.initializer("sc", random_tensor({8}, 95, 0.5f, 1.5f));
+  b.initializer("bi", random_tensor({8}, 96));
+  b.initializer("mu", random_tensor({8}, 97));
+  b.initializer("var", random_tensor({8}, 98, 0.5f, 2.f));
+  b.initializer("lo", Tensor::scalar<float>(0.f));
+  b.initializer("hi", Tensor::scalar<float>(0.5f));
+  b.initializer("k", random_tensor({1, 8, 1, 1}, 99));
+  auto c1 = b.node("Conv", {"x", "w1", "b1"}, {attr_ints("pads", {1, 1, 1, 1})}, 1, "conv1");
+  auto r1 = b.node("Relu", {c1}, {}, 1, "relu1");
+  auto c2 = b.node("Conv", {r1, "w2"}, {attr_ints("pads", {1, 1, 1, 1}), attr_int("group", 8)}, 1, "conv2");
+  auto bn = b.node("BatchNormalization", {c2, "sc", "bi", "mu", "var"}, {}, 1, "bn");
+  auto cl = b.node("Clip", {bn, "lo", "hi"}, {}, 1, "clip");
+  auto c3 = b.node("Conv", {cl, "w3"}, {}, 1, "conv3");
+  auto c4 = b.node("Conv", {c3, "w3"}, {}, 1, "conv4");
+  auto r4 = b.node("Clip", {c4, "lo", "hi"}, {}, 1, "clip4");
+  auto add = b.node("Add", {r4, r1}, {}, 1, "add");
+  auto mul = b.node("Mul", {add, "k"}, {}, 1, "mul");
+  auto sg = b.node("Sigmoid", {mul}, {}, 1, "sig");
+  b.output(b.node("GlobalAveragePool", {sg}, {}, 1, "gap"));
+  b.output(b.node("MaxPool", {sg}, {attr_ints("kernel_shape", {2, 2})}, 1, "pool"));
+  Model m = b.build();
+  infer_value_types(m.graph);
+  return m;
+}
+}  // namespace
+
+// Channels-last hand-over and folded clamps change no value: a run without hooks (layouts and folding on) gives the
+// same bits as a run with a hook (which turns both off: hooks see every value, plain), and fetching an inner value
+// gives it as it was before its clamp.
+TEST(ChannelsLast, ChainGivesTheSameBitsAsAHookedRun) {
+  Model m = layout_chain();
+  Executor ex(m);
+  Tensor x = random_tensor({2, 3, 10, 10}, 100);
+  RunStats fast_stats, hooked_stats;
+  TensorMap fast = ex.run({{"x", x}}, {}, &fast_stats);
+  EXPECT_EQ(fast_stats.folded_clamps, 2);  // relu1 and clip4 (clip after the BatchNorm is not a Conv's reader)
+  EXPECT_GE(fast_stats.channels_last_outputs, 6);
+  int64_t hooked_values = 0, not_plain = 0;
+  ex.add_hook([&](const Node*, const std::string&, Tensor& v) {
+    ++hooked_values;
+    not_plain += v.layout() != Layout::Plain;
+  });
+  TensorMap hooked = ex.run({{"x", x}}, {}, &hooked_stats);
+  EXPECT_EQ(hooked_stats.folded_clamps, 0);
+  EXPECT_EQ(hooked_stats.channels_last_outputs, 0);
+  EXPECT_EQ(not_plain, 0);
+  EXPECT_EQ(hooked_values, 1 + 13);  // the input and every node output
+  ASSERT_EQ(fast.size(), hooked.size());
+  for (auto& [name, t] : fast) EXPECT_TRUE(t.bit_equal(hooked.at(name))) << name;
+  ex.clear_hooks();
+  // Fetching conv1's output keeps it unclamped (negative values survive) and leaves the result unchanged.
+  TensorMap part = ex.run({{"x", x}}, {"conv1_out0", fast.begin()->first});
+  float mn = 0;
+  for (float v : part.at("conv1_out0").span<float>()) mn = std::min(mn, v);
+  EXPECT_LT(mn, 0.f);
+  EXPECT_TRUE(part.at(fast.begin()->first).bit_equal(fast.begin()->second));
 }
