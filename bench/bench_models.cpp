@@ -1,5 +1,5 @@
 // FP32 inference throughput (images/s) of the executor on ResNet-18- and MobileNetV2-style networks,
-// batch 1 and 32. Run: build/bench/bench_models  (scripts/bench.sh turns the JSON into docs/results/).
+// batch 1 and 32. Run: build/bench/bench_models  (lowbit bench and scripts/bench_vs_ort.sh measure real models).
 #include <benchmark/benchmark.h>
 
 #include "runtime/executor.h"

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "kernels/dispatch.h"
+
 namespace lowbit::analysis {
 
 TensorMap bench_inputs(const Model& m, const BenchOptions& o) {
@@ -86,6 +88,9 @@ BenchResult bench_model(const Model& m, const BenchOptions& o) {
     spent += s;
     r.peak_live_bytes = std::max(r.peak_live_bytes, st.peak_live_bytes);
   }
+  r.folded_clamps = st.folded_clamps;
+  r.channels_last_outputs = st.channels_last_outputs;
+  r.fast_kernels = fast_kernels_enabled();
   r.runs = (int)ms.size();
   r.median_ms = percentile(ms, 0.5);
   r.p90_ms = percentile(ms, 0.9);
@@ -139,6 +144,9 @@ std::string bench_json(const std::string& model_path, const BenchResult& r) {
   j["images_per_s"] = r.images_per_s;
   j["peak_rss_bytes"] = r.peak_rss_bytes;
   j["peak_live_activation_bytes"] = r.peak_live_bytes;
+  j["kernels"] = r.fast_kernels ? "fast" : "reference";
+  j["folded_clamps"] = r.folded_clamps;
+  j["channels_last_outputs"] = r.channels_last_outputs;
   if (!r.ops.empty()) {
     auto ops = nlohmann::ordered_json::array();
     for (auto& o : r.ops)

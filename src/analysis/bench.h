@@ -39,6 +39,8 @@ struct BenchResult {
   double images_per_s = 0;  // batch / median
   int64_t peak_rss_bytes = 0;        // of the whole process so far (model, weights, runtime and buffers)
   int64_t peak_live_bytes = 0;       // activations the executor held at once (its own count)
+  bool fast_kernels = true;          // false under LOWBIT_REFERENCE_KERNELS=1
+  int64_t folded_clamps = 0, channels_last_outputs = 0;  // per run (RunStats)
   std::vector<OpProfileRow> ops;     // by op type, most expensive first (profile_ops only)
   std::vector<std::pair<std::string, double>> slowest_nodes;  // node, mean ms per run (top 15)
 };

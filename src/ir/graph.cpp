@@ -110,6 +110,34 @@ const ValueInfo* Graph::find_value_info(const std::string& v) const {
   return nullptr;
 }
 
+GraphIndex::GraphIndex(const Graph& g) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (auto& o : g.nodes[i].outputs)
+      if (!o.empty()) producer_.emplace(o, (int)i);  // first producer wins, as in Graph::producer
+    for (auto& in : g.nodes[i].inputs) {
+      auto& r = consumers_[in];
+      if (r.empty() || r.back() != (int)i) r.push_back((int)i);
+    }
+  }
+  for (auto* list : {&g.inputs, &g.outputs, &g.value_info})
+    for (auto& vi : *list) info_.emplace(vi.name, &vi);  // first entry wins, as in Graph::find_value_info
+}
+
+int GraphIndex::producer(const std::string& v) const {
+  auto it = producer_.find(v);
+  return it == producer_.end() ? -1 : it->second;
+}
+
+const std::vector<int>& GraphIndex::consumers(const std::string& v) const {
+  auto it = consumers_.find(v);
+  return it == consumers_.end() ? none_ : it->second;
+}
+
+const ValueInfo* GraphIndex::value_info(const std::string& v) const {
+  auto it = info_.find(v);
+  return it == info_.end() ? nullptr : it->second;
+}
+
 std::string Graph::unique_name(const std::string& base) const { return NameAllocator(*this).fresh(base); }
 
 NameAllocator::NameAllocator(const Graph& g) {

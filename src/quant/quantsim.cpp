@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 
 #include "ir/builder.h"
 #include "ir/passes.h"
@@ -21,9 +22,9 @@ const std::set<std::string> kPassThrough = {"Reshape", "Flatten", "Transpose", "
                                             "Expand", "Tile", "DepthToSpace", "SpaceToDepth"};
 const std::set<std::string> kFusedActivations = {"Relu", "Clip"};
 
-bool is_float_value(const Graph& g, const std::string& v) {
+bool is_float_value(const Graph& g, const GraphIndex& ix, const std::string& v) {
   if (v.empty() || g.is_initializer(v)) return false;
-  const ValueInfo* vi = g.find_value_info(v);
+  const ValueInfo* vi = ix.value_info(v);
   return vi && vi->dtype == DType::Float32;
 }
 
@@ -39,14 +40,14 @@ int weight_axis(const Node& n, int rank) {
 //   LayerNorm: m = ReduceMean(x); d = Sub(x, m); v = ReduceMean(Pow(d, c)); s = Sqrt(Add(v, eps)); n = Div(d, s)
 //              [; Mul(n, gamma) [; Add(., beta)]]
 //   GELU:      Mul(Mul(x, Add(Erf(Div(x, c)), c1)), c2)   (or the two Muls swapped)
-std::set<std::string> decomposed_interiors(const Graph& g) {
+std::set<std::string> decomposed_interiors(const Graph& g, const GraphIndex& ix) {
   std::set<std::string> inner;
   auto only_reader = [&](const std::string& v) -> const Node* {
-    auto r = g.consumers(v);
+    auto& r = ix.consumers(v);
     return r.size() == 1 && !g.is_graph_output(v) ? &g.nodes[(size_t)r[0]] : nullptr;
   };
   auto reader_of_type = [&](const std::string& v, const char* op) -> const Node* {
-    for (int i : g.consumers(v))
+    for (int i : ix.consumers(v))
       if (g.nodes[(size_t)i].op_type == op) return &g.nodes[(size_t)i];
     return nullptr;
   };
@@ -73,7 +74,7 @@ std::set<std::string> decomposed_interiors(const Graph& g) {
   }
   for (auto& erf : g.nodes) {
     if (erf.op_type != "Erf") continue;
-    int dp = g.producer(erf.inputs[0]);
+    int dp = ix.producer(erf.inputs[0]);
     if (dp < 0 || g.nodes[(size_t)dp].op_type != "Div") continue;
     const Node& dv = g.nodes[(size_t)dp];
     const std::string& x = dv.inputs[0];
@@ -89,7 +90,7 @@ std::set<std::string> decomposed_interiors(const Graph& g) {
     // 0.5 * x first: m1 = Mul(Mul(x, 0.5), 1 + erf)
     int hp = -1;
     for (auto& in : m1->inputs)
-      if (in != a->outputs[0]) hp = g.producer(in);
+      if (in != a->outputs[0]) hp = ix.producer(in);
     if (hp >= 0 && g.nodes[(size_t)hp].op_type == "Mul" &&
         std::find(g.nodes[(size_t)hp].inputs.begin(), g.nodes[(size_t)hp].inputs.end(), x) != g.nodes[(size_t)hp].inputs.end())
       for (const Node* n : {&dv, &erf, a, &g.nodes[(size_t)hp]}) inner.insert(n->outputs[0]);
@@ -127,6 +128,7 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
   check(cfg.activations.spec.granularity == Granularity::PerTensor,
         "activation quantizers must be per tensor (config key activations.granularity); per-channel and per-group "
         "activation quantization is not supported");
+  const GraphIndex ix(g);
   std::set<std::string> names;
   for (auto& n : g.nodes)
     check(!n.name.empty() && names.insert(n.name).second, "plan_quantizers: node names must be unique and non-empty ('",
@@ -134,7 +136,7 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
   QuantSimPlan plan;
   std::set<std::string> planned;
   auto add_act = [&](const std::string& t, const Node* producer, bool dynamic) {
-    if (planned.count(t) || !is_float_value(g, t)) return;
+    if (planned.count(t) || !is_float_value(g, ix, t)) return;
     TensorQuant q = cfg.activations;
     if (producer)
       for (auto* o : node_override(*producer)) {
@@ -150,7 +152,7 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
     plan.acts.push_back({t, q, dynamic, {}});
   };
   bool acts_on = cfg.mode == Mode::Static;
-  const std::set<std::string> interior = decomposed_interiors(g);
+  const std::set<std::string> interior = decomposed_interiors(g, ix);
   if (acts_on && cfg.quantize_model_input)
     for (auto& in : g.inputs) add_act(in.name, nullptr, false);
   for (auto& n : g.nodes) {
@@ -181,7 +183,7 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
     }
     if (!acts_on || kPassThrough.count(n.op_type)) continue;
     for (auto& out : n.outputs) {
-      auto readers = g.consumers(out);
+      auto& readers = ix.consumers(out);
       bool fused = readers.size() == 1 && !g.is_graph_output(out) && kFusedActivations.count(g.nodes[readers[0]].op_type) &&
                    !skipped(g.nodes[readers[0]]);
       if (!fused && !interior.count(out)) add_act(out, &n, false);
@@ -394,6 +396,7 @@ void share_concat_encodings(const Model& m, QuantSimPlan& plan) {
 
 std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan) {
   const Graph& g = m.graph;
+  const GraphIndex ix(g);
   std::set<std::string> covered, weighted;
   for (auto& a : plan.acts) covered.insert(a.tensor);
   for (auto& w : plan.weights) weighted.insert(w.node);
@@ -404,10 +407,10 @@ std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan) {
   std::vector<std::string> r;
   for (auto& n : g.nodes) {
     if (kPassThrough.count(n.op_type)) continue;
-    bool is_float = std::any_of(n.inputs.begin(), n.inputs.end(), [&](auto& in) { return is_float_value(g, in); });
+    bool is_float = std::any_of(n.inputs.begin(), n.inputs.end(), [&](auto& in) { return is_float_value(g, ix, in); });
     bool ok = true;
     for (auto& in : n.inputs) {
-      if (!is_float_value(g, in) || covered.count(in)) continue;
+      if (!is_float_value(g, ix, in) || covered.count(in)) continue;
       // A fused activation reads its layer's unquantized output: fine when the activation's output is quantized.
       if (kFusedActivations.count(n.op_type) && !n.outputs.empty() && covered.count(n.outputs[0])) continue;
       ok = false;
@@ -416,8 +419,8 @@ std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan) {
                       (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm" || n.op_type == "MatMul");
     if (has_weight && !weighted.count(n.name)) ok = false;
     for (auto& o : n.outputs) {
-      if (!is_float_value(g, o) || covered.count(o)) continue;
-      auto readers = g.consumers(o);
+      if (!is_float_value(g, ix, o) || covered.count(o)) continue;
+      auto& readers = ix.consumers(o);
       bool fused = readers.size() == 1 && kFusedActivations.count(g.nodes[readers[0]].op_type) &&
                    covered.count(g.nodes[readers[0]].outputs[0]);
       if (!fused) ok = false;
@@ -501,11 +504,17 @@ void emit_activation(Graph& g, NameAllocator& names, std::vector<Node>& out, con
 
 namespace {
 // The static activation encoding that feeds `value`: its own quantizer, or the one before pass-through ops.
-const Encoding* input_encoding(const Graph& g, const QuantSimPlan& plan, std::string value) {
+// Activation quantizers by tensor (the first for each, as a linear search finds).
+std::unordered_map<std::string, const ActQuantizer*> acts_by_tensor(const QuantSimPlan& plan) {
+  std::unordered_map<std::string, const ActQuantizer*> m;
+  for (auto& a : plan.acts) m.emplace(a.tensor, &a);
+  return m;
+}
+const Encoding* input_encoding(const Graph& g, const GraphIndex& ix,
+                               const std::unordered_map<std::string, const ActQuantizer*>& acts, std::string value) {
   for (int hops = 0; hops < 64; ++hops) {
-    for (auto& a : plan.acts)
-      if (a.tensor == value) return a.dynamic ? nullptr : &a.enc;
-    int p = g.producer(value);
+    if (auto it = acts.find(value); it != acts.end()) return it->second->dynamic ? nullptr : &it->second->enc;
+    int p = ix.producer(value);
     if (p < 0 || !kPassThrough.count(g.nodes[(size_t)p].op_type) || g.nodes[(size_t)p].inputs.empty()) return nullptr;
     value = g.nodes[(size_t)p].inputs[0];
   }
@@ -515,18 +524,20 @@ const Encoding* input_encoding(const Graph& g, const QuantSimPlan& plan, std::st
 
 std::vector<std::string> relax_mixed_range_output_concats(const Model& m, QuantSimPlan& plan, float max_ratio) {
   const Graph& g = m.graph;
+  const GraphIndex ix(g);
   std::vector<std::string> lines;
   for (auto& n : g.nodes) {
     if (n.op_type != "Concat" || n.outputs.empty() || !g.is_graph_output(n.outputs[0]) ||
-        !g.consumers(n.outputs[0]).empty())
+        !ix.consumers(n.outputs[0]).empty())
       continue;
     auto own = std::find_if(plan.acts.begin(), plan.acts.end(),
                             [&](const ActQuantizer& a) { return a.tensor == n.outputs[0] && !a.dynamic; });
     if (own == plan.acts.end()) continue;
     float lo = INFINITY, hi = 0;
     bool all = !n.inputs.empty();
+    auto acts = acts_by_tensor(plan);  // rebuilt per Concat: the loop below erases from plan.acts
     for (auto& in : n.inputs) {
-      const Encoding* e = input_encoding(g, plan, in);
+      const Encoding* e = input_encoding(g, ix, acts, in);
       if (!e || e->scale.size() != 1) {
         all = false;
         break;
@@ -556,8 +567,14 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     check(m.opset("") >= 13, "per-channel QDQ needs ONNX opset >= 13; the model uses opset ", m.opset(""),
           " (use --per-tensor)");
   if (m.opset("") < 10) m.opsets[""] = 10;  // QuantizeLinear/DequantizeLinear appear in opset 10
-  // Weights.
+  // Weights. New nodes go in front of the graph: collected here and placed once (latest first, the order repeated
+  // front insertions gave), so the pass stays linear in the graph size.
   std::map<std::string, std::string> weight_value;  // node name -> value its weight input now reads
+  std::vector<Node> front;
+  std::unordered_map<std::string, const Node*> src_by_name;
+  for (auto& n : src.graph.nodes) src_by_name[n.name] = &n;
+  const GraphIndex src_ix(src.graph);
+  const auto src_acts = acts_by_tensor(plan);
   for (auto& w : plan.weights) {
     const Tensor& t = src.graph.initializers.at(w.tensor);
     std::string base = names.fresh(w.tensor + "/" + w.node);
@@ -572,7 +589,7 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
       cast.outputs = {names.fresh(base + "/float")};
       cast.attrs = {attr_int("to", (int64_t)DType::Float32)};
       weight_value[w.node] = cast.outputs[0];
-      g.nodes.insert(g.nodes.begin(), cast);
+      front.push_back(std::move(cast));
       continue;
     }
     const Encoding& e = w.enc;
@@ -601,12 +618,11 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     dq.outputs = {names.fresh(base + "/dequantized")};
     if (vec) dq.attrs = {attr_int("axis", e.spec.axis)};
     weight_value[w.node] = dq.outputs[0];
-    g.nodes.insert(g.nodes.begin(), dq);
+    front.push_back(std::move(dq));
     // int32 bias: b_q[c] = round(b[c] / (s_x * s_w[c])), zero point 0.
-    const Node* layer = nullptr;
-    for (auto& n : src.graph.nodes)
-      if (n.name == w.node) layer = &n;
-    const Encoding* xe = layer ? input_encoding(src.graph, plan, layer->inputs[0]) : nullptr;
+    auto li = src_by_name.find(w.node);
+    const Node* layer = li == src_by_name.end() ? nullptr : li->second;
+    const Encoding* xe = layer ? input_encoding(src.graph, src_ix, src_acts, layer->inputs[0]) : nullptr;
     if (!int32_bias || !xe || (layer->op_type != "Conv" && layer->op_type != "Gemm") || layer->inputs.size() < 3 ||
         !src.graph.is_initializer(layer->inputs[2]))
       continue;
@@ -632,9 +648,11 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     bdq.outputs = {names.fresh(bb + "/dequantized")};
     bdq.attrs = {attr_int("axis", 0)};
     bias_value[w.node] = bdq.outputs[0];
-    g.nodes.insert(g.nodes.begin(), bdq);
+    front.push_back(std::move(bdq));
     ++biases;
   }
+  std::reverse(front.begin(), front.end());
+  g.nodes.insert(g.nodes.begin(), std::make_move_iterator(front.begin()), std::make_move_iterator(front.end()));
   if (int32_biases) *int32_biases = biases;
   for (auto& n : g.nodes) {
     if (auto it = weight_value.find(n.name); it != weight_value.end() && n.inputs.size() > 1) n.inputs[1] = it->second;
@@ -648,27 +666,47 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
           "exported to ONNX QDQ, whose QuantizeLinear rounds half to even, so the file would not compute what the "
           "simulation reports; set activations.rounding to \"half_even\" (weights may keep \"half_away\")");
   // Activations: the producer writes "<t>/float"; the quantizer chain writes t, so names (outputs too) stay.
+  // Chains are collected per insertion point (in front, or after their producer; latest first, as repeated
+  // insertion placed them) and the node list is rebuilt once.
+  const GraphIndex ix(g);
+  std::vector<std::vector<Node>> head;                           // chains for graph inputs, in insertion order
+  std::vector<std::vector<std::vector<Node>>> after(g.nodes.size());  // per node, chains in insertion order
   for (auto& a : plan.acts) {
     std::string pre = names.fresh(a.tensor + "/float");
-    int prod = g.producer(a.tensor);
-    size_t at;
+    int prod = ix.producer(a.tensor);
+    std::vector<Node> chain;
     if (prod >= 0) {
       for (auto& o : g.nodes[(size_t)prod].outputs)
         if (o == a.tensor) o = pre;
-      at = (size_t)prod + 1;
+      emit_activation(g, names, chain, pre, a.tensor, a);
+      after[(size_t)prod].push_back(std::move(chain));
     } else {  // a graph input keeps its name: its readers move to the quantized value
       pre = a.tensor;
       std::string q = names.fresh(a.tensor + "/quantized");
       replace_uses(g, a.tensor, q);
-      std::vector<Node> chain;
+      for (auto& c : head)
+        for (auto& nd : c)
+          for (auto& in : nd.inputs)
+            if (in == a.tensor) in = q;
+      for (auto& list : after)
+        for (auto& c : list)
+          for (auto& nd : c)
+            for (auto& in : nd.inputs)
+              if (in == a.tensor) in = q;
       emit_activation(g, names, chain, pre, q, a);
-      g.nodes.insert(g.nodes.begin(), chain.begin(), chain.end());
-      continue;
+      head.push_back(std::move(chain));
     }
-    std::vector<Node> chain;
-    emit_activation(g, names, chain, pre, a.tensor, a);
-    g.nodes.insert(g.nodes.begin() + (std::ptrdiff_t)at, chain.begin(), chain.end());
   }
+  std::vector<Node> rebuilt;
+  rebuilt.reserve(g.nodes.size() + 4 * plan.acts.size());
+  for (auto c = head.rbegin(); c != head.rend(); ++c)
+    for (auto& nd : *c) rebuilt.push_back(std::move(nd));
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    rebuilt.push_back(std::move(g.nodes[i]));
+    for (auto c = after[i].rbegin(); c != after[i].rend(); ++c)
+      for (auto& nd : *c) rebuilt.push_back(std::move(nd));
+  }
+  g.nodes = std::move(rebuilt);
   topological_sort(g);
   remove_dead_nodes(g);
   m.producer_name = "lowbit";

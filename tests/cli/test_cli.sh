@@ -164,6 +164,24 @@ expect_error "data-free: model input range missing" "cannot be set without data:
 expect_error "bad --bias-correction" "unknown bias correction 'sometimes'" \
   quantize "$model" --data "fashion-mnist:train[0:10]" --bias-correction sometimes -o "$tmp/never.onnx"
 expect_error "bad --input-range" "--input-range '1,0': expected LO,HI" quantize "$model" --data-free --input-range 1,0 -o "$tmp/never.onnx"
+# lowbit bench: JSON with the timing fields; the per-op shares add up to 1 and name the model's ops; a symbolic
+# dimension without --shape, or a --shape for no input, is an error naming it.
+if "$bin" bench "$model" --batch 4 --reps 2 --warmup 0 --profile-ops -o "$tmp/bench.json" >"$tmp/bench.out" &&
+   /usr/bin/python3 -c "
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j == json.load(open(sys.argv[2]))
+assert j['batch'] == 4 and j['runs'] >= 2 and 0 < j['median_ms'] <= j['p90_ms'], j
+assert j['images_per_s'] > 0 and j['peak_rss_bytes'] > 0 and j['peak_live_activation_bytes'] > 0, j
+ops = {o['op'] for o in j['ops']}
+assert {'Conv', 'Gemm'} <= ops, ops
+assert abs(sum(o['share'] for o in j['ops']) - 1) < 1e-6, j['ops']
+" "$tmp/bench.json" "$tmp/bench.out"; then ok; else bad "bench: $(cat "$tmp/bench.out")"; fi
+expect_error "bench: symbolic spatial dim" "input 'x' has symbolic dimension 2 .*--shape x=" \
+  bench "$data/symbolic_spatial.onnx" --reps 1
+expect_error "bench: --shape for no input" "--shape nope=1x2: the model has no input named 'nope'" \
+  bench "$model" --shape nope=1x2
+expect_error "bench: bad --shape" "--shape image=1xx28: '' is not a dimension" bench "$model" --shape image=1xx28
 # Ctrl-C during a long run: no output file, no temp file left behind.
 mkdir "$tmp/int"
 timeout -s INT 3 "$bin" quantize "$model" --data "fashion-mnist:train" --pipeline standard --adaround-iters 100000 \

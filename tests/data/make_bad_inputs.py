@@ -7,6 +7,7 @@ external_missing.onnx  an initializer whose external data file does not exist
 wrong_shape.npy / wrong_dtype.npy  inputs that do not fit models/fashion_cnn.onnx
 five_labels.npy      5 labels (models/fashion_sample.npy has 16 images)
 convtranspose.onnx / convtranspose_data.npy  a ConvTranspose (which AdaRound skips) before a Conv, with data
+symbolic_spatial.onnx  a Relu on x[N, 3, H, W]: `lowbit bench` needs --shape for it
 """
 import os
 import numpy as np
@@ -64,3 +65,8 @@ save(helper.make_graph([
     helper.make_node("Conv", ["r", "wc"], ["y"], name="conv", pads=[1, 1, 1, 1]),
 ], "convtranspose", [xt], [yt], [wt, wc]), "convtranspose.onnx")
 np.save(os.path.join(HERE, "convtranspose_data.npy"), rng.standard_normal((8, 1, 4, 4)).astype(np.float32))
+
+xs = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+ys = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
+save(helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "symbolic", [xs], [ys]),
+     "symbolic_spatial.onnx")

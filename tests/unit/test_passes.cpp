@@ -1,6 +1,8 @@
 // IR editing API: topological order, rewiring, dead-node removal, constant folding of shape sub-graphs.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "ir/passes.h"
 #include "runtime/executor.h"
 #include "test_util.h"
@@ -179,4 +181,31 @@ TEST(ClampRange, ReluClipAttributesClipInputsAndOthers) {
   EXPECT_TRUE(ClampRange{}.none());
   EXPECT_FALSE(is_float_constant(m.graph, "dyn"));
   EXPECT_TRUE(is_float_constant(m.graph, "lo"));
+}
+
+// The use-def index answers exactly what the scanning Graph methods answer, for every value of a model with fan-out,
+// a node reading one value twice, graph inputs, initializers and an unknown name.
+TEST(GraphIndex, AgreesWithTheGraphScans) {
+  Model m = small_cnn();
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {2, 3});
+  auto r = b.node("Relu", {"x"}, {}, 1, "relu");
+  auto sq = b.node("Mul", {r, r}, {}, 1, "square");
+  auto s = b.node("Add", {sq, r}, {}, 1, "sum");
+  b.output(s);
+  b.output(r);
+  for (const Model& model : {m, b.build()}) {
+    const Graph& g = model.graph;
+    GraphIndex ix(g);
+    std::set<std::string> values = {"nope"};
+    for (auto& n : g.nodes) {
+      values.insert(n.inputs.begin(), n.inputs.end());
+      values.insert(n.outputs.begin(), n.outputs.end());
+    }
+    for (auto& v : values) {
+      EXPECT_EQ(ix.producer(v), g.producer(v)) << v;
+      EXPECT_EQ(ix.consumers(v), g.consumers(v)) << v;
+      EXPECT_EQ(ix.value_info(v), g.find_value_info(v)) << v;
+    }
+  }
 }
