@@ -99,6 +99,35 @@ def quantize(lowbit, path, inputs, work):
     return out, None
 
 
+def quantize_stats(lowbit, path, inputs, batch, samples, threads, work):
+    """Calibration rate (samples/s, from quantize's progress line) beside FP32 inference at the same batch, and the
+    quantize run's peak memory beside the model's FP32 weight bytes and the executor's peak live activations."""
+    import re
+    import onnx
+    calib = feeds_for(inputs, samples, np.random.default_rng(2))
+    data = os.path.join(work, "calib.npy")
+    np.save(data, next(iter(calib.values())))
+    out = os.path.join(work, "q.onnx")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    p = subprocess.run(["python3", "-c", "import os,sys,subprocess,resource;"
+                        "r=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
+                        "print(r.returncode);print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024);"
+                        "sys.stdout.write(r.stderr)",
+                        lowbit, "quantize", path, "--data", "npy:" + data, "-b", str(batch), "-n", str(samples),
+                        "-o", out], capture_output=True, text=True, env=env)
+    lines = p.stdout.splitlines()
+    if not lines or lines[0] != "0":
+        raise RuntimeError("quantize failed: " + "\n".join(lines[2:])[-300:])
+    rss = int(lines[1])
+    rates = re.findall(r"calibrate: \d+/\d+ \(100%\), (\d+)/s", p.stdout)
+    feeds = feeds_for(inputs, batch, np.random.default_rng(3))
+    lb = time_lowbit(lowbit, path, feeds, threads, 3, 1.0, work)
+    m = onnx.load(path)
+    weights = sum(np.prod(t.dims) * 4 for t in m.graph.initializer if t.data_type == 1)
+    return {"calib": float(rates[-1]) if rates else None, "fp32": lb["images_per_s"], "rss": rss,
+            "weights": int(weights), "live": lb["peak_live_activation_bytes"]}
+
+
 def cpu_line():
     model, flags = "?", set()
     with open("/proc/cpuinfo") as f:
@@ -142,6 +171,33 @@ def main():
                                  None if q is None else q / batch, lb["peak_rss_bytes"] / 2**20))
                     print(f"{name:30s} b{batch:<3d} t{threads} lowbit {lb['median_ms'] / batch:9.3f} "
                           f"ORT {o / batch:9.3f} ms/img", flush=True)
+        # Calibration and quantize memory, 1 thread (calibration runs every value through observers: no layout
+        # hand-over and no folding, which need values nobody observes).
+        qrows = []
+        for name, path, inputs, batches, conv in MODELS:
+            path = os.path.join(ROOT, path)
+            if not os.path.exists(path) or len(inputs) > 1 or "det" in name:
+                continue
+            samples = 64 if ("224" in name or "YOLO" in name or "rec" in name) else 256
+            try:
+                q = quantize_stats(lowbit, path, inputs, 32 if samples > 64 else 16, samples, 1, work)
+                qrows.append((name, q))
+                print(f"{name:30s} calibrate {q['calib']}/s vs fp32 {q['fp32']:.1f}/s", flush=True)
+            except RuntimeError as e:
+                notes.append(f"{name}: no calibration row ({e})")
+        # Graph passes: quantize time on generated graphs of growing size.
+        srows = []
+        for nodes in (2500, 10000, 40000):
+            g = os.path.join(work, f"g{nodes}.onnx")
+            subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_scale_model.py"), g, str(nodes)],
+                           check=True, capture_output=True)
+            x = os.path.join(work, "xs.npy")
+            np.save(x, np.random.default_rng(4).random((32, 32), dtype=np.float32))
+            t0 = time.perf_counter()
+            subprocess.run([lowbit, "quantize", g, "--data", "npy:" + x, "-b", "32", "-n", "32", "-o",
+                            os.path.join(work, "gq.onnx")], check=True, capture_output=True)
+            srows.append((nodes, time.perf_counter() - t0))
+            print(f"scale {nodes} nodes: {srows[-1][1]:.2f} s", flush=True)
     below = [r for r in rows if r[4] / r[3] < 1.0]
     with open(out + ".tmp", "w") as f:
         f.write("# Inference speed: lowbit beside ONNX Runtime\n\n")
@@ -161,6 +217,29 @@ def main():
             f.write(f"| {name} | {b} | {t} | {lb:.3f} | {o:.3f} | {o / lb:.2f} | "
                     f"{'-' if q is None else f'{q:.3f}'} | {rss:.0f} |\n")
         f.write(f"\n{len(rows) - len(below)} of {len(rows)} rows meet the FP32 target (ratio >= 1.00).\n")
+        if qrows:
+            f.write("\n## Calibration speed and quantize memory (1 thread)\n\n`lowbit quantize` (W8A8 static, "
+                    "min-max ranges) on random calibration data: its calibration rate (from its progress line, data "
+                    "loading included) beside `lowbit bench` FP32 images/s at the same batch; its peak RSS beside the "
+                    "target, 2x the FP32 weights + one batch's peak live activations (the process itself, libraries "
+                    "included, counts against it).\n\n")
+            f.write("| model | calibration samples/s | FP32 images/s | ratio | peak RSS MiB | 2 x weights + "
+                    "activations MiB | within target |\n|---|---:|---:|---:|---:|---:|---|\n")
+            for name, q in qrows:
+                tgt = (2 * q["weights"] + q["live"]) / 2**20
+                cal = "-" if q["calib"] is None else f"{q['calib']:.0f}"
+                ratio = "-" if q["calib"] is None else f"{q['calib'] / q['fp32']:.2f}"
+                f.write(f"| {name} | {cal} | {q['fp32']:.0f} | {ratio} | {q['rss'] / 2**20:.0f} | {tgt:.0f} | "
+                        f"{'yes' if q['rss'] / 2**20 <= tgt else 'no'} |\n")
+        if srows:
+            f.write("\n## Graph passes on large graphs\n\n`lowbit quantize` (32 calibration samples) on graphs "
+                    "from `scripts/make_scale_model.py` (MatMul/Add/Relu blocks with residual Adds); wall time of "
+                    "the whole command. Linear scaling keeps the ratio between rows near the node ratio (4x).\n\n")
+            f.write("| nodes | quantize s | vs previous row |\n|---:|---:|---:|\n")
+            prev = None
+            for nodes, sec in srows:
+                f.write(f"| {nodes} | {sec:.2f} | {'-' if prev is None else f'{sec / prev:.1f}x'} |\n")
+                prev = sec
         for n in notes:
             f.write(f"\n- {n}")
         f.write("\n")

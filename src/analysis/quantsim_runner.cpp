@@ -92,7 +92,7 @@ std::unique_ptr<Executor> QuantSimRunner::executor(const Setting& s, Observer ob
       v = f;
     }
     if (observe) observe(name, v);
-  });
+  }, std::vector<std::string>(planned->begin(), planned->end()));
   return ex;
 }
 

@@ -194,6 +194,15 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
 
 namespace {
 
+// The keys of a map: the values a calibration hook observes (everything else may be fused away or kept in the
+// executor's channels-last layout).
+template <typename Map>
+std::vector<std::string> watched_names(const Map& m) {
+  std::vector<std::string> v;
+  for (auto& [name, _] : m) v.push_back(name);
+  return v;
+}
+
 struct Observer {
   RangeMethod method;
   MinMaxObserver minmax;
@@ -293,7 +302,7 @@ void calibrate(const Model& m, QuantSimPlan& plan, const FeedSource& next, const
       check(std::isfinite(p[i]), "calibration: tensor '", name, "' holds ", std::isnan(p[i]) ? "NaN" : "Inf",
             " in batch ", batch_no, " (samples ", samples, " onwards)");
     obs[it->second].observe(p, v.numel());
-  });
+  }, watched_names(index));
   std::map<std::string, Tensor> batch;
   while (next(batch)) {
     ex.run(batch);
@@ -342,7 +351,11 @@ void calibrate(const Model& m, QuantSimPlan& plan, const FeedSource& next, const
       check(v.rank() == 2, "cross-entropy range: tensor '", name, "' has shape ", shape_str(v.shape()),
             "; it needs [batch, classes] logits");
       it->second.add(v.data<float>(), v.dim(0), v.dim(1));
-    });
+    }, [&] {
+      std::vector<std::string> w = watched_names(kl);
+      for (auto& [name, _] : ce) w.push_back(name);
+      return w;
+    }());
     while (next(batch)) ex2.run(batch);
   }
   for (auto& a : plan.acts) {

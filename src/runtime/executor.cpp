@@ -195,7 +195,7 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
   ScopeRunner runner(*this, s);
   std::vector<const Tensor*> ins;
   std::vector<Tensor> plain_copies;
-  bool hooked = top && !hooks_.empty();
+  auto seen = [&](const std::string& v) { return top && watched(v); };  // a hook will see this value
   std::vector<char> folded(g.nodes.size(), 0);
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     if (!needed[ni] || folded[ni]) continue;
@@ -225,15 +225,17 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
       ins.push_back(t);
     }
     OpContext ctx{n, model_.opset(n.domain), ins, &runner, plan.caches[ni].get()};
-    ctx.channels_last_out = plan.channels_last_ok[ni] && !hooked &&
-                            std::none_of(n.outputs.begin(), n.outputs.end(), [&](auto& o) { return keep.count(o); });
+    ctx.channels_last_out = plan.channels_last_ok[ni] && std::none_of(n.outputs.begin(), n.outputs.end(), [&](auto& o) {
+                              return keep.count(o) || seen(o);
+                            });
     // Fold the clamp that alone reads this output, unless a hook or the caller wants the value before it.
     int64_t fj = plan.fused_next[ni];
     const Node* fused = nullptr;
-    if (fj >= 0 && needed[(size_t)fj] && !hooked && !keep.count(n.outputs[0]) && fast_kernels_enabled()) {
+    if (fj >= 0 && needed[(size_t)fj] && !seen(n.outputs[0]) && !keep.count(n.outputs[0]) && fast_kernels_enabled()) {
       fused = &g.nodes[(size_t)fj];
       ctx.fused_clamp = &plan.clamps[ni];
-      ctx.channels_last_out = plan.channels_last_ok[(size_t)fj] && !keep.count(fused->outputs[0]);
+      ctx.channels_last_out = plan.channels_last_ok[(size_t)fj] && !keep.count(fused->outputs[0]) &&
+                              !seen(fused->outputs[0]);
     }
     std::vector<Tensor> outs;
     auto t0 = node_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
@@ -258,6 +260,7 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
       if (top) {
         ++s.st.folded_clamps;
         if (v.layout() != Layout::Plain) ++s.st.channels_last_outputs;
+        if (seen(fused->outputs[0])) call_hooks(fused, fused->outputs[0], v);
       }
       s.hold(fused->outputs[0], std::move(v));
       --reads[n.outputs[0]];
@@ -274,8 +277,7 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
       if (n.outputs[k].empty()) continue;
       if (outs[k].layout() != Layout::Plain && !ctx.channels_last_out) outs[k] = outs[k].to_plain();
       if (top && outs[k].layout() != Layout::Plain) ++s.st.channels_last_outputs;
-      if (top)
-        for (auto& h : hooks_) h(&n, n.outputs[k], outs[k]);
+      if (seen(n.outputs[k])) call_hooks(&n, n.outputs[k], outs[k]);
       s.hold(n.outputs[k], std::move(outs[k]));
     }
     auto done = [&](const std::string& in) {
@@ -286,6 +288,18 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
     for (auto& o : n.outputs)  // outputs nothing reads (e.g. an unused mask) go at once
       if (!o.empty() && reads[o] == 0 && !keep.count(o)) s.release(o);
   }
+}
+
+bool Executor::watched(const std::string& value) const {
+  for (auto& h : hooks_)
+    if (!h.only || h.only->count(value)) return true;
+  return false;
+}
+
+void Executor::call_hooks(const Node* producer, const std::string& value, Tensor& t) const {
+  if (t.layout() != Layout::Plain) t = t.to_plain();
+  for (auto& h : hooks_)
+    if (!h.only || h.only->count(value)) h.fn(producer, value, t);
 }
 
 std::vector<Tensor> Executor::run_subgraph(const Graph& body, const Scope& parent,
@@ -322,7 +336,7 @@ TensorMap Executor::run(const TensorMap& feeds, const std::vector<std::string>& 
     }
     check_input(vi, it->second, "input");
     Tensor t = it->second;
-    for (auto& h : hooks_) h(nullptr, vi.name, t);
+    if (watched(vi.name)) call_hooks(nullptr, vi.name, t);
     s.hold(vi.name, std::move(t));
   }
   std::vector<std::string> fetch = fetch_in;

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "ir/graph.h"
@@ -39,7 +40,13 @@ class Executor {
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  void add_hook(ValueHook h) { hooks_.push_back(std::move(h)); }
+  // A hook sees every value, or only the named ones. Values no hook watches may stay channels-last between
+  // layout-aware kernels and may be folded (a Conv's output into its Relu); watched values never are, and hooks
+  // always get them plain.
+  void add_hook(ValueHook h) { hooks_.push_back({std::move(h), nullptr}); }
+  void add_hook(ValueHook h, const std::vector<std::string>& only) {
+    hooks_.push_back({std::move(h), std::make_shared<const std::unordered_set<std::string>>(only.begin(), only.end())});
+  }
   void clear_hooks() { hooks_.clear(); }
   // Times every main-graph node's kernel into RunStats::node_seconds (costs two clock reads per node).
   void set_profiling(bool on) { profile_ = on; }
@@ -77,7 +84,13 @@ class Executor {
   Model model_;
   const OpRegistry& ops_;
   std::map<const Graph*, Plan> plans_;
-  std::vector<ValueHook> hooks_;
+  struct Hook {
+    ValueHook fn;
+    std::shared_ptr<const std::unordered_set<std::string>> only;  // null: every value
+  };
+  bool watched(const std::string& value) const;
+  void call_hooks(const Node* producer, const std::string& value, Tensor& t) const;
+  std::vector<Hook> hooks_;
   bool profile_ = false;
 };
 

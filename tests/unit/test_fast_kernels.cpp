@@ -407,3 +407,40 @@ TEST(ChannelsLast, ChainGivesTheSameBitsAsAHookedRun) {
   EXPECT_LT(mn, 0.f);
   EXPECT_TRUE(part.at(fast.begin()->first).bit_equal(fast.begin()->second));
 }
+
+// A hook that watches named values only: those come plain and unfolded (relu1 is not folded into conv1 when the
+// hook watches conv1's output), everything else keeps the fast paths, and the results are the same bits.
+TEST(ChannelsLast, HookOnNamedValuesKeepsTheRestFast) {
+  Model m = layout_chain();
+  Executor ex(m);
+  Tensor x = random_tensor({2, 3, 10, 10}, 101);
+  TensorMap all_plain;
+  {
+    Executor ref(m);
+    ref.add_hook([](const Node*, const std::string&, Tensor&) {});
+    all_plain = ref.run({{"x", x}});
+  }
+  Tensor seen_conv1, seen_clip4;
+  int calls = 0;
+  ex.add_hook(
+      [&](const Node* p, const std::string& name, Tensor& v) {
+        ++calls;
+        EXPECT_EQ(v.layout(), Layout::Plain);
+        if (name == "conv1_out0") seen_conv1 = v;
+        if (name == "clip4_out0") {
+          seen_clip4 = v;
+          EXPECT_EQ(p->name, "clip4");
+        }
+      },
+      {"conv1_out0", "clip4_out0"});
+  RunStats st;
+  TensorMap out = ex.run({{"x", x}}, {}, &st);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(st.folded_clamps, 1);  // clip4 into conv4 (it watches the Clip's output, not conv4's)
+  EXPECT_GE(st.channels_last_outputs, 3);
+  float mn = 0;
+  for (float v : seen_conv1.span<float>()) mn = std::min(mn, v);
+  EXPECT_LT(mn, 0.f);  // conv1's own output, before the Relu
+  for (float v : seen_clip4.span<float>()) ASSERT_TRUE(v >= 0.f && v <= 0.5f);
+  for (auto& [name, t] : out) EXPECT_TRUE(t.bit_equal(all_plain.at(name))) << name;
+}
