@@ -143,7 +143,7 @@ def cpu_line():
 def main():
     lowbit, out = sys.argv[1], sys.argv[2]
     quick = "--quick" in sys.argv
-    reps, min_time = (3, 0.3) if quick else (10, 2.0)
+    reps, min_time = (3, 0.3) if quick else (5, 1.0)
     threads_all = os.cpu_count()
     rows, notes = [], []
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
