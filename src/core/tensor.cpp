@@ -48,6 +48,7 @@ void check_allocation(DType dtype, const Shape& shape) {
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   check_allocation(dtype_, shape_);
+  numel_ = shape_numel(shape_);
   buf_ = std::make_shared<TensorStorage>(nbytes());
   if (!buf_->empty()) std::memset(buf_->data(), 0, buf_->size());
 }
@@ -60,6 +61,7 @@ Tensor Tensor::uninitialized(DType dtype, Shape shape, Layout layout) {
   check(layout == Layout::Plain || t.shape_.size() == 4, "a channels-last tensor must have rank 4, not ",
         t.shape_.size());
   check_allocation(t.dtype_, t.shape_);
+  t.numel_ = shape_numel(t.shape_);
   t.buf_ = std::make_shared<TensorStorage>(t.nbytes());
   return t;
 }
@@ -114,6 +116,7 @@ Tensor Tensor::reshaped(Shape s) const {
   if (layout_ != Layout::Plain) fail_not_plain();
   check(shape_numel(s) == numel(), "cannot reshape ", shape_str(shape_), " to ", shape_str(s));
   Tensor t = *this;
+  t.numel_ = shape_numel(s);
   t.shape_ = std::move(s);
   return t;
 }

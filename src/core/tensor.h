@@ -83,7 +83,7 @@ class Tensor {
   const Shape& shape() const { return shape_; }
   int64_t dim(int i) const { return shape_.at(i < 0 ? i + rank() : i); }
   int rank() const { return (int)shape_.size(); }
-  int64_t numel() const { return shape_numel(shape_); }
+  int64_t numel() const { return numel_; }  // kept with the shape: loops may call it per element
   size_t nbytes() const { return (size_t)numel() * dtype_size(dtype_); }
 
   Layout layout() const { return layout_; }
@@ -143,6 +143,7 @@ class Tensor {
   DType dtype_ = DType::Undefined;
   Layout layout_ = Layout::Plain;
   Shape shape_;
+  int64_t numel_ = 1;  // shape_numel(shape_), set wherever shape_ is
   std::shared_ptr<TensorStorage> buf_;
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -58,6 +59,57 @@ class Executor::ScopeRunner : public SubgraphRunner {
   const Scope& scope_;
 };
 
+namespace {
+// The clamp a Relu or Clip node applies, when its bounds are constant floats.
+std::optional<FusedClamp> constant_clamp(const Graph& g, const Node& a, int64_t opset) {
+  const float inf = std::numeric_limits<float>::infinity();
+  if (a.op_type == "Relu") return FusedClamp{0.f, inf};
+  if (a.op_type != "Clip") return std::nullopt;
+  FusedClamp fc{-inf, inf};
+  if (opset < 11) {
+    fc = {a.attr_float("min", -std::numeric_limits<float>::max()), a.attr_float("max", std::numeric_limits<float>::max())};
+  } else {
+    if (a.inputs.size() > 3) return std::nullopt;
+    for (size_t k = 1; k < a.inputs.size(); ++k) {
+      if (a.inputs[k].empty()) continue;
+      auto ii = g.initializers.find(a.inputs[k]);
+      if (ii == g.initializers.end() || ii->second.dtype() != DType::Float32 || ii->second.numel() != 1)
+        return std::nullopt;
+      (k == 1 ? fc.lo : fc.hi) = ii->second.data<float>()[0];
+    }
+  }
+  if (!(fc.lo <= fc.hi)) return std::nullopt;
+  return fc;
+}
+}  // namespace
+
+// Clamps to fold: node i (a kernel that fuses them) whose first output has exactly one reader j, a Relu or a Clip
+// with constant float bounds, and is no graph output nor read by a subgraph.
+void Executor::plan_folds(const Graph& g, Plan& p) const {
+  std::unordered_map<std::string, std::vector<size_t>> readers;
+  std::set<std::string> not_foldable;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (auto& in : g.nodes[i].inputs) readers[in].push_back(i);
+    for (auto& in : p.implicit[i]) not_foldable.insert(in);
+  }
+  for (auto& o : g.outputs) not_foldable.insert(o.name);
+  p.fused_next.assign(g.nodes.size(), -1);
+  p.clamps.assign(g.nodes.size(), FusedClamp{});
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (!p.defs[i] || !p.defs[i]->fuses_clamp || n.outputs.empty() || not_foldable.count(n.outputs[0])) continue;
+    auto it = readers.find(n.outputs[0]);
+    if (it == readers.end() || it->second.size() != 1) continue;
+    size_t j = it->second[0];
+    const Node& a = g.nodes[j];
+    if (!a.domain.empty() || a.inputs.empty() || a.inputs[0] != n.outputs[0] || a.outputs.size() != 1) continue;
+    auto fc = constant_clamp(g, a, model_.opset(a.domain));
+    if (!fc) continue;
+    p.fused_next[i] = (int64_t)j;
+    p.clamps[i] = *fc;
+  }
+}
+
 void Executor::plan_graph(const Graph& g, std::map<std::string, std::string>& missing) {
   Plan& p = plans_[&g];
   for (auto& n : g.nodes) {
@@ -85,52 +137,7 @@ void Executor::plan_graph(const Graph& g, std::map<std::string, std::string>& mi
     for (auto& in : p.implicit[i]) aware_readers[in] = false;
   }
   for (auto& o : g.outputs) aware_readers[o.name] = false;
-  // Clamps to fold: node i (a kernel that fuses them) whose first output has exactly one reader j, a Relu or a
-  // Clip with constant float bounds, and is no graph output nor read by a subgraph.
-  std::unordered_map<std::string, std::vector<size_t>> readers;
-  std::set<std::string> not_foldable;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    for (auto& in : g.nodes[i].inputs) readers[in].push_back(i);
-    for (auto& in : p.implicit[i]) not_foldable.insert(in);
-  }
-  for (auto& o : g.outputs) not_foldable.insert(o.name);
-  p.fused_next.assign(g.nodes.size(), -1);
-  p.clamps.assign(g.nodes.size(), FusedClamp{});
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const Node& n = g.nodes[i];
-    if (!p.defs[i] || !p.defs[i]->fuses_clamp || n.outputs.empty() || not_foldable.count(n.outputs[0])) continue;
-    auto it = readers.find(n.outputs[0]);
-    if (it == readers.end() || it->second.size() != 1) continue;
-    size_t j = it->second[0];
-    const Node& a = g.nodes[j];
-    if (!a.domain.empty() || a.inputs.empty() || a.inputs[0] != n.outputs[0] || a.outputs.size() != 1) continue;
-    FusedClamp fc;
-    if (a.op_type == "Relu") {
-      fc = {0.f, std::numeric_limits<float>::infinity()};
-    } else if (a.op_type == "Clip") {
-      fc = {-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity()};
-      if (model_.opset(a.domain) < 11) {
-        fc = {a.attr_float("min", -std::numeric_limits<float>::max()), a.attr_float("max", std::numeric_limits<float>::max())};
-      } else {
-        bool constant = true;
-        for (size_t k = 1; k < a.inputs.size() && k < 3; ++k) {
-          if (a.inputs[k].empty()) continue;
-          auto ii = g.initializers.find(a.inputs[k]);
-          if (ii == g.initializers.end() || ii->second.dtype() != DType::Float32 || ii->second.numel() != 1) {
-            constant = false;
-            break;
-          }
-          (k == 1 ? fc.lo : fc.hi) = ii->second.data<float>()[0];
-        }
-        if (!constant || a.inputs.size() > 3) continue;
-      }
-      if (!(fc.lo <= fc.hi)) continue;
-    } else {
-      continue;
-    }
-    p.fused_next[i] = (int64_t)j;
-    p.clamps[i] = fc;
-  }
+  plan_folds(g, p);
   for (auto& n : g.nodes) {
     bool ok = !n.outputs.empty() && !n.outputs[0].empty();
     for (auto& o : n.outputs) {

@@ -76,6 +76,7 @@ class Executor {
     std::vector<FusedClamp> clamps;
   };
   void plan_graph(const Graph& g, std::map<std::string, std::string>& missing);
+  void plan_folds(const Graph& g, Plan& p) const;
   // Runs the needed nodes of g in scope s. Hooks fire only for the main graph (subgraphs run in float).
   void exec(const Graph& g, Scope& s, const std::vector<char>& needed, const std::set<std::string>& keep,
             bool top, std::vector<double>* node_seconds) const;

@@ -552,9 +552,20 @@ Tensor matmul(const Tensor& A, const Tensor& B, const std::string& where) {
   visit_dtype(A.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if constexpr (std::is_same_v<T, float>) {
-      for (int64_t i = 0; i < nb; ++i)
-        sgemm(false, false, M, N, K, 1.f, A.data<float>() + oa[i], K, B.data<float>() + ob[i], N, 0.f,
-              y.data<float>() + i * M * N, N);
+      // One B for every batch and the A matrices back to back (x[B, T, D] times a weight [D, E]): a single GEMM
+      // with nb * M rows.
+      bool shared_b = true;
+      for (int64_t i = 0; i < nb && shared_b; ++i) shared_b = ob[i] == ob[0] && oa[i] == i * M * K;
+      if (shared_b && nb > 1) {
+        sgemm(false, false, nb * M, N, K, 1.f, A.data<float>() + oa[0], K, B.data<float>() + ob[0], N, 0.f,
+              y.data<float>(), N);
+      } else {
+        // Many small products (attention heads): one per thread, each single-threaded inside OpenBLAS.
+#pragma omp parallel for schedule(static) if (nb >= 4 && M * N * K < (int64_t)1 << 22)
+        for (int64_t i = 0; i < nb; ++i)
+          sgemm(false, false, M, N, K, 1.f, A.data<float>() + oa[i], K, B.data<float>() + ob[i], N, 0.f,
+                y.data<float>() + i * M * N, N);
+      }
     } else if constexpr (std::is_same_v<T, double>) {
       for (int64_t i = 0; i < nb; ++i)
         dgemm(false, false, M, N, K, 1.0, A.data<double>() + oa[i], K, B.data<double>() + ob[i], N, 0.0,

@@ -17,7 +17,7 @@ constexpr int64_t kPad = std::numeric_limits<int64_t>::min();
 
 // out[coords] = x[sum_d maps[d][coords[d]]], or *pad when any map entry is kPad.
 Tensor remap(const Tensor& x, const Shape& out, const std::vector<std::vector<int64_t>>& maps, const void* pad = nullptr) {
-  Tensor y(x.dtype(), out);
+  Tensor y = pad ? Tensor(x.dtype(), out) : Tensor::uninitialized(x.dtype(), out);  // every element is written
   int64_t total = y.numel();
   if (total == 0) return y;
   size_t es = dtype_size(x.dtype());
@@ -31,6 +31,37 @@ Tensor remap(const Tensor& x, const Shape& out, const std::vector<std::vector<in
   std::vector<int64_t> idx(r, 0);
   int64_t inner = out[r - 1];
   const auto& last = maps[r - 1];
+  bool any_pad = false;
+  for (auto& m : maps) any_pad = any_pad || std::find(m.begin(), m.end(), kPad) != m.end();
+  if (!any_pad) {
+    // No padding: each output row is a gather (or, when the last map is contiguous, one copy) from the source.
+    bool contiguous = true;
+    for (int64_t j = 1; j < inner && contiguous; ++j) contiguous = last[j] == last[0] + j;
+    int64_t rows = total / inner;
+#pragma omp parallel for schedule(static) if (total > 65536)
+    for (int64_t q = 0; q < rows; ++q) {
+      int64_t base = 0, rem = q;
+      for (int d = r - 2; d >= 0; --d) {
+        base += maps[d][rem % out[d]];
+        rem /= out[d];
+      }
+      std::byte* o = dst + q * inner * (int64_t)es;
+      if (contiguous) {
+        std::memcpy(o, src + (base + last[0]) * (int64_t)es, (size_t)inner * es);
+      } else if (es == 4) {
+        auto* o4 = reinterpret_cast<uint32_t*>(o);
+        auto* s4 = reinterpret_cast<const uint32_t*>(src) + base;
+        for (int64_t j = 0; j < inner; ++j) o4[j] = s4[last[j]];
+      } else if (es == 8) {
+        auto* o8 = reinterpret_cast<uint64_t*>(o);
+        auto* s8 = reinterpret_cast<const uint64_t*>(src) + base;
+        for (int64_t j = 0; j < inner; ++j) o8[j] = s8[last[j]];
+      } else {
+        for (int64_t j = 0; j < inner; ++j) std::memcpy(o + j * (int64_t)es, src + (base + last[j]) * (int64_t)es, es);
+      }
+    }
+    return y;
+  }
   for (int64_t i = 0; i < total; i += inner) {
     int64_t base = 0;
     bool padded = false;
