@@ -61,4 +61,38 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_row_f3
   for (int64_t k = 0; k < n; ++k) y[k] = (float)(e[k] / sum);
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) bool minmax_f32(const float* x, int64_t n, float& lo,
+                                                                              float& hi) {
+  typedef float F16 __attribute__((vector_size(64)));
+  typedef int32_t I16 __attribute__((vector_size(64)));
+  const float inf = HUGE_VALF, big = 3.40282347e+38f;
+  F16 vlo, vhi;
+  for (int l = 0; l < 16; ++l) vlo[l] = inf, vhi[l] = -inf;
+  I16 ok = {};
+  ok = ok == 0;  // all lanes true (-1)
+  int64_t body = n - n % 16;
+  for (int64_t i = 0; i < body; i += 16) {
+    F16 v;
+    __builtin_memcpy(&v, x + i, sizeof v);
+    F16 a = v < 0 ? -v : v;
+    ok &= a <= big;  // false for NaN and +-Inf
+    vlo = v < vlo ? v : vlo;
+    vhi = v > vhi ? v : vhi;
+  }
+  bool finite = true;
+  for (int64_t i = body; i < n; ++i) {
+    float v = x[i];
+    finite = finite && (v < 0 ? -v : v) <= big;
+    vlo[0] = v < vlo[0] ? v : vlo[0];
+    vhi[0] = v > vhi[0] ? v : vhi[0];
+  }
+  lo = inf, hi = -inf;
+  for (int l = 0; l < 16; ++l) {
+    lo = vlo[l] < lo ? vlo[l] : lo;
+    hi = vhi[l] > hi ? vhi[l] : hi;
+    finite = finite && ok[l] != 0;
+  }
+  return finite;
+}
+
 }  // namespace lowbit

@@ -16,4 +16,9 @@ void exp_f32(const float* x, float* y, int64_t n);
 // `scratch` holds n doubles.
 void softmax_row_f32(const float* x, float* y, int64_t n, double* scratch);
 
+// Minimum and maximum of n floats; false when any is NaN or infinite (lo/hi are then meaningless). Computed in 16
+// fixed lanes (element i in lane i % 16, the tail in lane 0) combined in lane order, so the result does not depend
+// on the vector width of the machine.
+bool minmax_f32(const float* x, int64_t n, float& lo, float& hi);
+
 }  // namespace lowbit

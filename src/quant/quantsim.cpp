@@ -3,12 +3,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
 #include <unordered_map>
 
 #include "ir/builder.h"
+#include "kernels/elementwise.h"
 #include "ir/passes.h"
 #include "quant/range.h"
 #include "runtime/executor.h"
@@ -297,12 +299,16 @@ void calibrate(const Model& m, QuantSimPlan& plan, const FeedSource& next, const
   ex.add_hook([&](const Node*, const std::string& name, Tensor& v) {
     auto it = index.find(name);
     if (it == index.end()) return;
-    const float* p = v.data<float>();
-    for (int64_t i = 0; i < v.numel(); ++i)
-      check(std::isfinite(p[i]), "calibration: tensor '", name, "' holds ", std::isnan(p[i]) ? "NaN" : "Inf",
-            " in batch ", batch_no, " (samples ", samples, " onwards)");
+    check(v.dtype() == DType::Float32, "calibration: tensor '", name, "' is ", dtype_name(v.dtype()), ", not float32");
+    const float* p = static_cast<const float*>(v.storage());  // element-wise only: any layout will do
+    int64_t n = v.numel();
+    float lo, hi;
+    if (!minmax_f32(p, n, lo, hi))  // vectorised check; the message loop runs on failure only
+      for (int64_t i = 0; i < n; ++i)
+        check(std::isfinite(p[i]), "calibration: tensor '", name, "' holds ", std::isnan(p[i]) ? "NaN" : "Inf",
+              " in batch ", batch_no, " (samples ", samples, " onwards)");
     obs[it->second].observe(p, v.numel());
-  }, watched_names(index));
+  }, watched_names(index), /*any_layout=*/true);
   std::map<std::string, Tensor> batch;
   while (next(batch)) {
     ex.run(batch);

@@ -1,4 +1,5 @@
 // Range estimators.
+#include "kernels/elementwise.h"
 #include "quant/range.h"
 
 #include <algorithm>
@@ -37,12 +38,10 @@ std::pair<float, float> best_range(float lo, float hi, const QuantizerSpec& spec
 }
 
 std::pair<float, float> batch_minmax(const float* x, int64_t n) {
-  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-  for (int64_t i = 0; i < n; ++i) {
-    check(std::isfinite(x[i]), "calibration data holds NaN or Inf (element ", i, " of the batch)");
-    lo = std::min(lo, x[i]);
-    hi = std::max(hi, x[i]);
-  }
+  float lo, hi;
+  if (!minmax_f32(x, n, lo, hi))
+    for (int64_t i = 0; i < n; ++i)
+      check(std::isfinite(x[i]), "calibration data holds NaN or Inf (element ", i, " of the batch)");
   return {lo, hi};
 }
 }  // namespace

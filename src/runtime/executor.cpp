@@ -203,6 +203,7 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
   std::vector<const Tensor*> ins;
   std::vector<Tensor> plain_copies;
   auto seen = [&](const std::string& v) { return top && watched(v); };  // a hook will see this value
+  auto seen_plain = [&](const std::string& v) { return top && watched_plain(v); };
   std::vector<char> folded(g.nodes.size(), 0);
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     if (!needed[ni] || folded[ni]) continue;
@@ -233,7 +234,7 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
     }
     OpContext ctx{n, model_.opset(n.domain), ins, &runner, plan.caches[ni].get()};
     ctx.channels_last_out = plan.channels_last_ok[ni] && std::none_of(n.outputs.begin(), n.outputs.end(), [&](auto& o) {
-                              return keep.count(o) || seen(o);
+                              return keep.count(o) || seen_plain(o);
                             });
     // Fold the clamp that alone reads this output, unless a hook or the caller wants the value before it.
     int64_t fj = plan.fused_next[ni];
@@ -242,7 +243,7 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
       fused = &g.nodes[(size_t)fj];
       ctx.fused_clamp = &plan.clamps[ni];
       ctx.channels_last_out = plan.channels_last_ok[(size_t)fj] && !keep.count(fused->outputs[0]) &&
-                              !seen(fused->outputs[0]);
+                              !seen_plain(fused->outputs[0]);
     }
     std::vector<Tensor> outs;
     auto t0 = node_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
@@ -303,8 +304,14 @@ bool Executor::watched(const std::string& value) const {
   return false;
 }
 
+bool Executor::watched_plain(const std::string& value) const {
+  for (auto& h : hooks_)
+    if (!h.any_layout && (!h.only || h.only->count(value))) return true;
+  return false;
+}
+
 void Executor::call_hooks(const Node* producer, const std::string& value, Tensor& t) const {
-  if (t.layout() != Layout::Plain) t = t.to_plain();
+  if (t.layout() != Layout::Plain && watched_plain(value)) t = t.to_plain();
   for (auto& h : hooks_)
     if (!h.only || h.only->count(value)) h.fn(producer, value, t);
 }

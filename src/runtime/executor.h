@@ -43,9 +43,12 @@ class Executor {
   // A hook sees every value, or only the named ones. Values no hook watches may stay channels-last between
   // layout-aware kernels and may be folded (a Conv's output into its Relu); watched values never are, and hooks
   // always get them plain.
-  void add_hook(ValueHook h) { hooks_.push_back({std::move(h), nullptr}); }
-  void add_hook(ValueHook h, const std::vector<std::string>& only) {
-    hooks_.push_back({std::move(h), std::make_shared<const std::unordered_set<std::string>>(only.begin(), only.end())});
+  // `any_layout`: the hook reads values through Tensor::storage() only, element-wise (a min/max or histogram
+  // observer), so it may get them channels-last and leaves them so.
+  void add_hook(ValueHook h) { hooks_.push_back({std::move(h), nullptr, false}); }
+  void add_hook(ValueHook h, const std::vector<std::string>& only, bool any_layout = false) {
+    hooks_.push_back({std::move(h), std::make_shared<const std::unordered_set<std::string>>(only.begin(), only.end()),
+                      any_layout});
   }
   void clear_hooks() { hooks_.clear(); }
   // Times every main-graph node's kernel into RunStats::node_seconds (costs two clock reads per node).
@@ -88,8 +91,10 @@ class Executor {
   struct Hook {
     ValueHook fn;
     std::shared_ptr<const std::unordered_set<std::string>> only;  // null: every value
+    bool any_layout = false;
   };
   bool watched(const std::string& value) const;
+  bool watched_plain(const std::string& value) const;  // by a hook that needs the plain layout
   void call_hooks(const Node* producer, const std::string& value, Tensor& t) const;
   std::vector<Hook> hooks_;
   bool profile_ = false;

@@ -444,3 +444,26 @@ TEST(ChannelsLast, HookOnNamedValuesKeepsTheRestFast) {
   for (float v : seen_clip4.span<float>()) ASSERT_TRUE(v >= 0.f && v <= 0.5f);
   for (auto& [name, t] : out) EXPECT_TRUE(t.bit_equal(all_plain.at(name))) << name;
 }
+
+// The lane-wise min/max against a plain loop: same values for every length around the lane count, and
+// non-finite values reported wherever they sit (body or tail).
+TEST(ElementwiseFastPaths, MinMaxMatchesAPlainLoop) {
+  Tensor x = random_tensor({1000}, 110, -50.f, 50.f);
+  const float* p = x.data<float>();
+  for (int64_t n : {0, 1, 15, 16, 17, 31, 33, 1000}) {
+    float lo, hi;
+    ASSERT_TRUE(minmax_f32(p, n, lo, hi));
+    float rl = INFINITY, rh = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) rl = std::min(rl, p[i]), rh = std::max(rh, p[i]);
+    EXPECT_EQ(lo, rl) << n;
+    EXPECT_EQ(hi, rh) << n;
+  }
+  for (int64_t at : {0, 7, 16, 998}) {
+    for (float bad : {NAN, INFINITY, -INFINITY}) {
+      Tensor y = x.clone();
+      y.data<float>()[at] = bad;
+      float lo, hi;
+      EXPECT_FALSE(minmax_f32(y.data<float>(), 1000, lo, hi)) << at << " " << bad;
+    }
+  }
+}
