@@ -467,3 +467,34 @@ TEST(ElementwiseFastPaths, MinMaxMatchesAPlainLoop) {
     }
   }
 }
+
+// Resize (nearest and linear, every axis, extrapolation of tf_crop_and_resize) in memory order: the same bits as the
+// reference loop.
+TEST(ElementwiseFastPaths, ResizeSameBits) {
+  Tensor x = random_tensor({2, 3, 5, 7}, 120);
+  struct Case {
+    const char* mode;
+    const char* ctm;
+    const char* nearest;
+    std::vector<float> scales;
+  };
+  std::vector<Case> cases = {{"nearest", "asymmetric", "floor", {1, 1, 2, 2}},
+                             {"nearest", "half_pixel", "round_prefer_ceil", {1, 1, 1.5f, 0.6f}},
+                             {"linear", "half_pixel", "", {1, 2, 2.5f, 1.75f}},
+                             {"linear", "align_corners", "", {1, 1, 0.5f, 3}},
+                             {"linear", "tf_crop_and_resize", "", {1, 1, 2, 2}}};
+  for (auto& k : cases) {
+    Node n;
+    n.op_type = "Resize";
+    n.outputs = {"y"};
+    n.attrs = {attr_string("mode", k.mode), attr_string("coordinate_transformation_mode", k.ctm)};
+    if (*k.nearest) n.attrs.push_back(attr_string("nearest_mode", k.nearest));
+    Tensor roi = std::string(k.ctm) == "tf_crop_and_resize"
+                     ? Tensor::from_vector<float>({8}, {0, 0, -0.2f, 0.1f, 1, 1, 1.3f, 0.9f})
+                     : Tensor(DType::Float32, {0});
+    std::vector<Tensor> ins = {x, roi, Tensor::from_vector<float>({4}, k.scales)};
+    Tensor fast = eval_node(n, 13, ins)[0];
+    ReferenceKernels off;
+    EXPECT_TRUE(fast.bit_equal(eval_node(n, 13, ins)[0])) << k.mode << " " << k.ctm;
+  }
+}
