@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -53,10 +55,16 @@ TensorMap bench_inputs(const Model& m, const BenchOptions& o) {
 }
 
 namespace {
+// This process's own high-water mark (VmHWM). getrusage's ru_maxrss would do on its own, but Linux carries it
+// over exec from the process that started us (a benchmark script holding other runtimes would inflate it).
 int64_t peak_rss() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;  // "VmHWM:   12345 kB"
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return (int64_t)ru.ru_maxrss * 1024;  // kilobytes on Linux
+  return (int64_t)ru.ru_maxrss * 1024;
 }
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());

@@ -37,7 +37,7 @@ struct BenchResult {
   int runs = 0;
   double median_ms = 0, p90_ms = 0, min_ms = 0;
   double images_per_s = 0;  // batch / median
-  int64_t peak_rss_bytes = 0;        // of the whole process so far (model, weights, runtime and buffers)
+  int64_t peak_rss_bytes = 0;        // this process's peak resident memory (model, weights, runtime, buffers)
   int64_t peak_live_bytes = 0;       // activations the executor held at once (its own count)
   bool fast_kernels = true;          // false under LOWBIT_REFERENCE_KERNELS=1
   int64_t folded_clamps = 0, channels_last_outputs = 0;  // per run (RunStats)

@@ -560,11 +560,18 @@ Tensor matmul(const Tensor& A, const Tensor& B, const std::string& where) {
         sgemm(false, false, nb * M, N, K, 1.f, A.data<float>() + oa[0], K, B.data<float>() + ob[0], N, 0.f,
               y.data<float>(), N);
       } else {
-        // Many small products (attention heads): one per thread, each single-threaded inside OpenBLAS.
-#pragma omp parallel for schedule(static) if (nb >= 4 && M * N * K < (int64_t)1 << 22)
-        for (int64_t i = 0; i < nb; ++i)
+        auto one = [&](int64_t i) {
           sgemm(false, false, M, N, K, 1.f, A.data<float>() + oa[i], K, B.data<float>() + ob[i], N, 0.f,
                 y.data<float>() + i * M * N, N);
+        };
+        if (nb >= 4 && M * N * K < (int64_t)1 << 22) {
+          // Many small products (attention heads): one per thread, each single-threaded inside OpenBLAS.
+#pragma omp parallel for schedule(static)
+          for (int64_t i = 0; i < nb; ++i) one(i);
+        } else {
+          // Outside any OpenMP region, so OpenBLAS may use every thread (an inactive region would stop it).
+          for (int64_t i = 0; i < nb; ++i) one(i);
+        }
       }
     } else if constexpr (std::is_same_v<T, double>) {
       for (int64_t i = 0; i < nb; ++i)
