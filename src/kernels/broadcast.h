@@ -8,27 +8,30 @@ namespace lowbit {
 
 Shape broadcast_shapes(const std::vector<Shape>& shapes, const std::string& where);
 
+// Strides (in elements) of an input of shape `s` read as the broadcast shape `out`: 0 along broadcast dims. An
+// Error unless s broadcasts to out (rank not larger, each dim equal or 1): otherwise strides would walk past the
+// input's buffer.
+inline std::vector<int64_t> broadcast_strides(const Shape& out, const Shape& s) {
+  int r = (int)out.size(), off = r - (int)s.size();
+  bool fits = off >= 0;
+  for (int d = 0; fits && d < (int)s.size(); ++d) fits = s[d] == 1 || s[d] == out[d + off];
+  if (!fits) fail("shape ", shape_str(s), " does not broadcast to ", shape_str(out));
+  std::vector<int64_t> st(r, 0);
+  int64_t acc = 1;
+  for (int d = (int)s.size() - 1; d >= 0; --d) {
+    st[d + off] = s[d] == 1 ? 0 : acc;
+    acc *= s[d];
+  }
+  return st;
+}
+
 // Walks the output in row-major order calling f(out_index, offsets) where offsets[k] is the linear index
 // into input k. The innermost dimension is run as a tight loop with per-input strides.
 template <size_t K, typename F>
 void broadcast_for_each(const Shape& out, const std::array<Shape, K>& ins, F&& f) {
   int r = (int)out.size();
   std::array<std::vector<int64_t>, K> st;
-  for (size_t k = 0; k < K; ++k) {
-    st[k].assign(r, 0);
-    const Shape& s = ins[k];
-    int off = r - (int)s.size();
-    // Each input must broadcast to `out` (rank not larger, each dim equal or 1): otherwise the strides below
-    // would walk past the input's buffer.
-    bool fits = off >= 0;
-    for (int d = 0; fits && d < (int)s.size(); ++d) fits = s[d] == 1 || s[d] == out[d + off];
-    if (!fits) fail("shape ", shape_str(s), " does not broadcast to ", shape_str(out));
-    int64_t acc = 1;
-    for (int d = (int)s.size() - 1; d >= 0; --d) {
-      st[k][d + off] = s[d] == 1 ? 0 : acc;
-      acc *= s[d];
-    }
-  }
+  for (size_t k = 0; k < K; ++k) st[k] = broadcast_strides(out, ins[k]);
   int64_t total = shape_numel(out);
   if (total == 0) return;
   if (r == 0) {
@@ -64,21 +67,7 @@ void broadcast_for_each(const Shape& out, const std::array<Shape, K>& ins, F&& f
 template <typename Run>
 void broadcast_runs(const Shape& out, const Shape& sa, const Shape& sb, Run&& run) {
   int r = (int)out.size();
-  std::vector<int64_t> st[2];
-  const Shape* ins[2] = {&sa, &sb};
-  for (int k = 0; k < 2; ++k) {
-    const Shape& s = *ins[k];
-    int off = r - (int)s.size();
-    bool fits = off >= 0;
-    for (int d = 0; fits && d < (int)s.size(); ++d) fits = s[d] == 1 || s[d] == out[d + off];
-    if (!fits) fail("shape ", shape_str(s), " does not broadcast to ", shape_str(out));
-    st[k].assign(r, 0);
-    int64_t acc = 1;
-    for (int d = (int)s.size() - 1; d >= 0; --d) {
-      st[k][d + off] = s[d] == 1 ? 0 : acc;
-      acc *= s[d];
-    }
-  }
+  const std::vector<int64_t> st[2] = {broadcast_strides(out, sa), broadcast_strides(out, sb)};
   int64_t total = shape_numel(out);
   if (total == 0) return;
   // Merge dims (innermost first) and drop size-1 dims.
