@@ -205,6 +205,9 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
   auto seen = [&](const std::string& v) { return top && watched(v); };  // a hook will see this value
   auto seen_plain = [&](const std::string& v) { return top && watched_plain(v); };
   std::vector<char> folded(g.nodes.size(), 0);
+  auto done = [&](const std::string& in) {  // one read of `in` is over: free it after its last
+    if (!in.empty() && --reads[in] == 0 && !keep.count(in)) s.release(in);
+  };
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     if (!needed[ni] || folded[ni]) continue;
     const Node& n = g.nodes[ni];
@@ -271,14 +274,9 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
         if (seen(fused->outputs[0])) call_hooks(fused, fused->outputs[0], v);
       }
       s.hold(fused->outputs[0], std::move(v));
-      --reads[n.outputs[0]];
-      for (size_t k = 1; k < fused->inputs.size(); ++k)
-        if (!fused->inputs[k].empty() && --reads[fused->inputs[k]] == 0 && !keep.count(fused->inputs[k]))
-          s.release(fused->inputs[k]);
-      for (auto& in : n.inputs)
-        if (!in.empty() && --reads[in] == 0 && !keep.count(in)) s.release(in);
-      for (auto& in : plan.implicit[ni])
-        if (!in.empty() && --reads[in] == 0 && !keep.count(in)) s.release(in);
+      for (auto& in : fused->inputs) done(in);  // the first is this node's own output, never held
+      for (auto& in : n.inputs) done(in);
+      for (auto& in : plan.implicit[ni]) done(in);
       continue;
     }
     for (size_t k = 0; k < n.outputs.size() && k < outs.size(); ++k) {
@@ -288,9 +286,6 @@ void Executor::exec(const Graph& g, Scope& s, const std::vector<char>& needed, c
       if (seen(n.outputs[k])) call_hooks(&n, n.outputs[k], outs[k]);
       s.hold(n.outputs[k], std::move(outs[k]));
     }
-    auto done = [&](const std::string& in) {
-      if (!in.empty() && --reads[in] == 0 && !keep.count(in)) s.release(in);
-    };
     for (auto& in : n.inputs) done(in);
     for (auto& in : plan.implicit[ni]) done(in);
     for (auto& o : n.outputs)  // outputs nothing reads (e.g. an unused mask) go at once
