@@ -54,10 +54,9 @@ TensorMap bench_inputs(const Model& m, const BenchOptions& o) {
   return feeds;
 }
 
-namespace {
 // This process's own high-water mark (VmHWM). getrusage's ru_maxrss would do on its own, but Linux carries it
 // over exec from the process that started us (a benchmark script holding other runtimes would inflate it).
-int64_t peak_rss() {
+int64_t peak_rss_bytes() {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))
@@ -66,6 +65,8 @@ int64_t peak_rss() {
   getrusage(RUSAGE_SELF, &ru);
   return (int64_t)ru.ru_maxrss * 1024;
 }
+
+namespace {
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   double pos = q * (double)(v.size() - 1);
@@ -135,7 +136,7 @@ BenchResult bench_model(const Model& m, const BenchOptions& o) {
     if (per_node.size() > 15) per_node.resize(15);
     r.slowest_nodes = per_node;
   }
-  r.peak_rss_bytes = peak_rss();
+  r.peak_rss_bytes = peak_rss_bytes();
   return r;
 }
 

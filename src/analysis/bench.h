@@ -48,6 +48,9 @@ struct BenchResult {
 // Feeds for one run: given inputs as they are, others random in [0, 1) (floats) or zeros (integers), shaped from
 // the declared shape with symbolic dim 0 = batch. Throws naming the input when a shape cannot be resolved.
 TensorMap bench_inputs(const Model& m, const BenchOptions& o);
+// This process's peak resident memory (VmHWM) in bytes.
+int64_t peak_rss_bytes();
+
 BenchResult bench_model(const Model& m, const BenchOptions& o);
 std::string bench_json(const std::string& model_path, const BenchResult& r);
 

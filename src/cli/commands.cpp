@@ -1,4 +1,4 @@
-// lowbit info / lowbit run.
+// lowbit info / run / bench / export: argument handling and printing over the public API.
 #include "cli/commands.h"
 
 #include <cmath>
@@ -10,64 +10,31 @@
 #include "core/checked.h"
 #include "io/npy.h"
 #include "ir/onnx_io.h"
-#include "ir/passes.h"
-#include "runtime/executor.h"
 
 namespace lowbit::cli {
 
-namespace {
-
-std::string dims_str(const ValueInfo& v) {
-  if (!v.has_shape) return "?";
-  std::string s = "[";
-  for (size_t i = 0; i < v.shape.size(); ++i)
-    s += (i ? "," : "") + (v.shape[i].fixed() ? std::to_string(v.shape[i].value)
-                                              : (v.shape[i].param.empty() ? "?" : v.shape[i].param));
-  return s + "]";
-}
-
-
-}  // namespace
-
 int cmd_info(const InfoArgs& a) {
-  Model m = load_onnx(a.model);
-  const Graph& g = m.graph;
-  std::map<std::string, int> ops;
-  for (auto& n : g.nodes) ops[n.domain.empty() ? n.op_type : n.domain + "." + n.op_type]++;
-  int64_t params = 0;
-  size_t bytes = 0;
-  for (auto& [k, t] : g.initializers) {
-    params += t.numel();
-    bytes += t.nbytes();
-  }
-  std::vector<std::string> unsupported_ops;
-  for (auto& n : g.nodes)
-    if (!OpRegistry::builtin().find(n.domain, n.op_type, m.opset(n.domain))) {
-      std::string k = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
-      if (std::find(unsupported_ops.begin(), unsupported_ops.end(), k) == unsupported_ops.end()) unsupported_ops.push_back(k);
-    }
+  Model m = Model::load(a.model);
+  ModelInfo info = describe(m);
   if (a.json) {
     nlohmann::json j;
     j["model"] = a.model;
-    j["ir_version"] = m.ir_version;
-    j["producer"] = m.producer_name + (m.producer_version.empty() ? "" : " " + m.producer_version);
-    for (auto& [d, v] : m.opsets) j["opsets"][d.empty() ? "ai.onnx" : d] = v;
-    auto values = [](const std::vector<ValueInfo>& vs, const Graph& gr, bool skip_init) {
+    j["ir_version"] = info.ir_version;
+    j["producer"] = info.producer;
+    for (auto& [d, v] : info.opsets) j["opsets"][d] = v;
+    auto values = [](const std::vector<ValueInfo>& vs) {
       nlohmann::json arr = nlohmann::json::array();
-      for (auto& v : vs) {
-        if (skip_init && gr.is_initializer(v.name)) continue;
-        arr.push_back({{"name", v.name}, {"dtype", dtype_name(v.dtype)}, {"shape", dims_str(v)}});
-      }
+      for (auto& v : vs) arr.push_back({{"name", v.name}, {"dtype", dtype_name(v.dtype)}, {"shape", dims_string(v)}});
       return arr;
     };
-    j["inputs"] = values(g.inputs, g, true);
-    j["outputs"] = values(g.outputs, g, false);
-    j["parameters"] = params;
-    j["parameter_bytes"] = bytes;
-    j["initializers"] = g.initializers.size();
-    j["nodes"] = g.nodes.size();
-    j["ops"] = ops;
-    j["unsupported_ops"] = unsupported_ops;
+    j["inputs"] = values(info.inputs);
+    j["outputs"] = values(info.outputs);
+    j["parameters"] = info.parameters;
+    j["parameter_bytes"] = info.parameter_bytes;
+    j["initializers"] = info.initializers;
+    j["nodes"] = info.nodes;
+    j["ops"] = info.ops;
+    j["unsupported_ops"] = info.unsupported_ops;
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -77,26 +44,27 @@ int cmd_info(const InfoArgs& a) {
   std::printf("opsets:     ");
   for (auto& [d, v] : m.opsets) std::printf(" %s %lld", d.empty() ? "ai.onnx" : d.c_str(), (long long)v);
   std::printf("\ninputs:\n");
-  for (auto& v : g.inputs)
-    if (!g.is_initializer(v.name)) std::printf("  %-24s %-8s %s\n", v.name.c_str(), dtype_name(v.dtype), dims_str(v).c_str());
+  for (auto& v : info.inputs)
+    std::printf("  %-24s %-8s %s\n", v.name.c_str(), dtype_name(v.dtype), dims_string(v).c_str());
   std::printf("outputs:\n");
-  for (auto& v : g.outputs) std::printf("  %-24s %-8s %s\n", v.name.c_str(), dtype_name(v.dtype), dims_str(v).c_str());
-  std::printf("parameters:  %lld in %zu initializers (%s)\n", (long long)params, g.initializers.size(),
-              human_bytes((double)bytes).c_str());
-  std::printf("ops (%zu nodes):\n", g.nodes.size());
-  for (auto& [op, n] : ops) std::printf("  %-24s %d\n", op.c_str(), n);
-  if (!unsupported_ops.empty()) {
+  for (auto& v : info.outputs)
+    std::printf("  %-24s %-8s %s\n", v.name.c_str(), dtype_name(v.dtype), dims_string(v).c_str());
+  std::printf("parameters:  %lld in %zu initializers (%s)\n", (long long)info.parameters, info.initializers,
+              human_bytes((double)info.parameter_bytes).c_str());
+  std::printf("ops (%zu nodes):\n", info.nodes);
+  for (auto& [op, n] : info.ops) std::printf("  %-24s %d\n", op.c_str(), n);
+  if (!info.unsupported_ops.empty()) {
     std::printf("unsupported by lowbit:");
-    for (auto& o : unsupported_ops) std::printf(" %s", o.c_str());
+    for (auto& o : info.unsupported_ops) std::printf(" %s", o.c_str());
     std::printf("\n");
   }
   return 0;
 }
 
 int cmd_run(const RunArgs& a) {
-  Model m = load_onnx(a.model);
-  Executor ex(m);
-  auto required = ex.required_inputs();
+  Model m = Model::load(a.model);
+  Session session(m);
+  auto required = session.input_names();
   TensorMap feeds;
   for (auto& spec : a.inputs) {
     auto eq = spec.find('=');
@@ -109,12 +77,12 @@ int cmd_run(const RunArgs& a) {
     } else {
       check(required.size() == 1, "--input ", spec, ": the model has ", required.size(),
             " inputs; name them as NAME=FILE.npy");
-      feeds[required[0]->name] = load_npy(spec);
+      feeds[required[0]] = load_npy(spec);
     }
   }
-  for (auto* r : required) check(feeds.count(r->name), "no value given for model input '", r->name, "' (use --input ",
-                                 r->name, "=FILE.npy)");
-  TensorMap outs = ex.run(feeds);
+  for (auto& r : required)
+    check(feeds.count(r), "no value given for model input '", r, "' (use --input ", r, "=FILE.npy)");
+  TensorMap outs = session.run(feeds);
   for (auto& [name, t] : outs) {
     std::printf("%-24s %-8s %s", name.c_str(), dtype_name(t.dtype()), shape_str(t.shape()).c_str());
     if (dtype_is_float(t.dtype()) && t.numel()) {
@@ -150,7 +118,7 @@ int cmd_run(const RunArgs& a) {
 }
 
 int cmd_bench(const BenchArgs& a) {
-  Model m = load_onnx(a.model);
+  Model m = Model::load(a.model);
   analysis::BenchOptions o = a.opt;
   auto split_eq = [](const std::string& spec, const char* opt) {
     auto eq = spec.find('=');
@@ -186,13 +154,10 @@ int cmd_bench(const BenchArgs& a) {
 }
 
 int cmd_export(const ExportArgs& a) {
-  Model m = load_onnx(a.model);
+  Model m = Model::load(a.model);
   size_t before = m.graph.nodes.size();
   if (a.fold_constants) {
-    Executor check_ops(m);  // fails early, naming unsupported ops, before any folding
-    int64_t opset = m.opset("");
-    int folded = fold_constants(
-        m.graph, [&](const Node& n, const std::vector<Tensor>& in) { return eval_node(n, opset, in); }, shape_subgraph_ops());
+    int folded = fold_constant_subgraphs(m);
     std::printf("folded %d constant nodes (%zu -> %zu nodes)\n", folded, before, m.graph.nodes.size());
   }
   SaveOptions so;

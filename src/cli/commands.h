@@ -1,14 +1,11 @@
-// CLI subcommands: thin wrappers over the library.
+// CLI subcommands: argument structs, parsed by main.cpp, and the commands that call the public API
+// (include/lowbit/) and print its results.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "analysis/bench.h"
-#include "data/loader.h"
-#include "ptq/pipeline.h"
-#include "quant/config.h"
-#include "quant/fold_bn.h"
-#include "quant/quantsim.h"
+#include "lowbit/lowbit.h"
 
 namespace lowbit::cli {
 
@@ -41,8 +38,8 @@ int cmd_export(const ExportArgs& a);
 
 // Where data comes from and how it is read (shared by eval and quantize).
 struct DataArgs {
-  std::string spec;                // the first --data (eval, analyze and AdaRound take one)
-  std::vector<std::string> specs;  // every --data (quantize's calibration: one per model input)
+  std::string spec;                // the first --data (empty: no data)
+  std::vector<std::string> specs;  // every --data (one per model input: NAME=SPEC)
   int64_t batch_size = 100, num_samples = -1;
   uint64_t seed = 0;
   std::string crop;  // "HxW" or "N", parsed by loader_options()
@@ -75,16 +72,11 @@ int cmd_quantize(const QuantizeArgs& a);
 
 // The quantization config from a config file and the command line (shared by quantize and analyze).
 quant::QuantConfig config_from_args(const QuantizeArgs& a);
-// Everything before the QDQ model is built: the model as loaded and prepared (BN folded, PTQ steps applied), the plan
-// with every encoding set, and the PTQ step logs.
-struct QuantState {
-  Model original, prepared;
-  quant::PrepareStats prep;
-  quant::QuantSimPlan plan;
-  std::vector<ptq::StepLog> logs;
-  std::vector<std::string> notes;  // lines for the summary (batch size forced by the model, ...)
-};
-QuantState run_quantization(const QuantizeArgs& a, quant::QuantConfig& cfg);
+// Loads the model and the --data sources and quantizes as `cfg` says, with progress on stderr.
+QuantizedModel quantize_from_args(const QuantizeArgs& a, const quant::QuantConfig& cfg);
+
+// Peak resident memory of this process in MiB.
+inline double peak_rss_mib() { return (double)analysis::peak_rss_bytes() / (1024.0 * 1024.0); }
 
 struct AnalyzeArgs {
   QuantizeArgs q;          // model, calibration data, config and bit-width options (output unused)

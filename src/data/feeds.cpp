@@ -21,6 +21,9 @@ struct FeedLoader::Column {
   Tensor array;                         // a whole array: rows along axis 0, or fed unchanged when `constant`
   bool constant = false;
   std::vector<int64_t> rows;            // selected rows of `array`
+  std::vector<int64_t> labels;          // one per row of `array` (npy:FILE,labels=FILE), or empty
+
+  bool has_labels() const { return loader ? loader->has_labels() : !labels.empty(); }
 
   int64_t count() const { return constant ? -1 : loader ? loader->size() : (int64_t)rows.size(); }
 };
@@ -133,6 +136,7 @@ FeedLoader::FeedLoader(const std::vector<std::string>& specs, const std::vector<
     DataSpec d = parse_data_spec(sub);
     bool raw = false;
     if (d.kind == "npy") {
+      check(fs::exists(d.path), "--data '", spec, "': dataset file '", d.path, "' does not exist");
       std::ifstream f(d.path, std::ios::binary);
       check(f.good(), "--data '", spec, "': cannot open '", d.path, "'");
       NpyHeader h = read_npy_header(f, d.path);
@@ -147,6 +151,12 @@ FeedLoader::FeedLoader(const std::vector<std::string>& specs, const std::vector<
       int64_t b = d.has_begin ? norm(d.begin) : 0, e = d.has_end ? norm(d.end) : n;
       if (c->array.rank())
         for (int64_t i = b; i < e; ++i) c->rows.push_back(i);
+      if (!d.labels.empty()) {
+        Tensor l = load_npy(d.labels);
+        check(l.rank() == 1 && l.dim(0) == n, d.labels, ": ", l.numel(), " labels for ", n, " samples in ", d.path);
+        check(dtype_is_integer(l.dtype()), d.labels, ": labels must be integers, got ", dtype_name(l.dtype()));
+        c->labels = l.to_i64();
+      }
     } else {
       check(in.dtype == DType::Float32 || in.dtype == DType::Undefined, "--data '", spec, "': model input '",
             in.name, "' is ", dtype_name(in.dtype), "; feed it a .npy array of that dtype (", in.name, "=npy:FILE)");
@@ -193,8 +203,14 @@ void FeedLoader::reset() {
     if (c->loader) c->loader->reset();
 }
 
-bool FeedLoader::next(Feeds& feeds) {
+bool FeedLoader::has_labels() const {
+  return std::any_of(cols_.begin(), cols_.end(), [](auto& c) { return c->has_labels(); });
+}
+
+bool FeedLoader::next(Feeds& feeds, std::vector<int64_t>* labels) {
   feeds.clear();
+  if (labels) labels->clear();
+  bool want_labels = labels != nullptr;
   if (!batch_files_.empty()) {
     if (file_cursor_ >= batch_files_.size()) return false;
     feeds = load_npz(batch_files_[file_cursor_++]);
@@ -218,8 +234,13 @@ bool FeedLoader::next(Feeds& feeds) {
       Batch b;
       check(c->loader->next(b), "--data '", c->origin, "' ran out of samples");
       feeds[c->input] = b.x;
+      if (want_labels && c->loader->has_labels()) *labels = b.labels, want_labels = false;
     } else {
       feeds[c->input] = gather_rows(c->array, c->rows, cursor_, cursor_ + bs);
+      if (want_labels && !c->labels.empty()) {
+        for (int64_t i = cursor_; i < cursor_ + bs; ++i) labels->push_back(c->labels[(size_t)c->rows[(size_t)i]]);
+        want_labels = false;
+      }
     }
   }
   if (!all_constant) cursor_ += bs;

@@ -29,7 +29,10 @@ class FeedLoader {
   // Samples in one pass (rows of the split arrays, or of all batch files).
   int64_t size() const { return size_; }
   int64_t batch_size() const { return opt_.batch_size; }
-  bool next(Feeds& feeds);
+  // The next batch; with `labels`, also one label per row from the first input whose data has labels (fashion-mnist,
+  // idx/images/npy with labels=FILE), or none.
+  bool next(Feeds& feeds, std::vector<int64_t>* labels = nullptr);
+  bool has_labels() const;
   void reset();
   // What the loader decided for the user to see (a batch size forced by the model, dropped remainders).
   const std::vector<std::string>& notes() const { return notes_; }

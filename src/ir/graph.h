@@ -161,8 +161,12 @@ struct Model {
   std::string doc;
   std::vector<std::pair<std::string, std::string>> metadata;
   Graph graph;
+  std::string source_path;  // the file it was loaded from (messages, refusing to overwrite it); empty if built
 
   int64_t opset(const std::string& domain_name = "") const;
+  // load_onnx / save_onnx (ir/onnx_io.h) with default options.
+  static Model load(const std::string& path);
+  void save(const std::string& path) const;
 };
 
 }  // namespace lowbit

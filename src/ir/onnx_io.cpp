@@ -325,8 +325,13 @@ Model load_onnx(const std::string& path, const LoadOptions& opt) {
   check(fs::exists(path), "model file '", path, "' does not exist");
   check(!fs::is_directory(path), "'", path, "' is a folder, not an ONNX model file");
   std::string base = fs::path(path).has_parent_path() ? fs::path(path).parent_path().string() : ".";
-  return parse_onnx(read_file(path), path, base, opt);
+  Model m = parse_onnx(read_file(path), path, base, opt);
+  m.source_path = path;
+  return m;
 }
+
+Model Model::load(const std::string& path) { return load_onnx(path); }
+void Model::save(const std::string& path) const { save_onnx(*this, path); }
 
 std::string serialize_onnx(const Model& m, bool checker) {
   onnx::ModelProto mp = model_to_proto(m);

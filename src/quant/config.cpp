@@ -64,6 +64,7 @@ void apply_standard_pipeline(QuantConfig& c, bool have_data) {
   c.pipeline.bias_correction = have_data ? BiasCorrectionKind::None : BiasCorrectionKind::Analytical;
   c.pipeline.data_free = !have_data;
   c.activations.range = have_data ? RangeMethod::Mse : RangeMethod::Bn;
+  c.pipeline.logits_cross_entropy = have_data;
 }
 
 namespace {
@@ -142,6 +143,7 @@ void parse_pipeline(const json& j, PipelineConfig& p, const std::string& where) 
     else if (k == "samples") p.samples = get<int64_t>(j, "samples", where);
     else if (k == "data_free") p.data_free = get<bool>(j, "data_free", where);
     else if (k == "input_range") p.input_range = get<std::vector<float>>(j, "input_range", where);
+    else if (k == "logits_cross_entropy") p.logits_cross_entropy = get<bool>(j, "logits_cross_entropy", where);
     else fail(w, ": unknown key");
   }
   check(p.adaround_iterations >= 0 && p.adaround_batch > 0 && p.adaround_max_rows > 0 && p.samples > 0, where,
@@ -268,7 +270,8 @@ std::string config_to_json(const QuantConfig& c) {
                    {"adaround_lr", p.adaround_lr},
                    {"adaround_max_rows", p.adaround_max_rows},
                    {"samples", p.samples},
-                   {"data_free", p.data_free}};
+                   {"data_free", p.data_free},
+                   {"logits_cross_entropy", p.logits_cross_entropy}};
   if (!p.input_range.empty()) j["pipeline"]["input_range"] = p.input_range;
   return j.dump(2) + "\n";
 }

@@ -46,7 +46,7 @@ struct Override {
 // The white paper's PTQ steps (ptq/): which run and how. "pipeline": {"cle": true, "high_bias_absorption": true,
 // "relu6": "relu" | "skip", "bias_correction": "none" | "empirical" | "analytical", "adaround": true,
 // "adaround_iterations": 1000, "adaround_batch": 256, "adaround_reg_weight": 0.01, "adaround_lr": 0.01,
-// "adaround_max_rows": 8192, "samples": 256, "data_free": false, "input_range": [0, 1]}.
+// "adaround_max_rows": 8192, "samples": 256, "data_free": false, "input_range": [0, 1], "logits_cross_entropy": false}.
 enum class BiasCorrectionKind { None, Empirical, Analytical };
 struct PipelineConfig {
   bool cle = false, high_bias_absorption = true, relu6_to_relu = true;
@@ -58,6 +58,8 @@ struct PipelineConfig {
   int64_t samples = 256;  // calibration samples kept in memory for empirical bias correction and AdaRound
   bool data_free = false; // no data: BN-propagated activation ranges, analytical bias correction
   std::vector<float> input_range;  // data-free: the model input's value range [lo, hi]
+  // With data and MSE activation ranges: cross-entropy ranges for every 2-D float graph output (the logits).
+  bool logits_cross_entropy = false;
 };
 const char* bias_correction_name(BiasCorrectionKind k);
 BiasCorrectionKind parse_bias_correction(const std::string& s);
@@ -74,7 +76,7 @@ struct QuantConfig {
 
 // The white paper's standard pipeline (Fig. 8) over `c`: CLE (+ high-bias absorption), symmetric MSE weight ranges,
 // AdaRound with data or analytical bias correction without, MSE activation ranges (cross-entropy for 2-D outputs:
-// the logits, applied by the caller), or data-free ranges.
+// the logits, as pipeline.logits_cross_entropy), or data-free ranges.
 void apply_standard_pipeline(QuantConfig& c, bool have_data);
 
 QuantConfig default_config();

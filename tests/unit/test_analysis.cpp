@@ -125,7 +125,7 @@ TEST(Analysis, ConfigJsonRoundTrips) {
     "pipeline": {"cle": true, "high_bias_absorption": true, "relu6": "relu", "bias_correction": "none",
                  "adaround": false, "adaround_iterations": 1000, "adaround_batch": 256, "adaround_reg_weight": 0.01,
                  "adaround_lr": 0.01, "adaround_max_rows": 8192, "samples": 256, "data_free": false,
-                 "input_range": [0.0, 1.0]}
+                 "input_range": [0.0, 1.0], "logits_cross_entropy": false}
   })";
   std::string text = quant::config_to_json(c);
   EXPECT_EQ(nlohmann::json::parse(text), nlohmann::json::parse(expected)) << text;

@@ -1,4 +1,5 @@
-// Progress reporting on stderr: a redrawn bar on a terminal, a plain line every 10% otherwise.
+// Progress reporting on stderr: a redrawn bar on a terminal, a plain line every 10% otherwise (the CLI's display,
+// and console_progress() in the public API).
 #pragma once
 #include <unistd.h>
 
@@ -6,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-namespace lowbit::cli {
+namespace lowbit {
 
 class Progress {
  public:
@@ -43,7 +44,4 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
 };
 
-// Peak resident memory of this process in MiB (VmHWM), or -1 where /proc is unavailable.
-double peak_rss_mib();
-
-}  // namespace lowbit::cli
+}  // namespace lowbit
