@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata dataset-fashion-mnist           # ONNX conformance tests; Fashion-MNIST
   python3 python3-numpy python3-onnx python3-venv python3-pip  # generators, cross-checks, venv for onnxruntime
+  python3-dev pybind11-dev python3-pytest          # the Python package (pybind11 binding) and its tests
   chromium                                         # headless check that analysis reports render
   clang libclang-rt-14-dev libomp-14-dev           # libFuzzer + sanitizers for scripts/fuzz.sh (CI's fuzz stage)
 )

@@ -27,11 +27,11 @@ namespace lowbit {
 
 // The config file's content as a typed struct (quant/config.h documents every field and its JSON key).
 using QuantConfig = quant::QuantConfig;
+using quant::config_to_json;   // the config as JSON that parse_config reads back to the same config
 using quant::default_config;
+using quant::parse_config;     // (json_text, origin): JSON over the defaults; Error naming origin and the key
 // Reads a config JSON file over the defaults; Error naming the file and the key on bad input.
 QuantConfig load_config(const std::string& path);
-QuantConfig parse_config(const std::string& json_text, const std::string& origin = "config");
-std::string config_to_json(const QuantConfig& c);
 
 // Progress of a long step: `what` ("calibrate", "adaround", "eval", ...), samples or items done out of total
 // (total <= 0: unknown). Called from the calling thread.

@@ -15,10 +15,6 @@ namespace lowbit {
 namespace fs = std::filesystem;
 
 QuantConfig load_config(const std::string& path) { return quant::parse_config(read_file(path), path); }
-QuantConfig parse_config(const std::string& json_text, const std::string& origin) {
-  return quant::parse_config(json_text, origin);
-}
-std::string config_to_json(const QuantConfig& c) { return quant::config_to_json(c); }
 
 ProgressFn console_progress() {
   // One bar per step: a new one whenever the step or its total changes.
