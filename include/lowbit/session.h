@@ -34,7 +34,8 @@ std::string dims_string(const ValueInfo& v);
 // ops lowbit cannot run before folding anything.
 int fold_constant_subgraphs(Model& m);
 
-// Runs a model in FP32 (or whatever its QDQ nodes compute). Thread-safe for concurrent run() calls without hooks.
+// Runs a model in FP32 (or whatever its QDQ nodes compute). One run() at a time per Session (kernels cache their
+// prepared weights per node); use one Session per thread.
 class Session {
  public:
   explicit Session(const Model& model);

@@ -124,7 +124,7 @@ ArraySource::ArraySource(TensorMap arrays, std::vector<int64_t> labels, int64_t 
   if (rows_ < 0) rows_ = 1;  // every array is a scalar: one batch
   check(labels_.empty() || (int64_t)labels_.size() == rows_, "ArraySource: ", labels_.size(), " labels for ", rows_,
         " rows");
-  for (auto& [name, t] : arrays_) arrays_[name] = t.to_plain();
+  for (auto& [name, t] : arrays_) t = t.to_plain();
 }
 
 bool ArraySource::next(Batch& b) {

@@ -62,6 +62,7 @@ EvalResult evaluate(const Model& model, DataSource& data, const EvalOptions& opt
   Batch b;
   bool first = true, labelled = true;
   int64_t done = 0, total = data.size();
+  if (opt.progress) opt.progress("eval", 0, total);
   while (data.next(b)) {
     if (first) check_fits(model, required, b, data);
     int64_t rows = data::FeedLoader::rows(b.inputs);

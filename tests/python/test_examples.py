@@ -25,7 +25,7 @@ def test_readme_python_example_runs_as_written(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", "")))
     assert r.returncode == 0, r.stderr
-    out = tmp_path / "fashion_cnn.w4a8.onnx"
+    out = tmp_path / "fashion_cnn.w8a8.onnx"
     assert out.exists()
     top1 = float(r.stdout.strip().splitlines()[-1])
     # The printed accuracy is the exported file's accuracy as `lowbit eval` measures it.

@@ -17,5 +17,5 @@ mkdir "$tmp/run" && ln -s "$root/models" "$tmp/run/models"
 sed -n '/<!-- python-example -->/,/^```$/p' "$root/README.md" | sed '1,2d;$d' > "$tmp/example.py"
 (cd "$tmp/run" && env -u PYTHONPATH "$tmp/v/bin/python" "$tmp/example.py" > "$tmp/out.txt")
 python3 -c "import sys; v = float(open(sys.argv[1]).read().split()[-1]); assert 0 <= v <= 100, v" "$tmp/out.txt"
-[ -f "$tmp/run/fashion_cnn.w4a8.onnx" ] || { echo "FAIL: the README example wrote no model"; exit 1; }
+[ -f "$tmp/run/fashion_cnn.w8a8.onnx" ] || { echo "FAIL: the README example wrote no model"; exit 1; }
 echo "pip install: lowbit $got imports from a fresh venv; README example top-1 $(tail -1 "$tmp/out.txt")"
