@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "analysis/analyze.h"
+#include "backends/profile.h"
 #include "data.h"
 #include "ptq/pipeline.h"
 #include "quant/config.h"
@@ -30,8 +31,15 @@ using QuantConfig = quant::QuantConfig;
 using quant::config_to_json;   // the config as JSON that parse_config reads back to the same config
 using quant::default_config;
 using quant::parse_config;     // (json_text, origin): JSON over the defaults; Error naming origin and the key
-// Reads a config JSON file over the defaults; Error naming the file and the key on bad input.
-QuantConfig load_config(const std::string& path);
+// Reads a config JSON file over `base` (the defaults, or a profile's config); Error naming the file and the key.
+QuantConfig load_config(const std::string& path, const QuantConfig& base = default_config());
+
+// Hardware profiles (backends/profile.h): what a target runs, as data. load_profile takes a shipped name
+// ("tflite", "tensorrt", ...; profile_names() lists them) or a path to a JSON file; profile.config is the config to
+// start from, and quantize() checks the final config against the profile.
+using backends::Profile;
+using backends::load_profile;
+using backends::profile_names;
 
 // Progress of a long step: `what` ("calibrate", "adaround", "eval", ...), samples or items done out of total
 // (total <= 0: unknown). Called from the calling thread.
@@ -40,6 +48,7 @@ using ProgressFn = std::function<void(const std::string& what, int64_t done, int
 ProgressFn console_progress();
 
 struct QuantizeOptions {
+  const Profile* profile = nullptr;  // the target: the config must fit it (check_profile), named in the notes
   std::string load_encodings;  // apply the encodings in this JSON file instead of calibrating (static/weight-only)
   bool strict = false;         // Error, listing them, if any op would stay in float
   ProgressFn progress;         // none: silent

@@ -18,12 +18,12 @@ import json as _json
 
 import numpy as _np
 
-from ._lowbit import (ArraySource, DataSource, Error, EvalResult, Model, QuantConfig, QuantizedModel, Session,
-                      __version__, open_data as _open_data)
+from ._lowbit import (ArraySource, DataSource, Error, EvalResult, Model, Profile, QuantConfig, QuantizedModel,
+                      Session, __version__, load_profile, open_data as _open_data, profile_names)
 from . import _lowbit
 
-__all__ = ["ArraySource", "DataSource", "Error", "Model", "QuantConfig", "QuantizedModel", "Session", "__version__",
-           "analyze", "config", "data", "evaluate", "quantize"]
+__all__ = ["ArraySource", "DataSource", "Error", "Model", "Profile", "QuantConfig", "QuantizedModel", "Session",
+           "__version__", "analyze", "config", "data", "evaluate", "load_profile", "profile_names", "quantize"]
 
 
 class _IterableSource:
@@ -102,19 +102,20 @@ def data(source, model: Model = None, *, batch_size: int = 100, num_samples: int
     return _IterableSource(source)
 
 
-def config(base=None, **fields) -> QuantConfig:
-    """A QuantConfig: the defaults, a config file path, a JSON string or a dict, with `fields` merged over it as
-    JSON keys (nested dicts merge: config(weights={"bits": 4}))."""
+def config(base=None, over: QuantConfig = None, **fields) -> QuantConfig:
+    """A QuantConfig: `over` (the defaults, or a profile's config) with `base` read over it (a config file path, a
+    JSON string, a dict or a QuantConfig), and `fields` merged over that as JSON keys (nested dicts merge:
+    config(weights={"bits": 4}))."""
     if base is None:
-        cfg = QuantConfig()
+        cfg = over if over is not None else QuantConfig()
     elif isinstance(base, QuantConfig):
         cfg = base
     elif isinstance(base, dict):
-        cfg = QuantConfig.from_json(_json.dumps(base))
+        cfg = QuantConfig.from_json(_json.dumps(base), over)
     elif isinstance(base, str) and base.lstrip().startswith("{"):
-        cfg = QuantConfig.from_json(base)
+        cfg = QuantConfig.from_json(base, over)
     else:
-        cfg = QuantConfig.load(str(base))
+        cfg = QuantConfig.load(str(base), over)
     if not fields:
         return cfg
     merged = _json.loads(cfg.to_json())
@@ -137,23 +138,27 @@ def _granularity(per_tensor, group):
     return {"granularity": "per_tensor" if per_tensor else "per_channel"}
 
 
-def quantize(model, data=None, config=None, *, weights: int = None, acts: int = None, per_tensor: bool = None,
-             group: int = None, range: str = None, weight_range: str = None, mode: str = None,
-             pipeline: str = None, load_encodings: str = None, strict: bool = False, progress=True,
+def quantize(model, data=None, config=None, *, profile=None, weights: int = None, acts: int = None,
+             per_tensor: bool = None, group: int = None, range: str = None, weight_range: str = None,
+             mode: str = None, pipeline: str = None, load_encodings: str = None, strict: bool = False, progress=True,
              **data_options) -> QuantizedModel:
     """Quantizes `model` (a lowbit.Model or a path) and returns a QuantizedModel.
 
     The keyword arguments mirror `lowbit quantize`: weights=4 (--weights w4), acts=8, per_tensor=True, group=G,
     range="mse", weight_range="mse", mode="weight-only", pipeline="standard" (the white paper's PTQ pipeline, applied
     before the other options, as on the command line). `config` is a QuantConfig, a config file path, a JSON string
-    or a dict. Data options (batch_size, num_samples, seed, preprocessing) apply to spec strings.
+    or a dict. `profile` (a shipped name such as "tflite", a JSON path, or a lowbit.Profile) is the target: the config
+    starts from the profile's and must fit it (--profile). Data options (batch_size, num_samples, seed,
+    preprocessing) apply to spec strings.
     `progress`: True (a bar on stderr, as in the CLI), False, or a callable(what, done, total).
     """
     if not isinstance(model, Model):
         model = Model.load(str(model))
     data_options.setdefault("num_samples", 1000)  # the CLI's default calibration subset
     src = globals()["data"](data, model, **data_options)
-    cfg = globals()["config"](config)
+    if profile is not None and not isinstance(profile, Profile):
+        profile = load_profile(str(profile))
+    cfg = globals()["config"](config, over=profile.config if profile is not None else None)
     if pipeline is not None:
         if pipeline == "standard":
             cfg.apply_standard_pipeline(src is not None)
@@ -178,7 +183,7 @@ def quantize(model, data=None, config=None, *, weights: int = None, acts: int = 
         edits["mode"] = mode.replace("-", "_")
     if edits:
         cfg = globals()["config"](cfg, **edits)
-    return _lowbit._quantize(model, src, cfg, load_encodings or "", strict, progress)
+    return _lowbit._quantize(model, src, cfg, profile, load_encodings or "", strict, progress)
 
 
 def evaluate(model, data, *, reference=None, progress=True, **data_options) -> dict:

@@ -262,10 +262,24 @@ PYBIND11_MODULE(_lowbit, m) {
 
   py::class_<QuantConfig>(m, "QuantConfig")
       .def(py::init([] { return default_config(); }))
-      .def_static("load", &load_config, py::arg("path"))
-      .def_static("from_json", [](const std::string& text) { return parse_config(text, "config"); }, py::arg("text"))
+      .def_static("load", [](const std::string& path, const QuantConfig* base) {
+        return load_config(path, base ? *base : default_config());
+      }, py::arg("path"), py::arg("base") = nullptr)
+      .def_static("from_json", [](const std::string& text, const QuantConfig* base) {
+        return parse_config(text, "config", base ? *base : default_config());
+      }, py::arg("text"), py::arg("base") = nullptr)
       .def("to_json", [](const QuantConfig& c) { return config_to_json(c); })
       .def("apply_standard_pipeline", &quant::apply_standard_pipeline, py::arg("have_data"));
+
+  py::class_<Profile>(m, "Profile")
+      .def_readonly("name", &Profile::name)
+      .def_readonly("comment", &Profile::comment)
+      .def_readonly("origin", &Profile::origin)
+      .def_property_readonly("config", [](const Profile& p) { return p.config; })
+      .def_property_readonly("multiplier", [](const Profile& p) { return backends::multiplier_name(p.multiplier); })
+      .def_property_readonly("rounding", [](const Profile& p) { return backends::int_rounding_name(p.rounding); });
+  m.def("load_profile", &load_profile, py::arg("name_or_path"));
+  m.def("profile_names", &profile_names);
 
   py::class_<QuantizedModel>(m, "QuantizedModel")
       .def("export_qdq", [](const QuantizedModel& q, const std::string& path) {
@@ -331,10 +345,11 @@ PYBIND11_MODULE(_lowbit, m) {
 
   py::class_<EvalResult>(m, "EvalResult").def("as_dict", &eval_dict);
 
-  m.def("_quantize", [](const Model& model, py::object data, const QuantConfig& cfg, const std::string& load_encodings,
-                        bool strict, py::object progress) {
+  m.def("_quantize", [](const Model& model, py::object data, const QuantConfig& cfg, const Profile* profile,
+                        const std::string& load_encodings, bool strict, py::object progress) {
     SourceArg s = source_arg(data);
     QuantizeOptions o;
+    o.profile = profile;
     o.load_encodings = load_encodings;
     o.strict = strict;
     o.progress = progress_arg(progress);

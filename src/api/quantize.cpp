@@ -14,7 +14,9 @@ namespace lowbit {
 
 namespace fs = std::filesystem;
 
-QuantConfig load_config(const std::string& path) { return quant::parse_config(read_file(path), path); }
+QuantConfig load_config(const std::string& path, const QuantConfig& base) {
+  return quant::parse_config(read_file(path), path, base);
+}
 
 ProgressFn console_progress() {
   // One bar per step: a new one whenever the step or its total changes.
@@ -131,8 +133,13 @@ void check_config(const QuantConfig& cfg, const QuantizeOptions& opt) {
 
 QuantizedModel quantize(const Model& model, DataSource* data, QuantConfig cfg, const QuantizeOptions& opt) {
   check_config(cfg, opt);
+  if (opt.profile) backends::check_profile(cfg, *opt.profile);
   QuantizedModel out;
   QuantizedModel::State& st = *out.s_;
+  if (opt.profile)
+    st.notes.push_back("profile " + opt.profile->name + ": requantization " +
+                       backends::multiplier_name(opt.profile->multiplier) + " multiplier, rounding " +
+                       backends::int_rounding_name(opt.profile->rounding));
   bool have_data = data != nullptr;
   const quant::PipelineConfig& pc = cfg.pipeline;
   bool weight_steps = pc.adaround || pc.bias_correction != quant::BiasCorrectionKind::None;
@@ -207,6 +214,7 @@ QuantizedModel quantize(const Model& model, DataSource* data, QuantConfig cfg, c
         for (auto& n : data->notes()) st.notes.push_back("calibration: " + n);
       }
       int64_t total = have_data ? data->size() : 0;
+      if (opt.progress) opt.progress("calibrate", 0, total);
       Batch b;
       quant::calibrate(
           m, st.plan,

@@ -57,6 +57,7 @@ int cmd_eval(const EvalArgs& a);
 
 struct QuantizeArgs {
   std::string model, output, config, weights, acts, range, weight_range, mode;
+  std::string profile;  // a shipped profile name or a profile JSON file
   std::string save_encodings, load_encodings;  // encodings JSON out / in
   DataArgs data;  // num_samples defaults to 1000 calibration samples
   int64_t group = 0;

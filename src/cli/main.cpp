@@ -61,7 +61,10 @@ int main(int argc, char** argv) {
   cq->add_option("-o,--output", qa.output, "Quantized ONNX model to write")->required()->check(kNonEmptyPath);
   qa.data.num_samples = 1000;
   add_data_options(cq, qa.data, kSpecHelp, "Calibration samples (a seeded random subset)");
-  cq->add_option("--config", qa.config, "Quantization config JSON");
+  cq->add_option("--config", qa.config, "Quantization config JSON (over the profile's config with --profile)");
+  cq->add_option("--profile", qa.profile,
+                 "Hardware profile: academic, onnxruntime-cpu, openvino-cpu, tensorrt, snpe, qnn, tflite, fbgemm, "
+                 "qnnpack, tvm, vitis, or a profile JSON file; the config starts from it and must fit it");
   cq->add_option("--weights", qa.weights, "Weight bit width, e.g. w8, w4");
   cq->add_option("--acts", qa.acts, "Activation bit width, e.g. a8, a16");
   auto* pt = cq->add_flag("--per-tensor", qa.per_tensor, "Per-tensor weight quantization");
@@ -114,6 +117,7 @@ int main(int argc, char** argv) {
                  "Mixed-precision fix: raise the most sensitive quantizers until the accuracy drop is within this");
   ca->add_option("--raise-bits", an.raise_bits, "Bits for raised quantizers (default: 8 below 8 bits, else 16)");
   ca->add_option("--config", an.q.config, "Quantization config JSON");
+  ca->add_option("--profile", an.q.profile, "Hardware profile name or JSON file (see quantize --help)");
   ca->add_option("--weights", an.q.weights, "Weight bit width, e.g. w8, w4");
   ca->add_option("--acts", an.q.acts, "Activation bit width, e.g. a8, a4");
   auto* apt = ca->add_flag("--per-tensor", an.q.per_tensor, "Per-tensor weight quantization");

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <filesystem>
 
 #include "api/progress.h"
@@ -51,7 +52,8 @@ void apply_pipeline_args(const QuantizeArgs& a, quant::QuantConfig& cfg, bool ha
 }  // namespace
 
 quant::QuantConfig config_from_args(const QuantizeArgs& a) {
-  quant::QuantConfig cfg = a.config.empty() ? default_config() : load_config(a.config);
+  quant::QuantConfig base = a.profile.empty() ? default_config() : load_profile(a.profile).config;
+  quant::QuantConfig cfg = a.config.empty() ? base : load_config(a.config, base);
   bool have_data = !a.data.spec.empty();
   apply_pipeline_args(a, cfg, have_data);
   if (!a.weights.empty()) cfg.weights.spec.grid.bits = parse_bits(a.weights, 'w', "--weights");
@@ -79,6 +81,9 @@ QuantizedModel quantize_from_args(const QuantizeArgs& a, const quant::QuantConfi
   std::unique_ptr<DataSource> data;
   if (!a.data.spec.empty()) data = open_data(a.data.specs, model, loader_options(a.data));
   QuantizeOptions o;
+  std::optional<Profile> profile;
+  if (!a.profile.empty()) profile = load_profile(a.profile);
+  o.profile = profile ? &*profile : nullptr;
   o.load_encodings = a.load_encodings;
   o.strict = a.strict;
   o.progress = console_progress();

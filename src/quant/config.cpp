@@ -154,7 +154,30 @@ void parse_pipeline(const json& j, PipelineConfig& p, const std::string& where) 
 
 }  // namespace
 
-QuantConfig parse_config(const std::string& text, const std::string& origin) {
+static void parse_placement(const json& j, Placement& p, const std::string& where) {
+  check(j.is_object(), where, " must be an object");
+  auto op_list = [&](const char* key) {
+    auto v = get<std::vector<std::string>>(j, key, where);
+    for (auto& op : v) check(!op.empty(), where, ".", key, ": an empty op type");
+    return v;
+  };
+  for (auto& [k, v] : j.items()) {
+    if (k == "activations") {
+      std::string a = get<std::string>(j, "activations", where);
+      check(a == "outputs" || a == "layer_inputs", where, ".activations: '", a, "' is not outputs or layer_inputs");
+      p.activations = a == "outputs" ? ActPlacement::Outputs : ActPlacement::LayerInputs;
+    } else if (k == "fused_activations") p.fused_activations = op_list("fused_activations");
+    else if (k == "pass_through") p.pass_through = op_list("pass_through");
+    else if (k == "float_ops") p.float_ops = op_list("float_ops");
+    else if (k == "add") {
+      std::string a = get<std::string>(j, "add", where);
+      check(a == "requantize" || a == "fuse_into_conv", where, ".add: '", a, "' is not requantize or fuse_into_conv");
+      p.fuse_add_into_conv = a == "fuse_into_conv";
+    } else fail(where, ".", k, ": unknown key");
+  }
+}
+
+QuantConfig parse_config(const std::string& text, const std::string& origin, const QuantConfig& base) {
   json j;
   try {
     j = json::parse(text);
@@ -162,7 +185,7 @@ QuantConfig parse_config(const std::string& text, const std::string& origin) {
     fail(origin, ": not valid JSON (", e.what(), ")");
   }
   check(j.is_object(), origin, ": the configuration must be a JSON object");
-  QuantConfig c = default_config();
+  QuantConfig c = base;
   for (auto& [k, v] : j.items()) {
     if (k == "weights") parse_quant(v, c.weights, origin + ": weights");
     else if (k == "activations") {
@@ -173,6 +196,7 @@ QuantConfig parse_config(const std::string& text, const std::string& origin) {
     }
     else if (k == "quantize_model_input") c.quantize_model_input = get<bool>(j, "quantize_model_input", origin);
     else if (k == "pipeline") parse_pipeline(v, c.pipeline, origin + ": pipeline");
+    else if (k == "placement") parse_placement(v, c.placement, origin + ": placement");
     else if (k == "int32_bias") c.int32_bias = get<bool>(j, "int32_bias", origin);
     else if (k == "concat") {
       std::string v2 = get<std::string>(j, "concat", origin);
@@ -273,6 +297,12 @@ std::string config_to_json(const QuantConfig& c) {
                    {"data_free", p.data_free},
                    {"logits_cross_entropy", p.logits_cross_entropy}};
   if (!p.input_range.empty()) j["pipeline"]["input_range"] = p.input_range;
+  const Placement& pl = c.placement;
+  j["placement"] = {{"activations", pl.activations == ActPlacement::Outputs ? "outputs" : "layer_inputs"},
+                    {"fused_activations", pl.fused_activations},
+                    {"pass_through", pl.pass_through},
+                    {"float_ops", pl.float_ops},
+                    {"add", pl.fuse_add_into_conv ? "fuse_into_conv" : "requantize"}};
   return j.dump(2) + "\n";
 }
 

@@ -64,6 +64,27 @@ struct PipelineConfig {
 const char* bias_correction_name(BiasCorrectionKind k);
 BiasCorrectionKind parse_bias_correction(const std::string& s);
 
+// Where activation quantizers sit (a hardware profile's rules; the defaults are lowbit's own). JSON "placement":
+// {"activations": "outputs" | "layer_inputs", "fused_activations": ["Relu", "Clip"], "pass_through": [...],
+//  "float_ops": [...], "add": "requantize" | "fuse_into_conv"}.
+//   outputs:      a quantizer on every float tensor between kernels: each node's outputs, except a fused
+//                 activation's input and pass-through ops' outputs (they keep their input's grid);
+//   layer_inputs: MQBench's academic setting: only the inputs of Conv/ConvTranspose/Gemm/MatMul layers (and weights);
+//   float_ops:    op types that stay in float (no weight or output quantizer), as a target that does not run them
+//                 in integers;
+//   fuse_into_conv: a Conv/Gemm/MatMul output read only by an Add gets no quantizer: the target adds the residual
+//                 into the layer's 32-bit accumulator (TensorRT) and quantizes the Add's output.
+enum class ActPlacement { Outputs, LayerInputs };
+struct Placement {
+  ActPlacement activations = ActPlacement::Outputs;
+  std::vector<std::string> fused_activations = {"Relu", "Clip"};
+  std::vector<std::string> pass_through = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "MaxPool",
+                                           "GlobalMaxPool", "Identity", "Dropout", "Slice", "Split", "Gather",
+                                           "Expand", "Tile", "DepthToSpace", "SpaceToDepth"};
+  std::vector<std::string> float_ops;
+  bool fuse_add_into_conv = false;
+};
+
 struct QuantConfig {
   TensorQuant weights, activations;
   Mode mode = Mode::Static;
@@ -72,6 +93,7 @@ struct QuantConfig {
   bool int32_bias = false;
   std::vector<Override> overrides;
   PipelineConfig pipeline;
+  Placement placement;
 };
 
 // The white paper's standard pipeline (Fig. 8) over `c`: CLE (+ high-bias absorption), symmetric MSE weight ranges,
@@ -80,8 +102,9 @@ struct QuantConfig {
 void apply_standard_pipeline(QuantConfig& c, bool have_data);
 
 QuantConfig default_config();
-// Parses JSON over the defaults; throws Error naming `origin` and the offending key.
-QuantConfig parse_config(const std::string& json_text, const std::string& origin);
+// Parses JSON over `base` (the defaults, or a hardware profile's config); throws Error naming `origin` and the
+// offending key.
+QuantConfig parse_config(const std::string& json_text, const std::string& origin, const QuantConfig& base = default_config());
 // The config as JSON that parse_config reads back to the same config.
 std::string config_to_json(const QuantConfig& c);
 const char* range_method_name(RangeMethod m);

@@ -19,10 +19,16 @@ namespace lowbit::quant {
 
 namespace {
 
-const std::set<std::string> kPassThrough = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "MaxPool",
-                                            "GlobalMaxPool", "Identity", "Dropout", "Slice", "Split", "Gather",
-                                            "Expand", "Tile", "DepthToSpace", "SpaceToDepth"};
-const std::set<std::string> kFusedActivations = {"Relu", "Clip"};
+// Ops that clamp their input (what BN-based ranges follow through).
+const std::set<std::string> kClampOps = {"Relu", "Clip"};
+
+bool listed(const std::vector<std::string>& ops, const std::string& op) {
+  return std::find(ops.begin(), ops.end(), op) != ops.end();
+}
+
+bool is_weighted_op(const std::string& op) {
+  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" || op == "MatMul";
+}
 
 bool is_float_value(const Graph& g, const GraphIndex& ix, const std::string& v) {
   if (v.empty() || g.is_initializer(v)) return false;
@@ -122,7 +128,9 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
       if ((!o.node.empty() && o.node == n.name) || (!o.op_type.empty() && o.op_type == n.op_type)) r.push_back(&o);
     return r;
   };
+  const Placement& place = cfg.placement;
   auto skipped = [&](const Node& n) {
+    if (listed(place.float_ops, n.op_type)) return true;
     for (auto* o : node_override(n))
       if (o->skip) return true;
     return false;
@@ -136,6 +144,7 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
     check(!n.name.empty() && names.insert(n.name).second, "plan_quantizers: node names must be unique and non-empty ('",
           n.name, "'); run prepare_for_quantization first");
   QuantSimPlan plan;
+  plan.placement = place;
   std::set<std::string> planned;
   auto add_act = [&](const std::string& t, const Node* producer, bool dynamic) {
     if (planned.count(t) || !is_float_value(g, ix, t)) return;
@@ -155,7 +164,8 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
   };
   bool acts_on = cfg.mode == Mode::Static;
   const std::set<std::string> interior = decomposed_interiors(g, ix);
-  if (acts_on && cfg.quantize_model_input)
+  bool between_kernels = place.activations == ActPlacement::Outputs;
+  if (acts_on && cfg.quantize_model_input && between_kernels)
     for (auto& in : g.inputs) add_act(in.name, nullptr, false);
   for (auto& n : g.nodes) {
     if (skipped(n)) continue;
@@ -183,12 +193,21 @@ QuantSimPlan plan_quantizers(const Model& m, const QuantConfig& cfg) {
       plan.weights.push_back({n.name, n.inputs[1], q, {}});
       if (cfg.mode == Mode::Dynamic) add_act(n.inputs[0], nullptr, true);
     }
-    if (!acts_on || kPassThrough.count(n.op_type)) continue;
+    if (!acts_on) continue;
+    if (!between_kernels) {  // academic: the layer's input only
+      if (has_weight) add_act(n.inputs[0], nullptr, false);
+      continue;
+    }
+    if (listed(place.pass_through, n.op_type)) continue;
     for (auto& out : n.outputs) {
       auto& readers = ix.consumers(out);
-      bool fused = readers.size() == 1 && !g.is_graph_output(out) && kFusedActivations.count(g.nodes[readers[0]].op_type) &&
+      bool only_reader = readers.size() == 1 && !g.is_graph_output(out);
+      bool fused = only_reader && listed(place.fused_activations, g.nodes[readers[0]].op_type) &&
                    !skipped(g.nodes[readers[0]]);
-      if (!fused && !interior.count(out)) add_act(out, &n, false);
+      // The residual Add accumulates into the layer's 32-bit output (TensorRT): no quantizer between them.
+      bool into_add = place.fuse_add_into_conv && only_reader && is_weighted_op(n.op_type) &&
+                      g.nodes[readers[0]].op_type == "Add" && !skipped(g.nodes[readers[0]]);
+      if (!fused && !into_add && !interior.count(out)) add_act(out, &n, false);
     }
   }
   return plan;
@@ -241,7 +260,7 @@ std::optional<std::pair<float, float>> bn_range(const Graph& g, const std::strin
   std::string src = t;
   double clip_lo = -INFINITY, clip_hi = INFINITY;
   int p = g.producer(t);
-  if (!bns.count(t) && p >= 0 && kFusedActivations.count(g.nodes[(size_t)p].op_type)) {
+  if (!bns.count(t) && p >= 0 && kClampOps.count(g.nodes[(size_t)p].op_type)) {
     const Node& act = g.nodes[(size_t)p];
     src = act.inputs[0];
     if (auto r = clamp_range(g, act)) {  // bounds computed at run time only narrow the range: keep it unclamped
@@ -420,18 +439,19 @@ std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan) {
   for (auto& a : plan.acts) covered.insert(a.tensor);
   for (auto& w : plan.weights) weighted.insert(w.node);
   // Values on a quantized grid: quantizer outputs, and what pass-through ops derive from them.
+  const Placement& place = plan.placement;
   for (auto& n : g.nodes)
-    if (kPassThrough.count(n.op_type) && !n.inputs.empty() && covered.count(n.inputs[0]))
+    if (listed(place.pass_through, n.op_type) && !n.inputs.empty() && covered.count(n.inputs[0]))
       for (auto& o : n.outputs) covered.insert(o);
   std::vector<std::string> r;
   for (auto& n : g.nodes) {
-    if (kPassThrough.count(n.op_type)) continue;
+    if (listed(place.pass_through, n.op_type)) continue;
     bool is_float = std::any_of(n.inputs.begin(), n.inputs.end(), [&](auto& in) { return is_float_value(g, ix, in); });
     bool ok = true;
     for (auto& in : n.inputs) {
       if (!is_float_value(g, ix, in) || covered.count(in)) continue;
       // A fused activation reads its layer's unquantized output: fine when the activation's output is quantized.
-      if (kFusedActivations.count(n.op_type) && !n.outputs.empty() && covered.count(n.outputs[0])) continue;
+      if (listed(place.fused_activations, n.op_type) && !n.outputs.empty() && covered.count(n.outputs[0])) continue;
       ok = false;
     }
     bool has_weight = n.inputs.size() > 1 && g.is_initializer(n.inputs[1]) &&
@@ -440,7 +460,7 @@ std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan) {
     for (auto& o : n.outputs) {
       if (!is_float_value(g, ix, o) || covered.count(o)) continue;
       auto& readers = ix.consumers(o);
-      bool fused = readers.size() == 1 && kFusedActivations.count(g.nodes[readers[0]].op_type) &&
+      bool fused = readers.size() == 1 && listed(place.fused_activations, g.nodes[readers[0]].op_type) &&
                    covered.count(g.nodes[readers[0]].outputs[0]);
       if (!fused) ok = false;
     }
@@ -529,12 +549,12 @@ std::unordered_map<std::string, const ActQuantizer*> acts_by_tensor(const QuantS
   for (auto& a : plan.acts) m.emplace(a.tensor, &a);
   return m;
 }
-const Encoding* input_encoding(const Graph& g, const GraphIndex& ix,
+const Encoding* input_encoding(const Graph& g, const GraphIndex& ix, const std::vector<std::string>& pass_through,
                                const std::unordered_map<std::string, const ActQuantizer*>& acts, std::string value) {
   for (int hops = 0; hops < 64; ++hops) {
     if (auto it = acts.find(value); it != acts.end()) return it->second->dynamic ? nullptr : &it->second->enc;
     int p = ix.producer(value);
-    if (p < 0 || !kPassThrough.count(g.nodes[(size_t)p].op_type) || g.nodes[(size_t)p].inputs.empty()) return nullptr;
+    if (p < 0 || !listed(pass_through, g.nodes[(size_t)p].op_type) || g.nodes[(size_t)p].inputs.empty()) return nullptr;
     value = g.nodes[(size_t)p].inputs[0];
   }
   return nullptr;
@@ -556,7 +576,7 @@ std::vector<std::string> relax_mixed_range_output_concats(const Model& m, QuantS
     bool all = !n.inputs.empty();
     auto acts = acts_by_tensor(plan);  // rebuilt per Concat: the loop below erases from plan.acts
     for (auto& in : n.inputs) {
-      const Encoding* e = input_encoding(g, ix, acts, in);
+      const Encoding* e = input_encoding(g, ix, plan.placement.pass_through, acts, in);
       if (!e || e->scale.size() != 1) {
         all = false;
         break;
@@ -641,7 +661,7 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     // int32 bias: b_q[c] = round(b[c] / (s_x * s_w[c])), zero point 0.
     auto li = src_by_name.find(w.node);
     const Node* layer = li == src_by_name.end() ? nullptr : li->second;
-    const Encoding* xe = layer ? input_encoding(src.graph, src_ix, src_acts, layer->inputs[0]) : nullptr;
+    const Encoding* xe = layer ? input_encoding(src.graph, src_ix, plan.placement.pass_through, src_acts, layer->inputs[0]) : nullptr;
     if (!int32_bias || !xe || (layer->op_type != "Conv" && layer->op_type != "Gemm") || layer->inputs.size() < 3 ||
         !src.graph.is_initializer(layer->inputs[2]))
       continue;

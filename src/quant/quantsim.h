@@ -39,6 +39,7 @@ struct WeightQuantizer {
 struct QuantSimPlan {
   std::vector<ActQuantizer> acts;
   std::vector<WeightQuantizer> weights;
+  Placement placement;  // the rules the quantizers were placed by (pass-through and fused ops for later passes)
 };
 
 // Decides where quantizers go. The model must have had its BatchNormalizations folded (fold_batch_norms).

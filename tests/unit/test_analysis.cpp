@@ -109,6 +109,8 @@ TEST(Analysis, ConfigJsonRoundTrips) {
   c.activations.percentile = 99.9;
   c.pipeline.cle = true;
   c.pipeline.input_range = {0.f, 1.f};
+  c.placement.float_ops = {"Softmax"};
+  c.placement.fuse_add_into_conv = true;
   quant::Override o;
   o.node = "conv";
   o.weight_bits = 8;
@@ -125,7 +127,12 @@ TEST(Analysis, ConfigJsonRoundTrips) {
     "pipeline": {"cle": true, "high_bias_absorption": true, "relu6": "relu", "bias_correction": "none",
                  "adaround": false, "adaround_iterations": 1000, "adaround_batch": 256, "adaround_reg_weight": 0.01,
                  "adaround_lr": 0.01, "adaround_max_rows": 8192, "samples": 256, "data_free": false,
-                 "input_range": [0.0, 1.0], "logits_cross_entropy": false}
+                 "input_range": [0.0, 1.0], "logits_cross_entropy": false},
+    "placement": {"activations": "outputs", "fused_activations": ["Relu", "Clip"],
+                  "pass_through": ["Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "MaxPool",
+                                   "GlobalMaxPool", "Identity", "Dropout", "Slice", "Split", "Gather", "Expand",
+                                   "Tile", "DepthToSpace", "SpaceToDepth"],
+                  "float_ops": ["Softmax"], "add": "fuse_into_conv"}
   })";
   std::string text = quant::config_to_json(c);
   EXPECT_EQ(nlohmann::json::parse(text), nlohmann::json::parse(expected)) << text;

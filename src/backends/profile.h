@@ -1,0 +1,52 @@
+// Hardware profiles as data: what a deployment target can run, as one JSON file per target (profiles/*.json,
+// compiled into the library; a user's own file loads by path). A profile is a quantization config (the same keys
+// as a config file: quantizers, int32 bias, Concat scales, placement of quantizers) plus what the target allows
+// beyond its defaults and how it requantizes:
+//
+// {
+//   "profile": "tflite",                 // the name --profile takes
+//   "comment": "where the rules come from (specs, source files, papers)",
+//   "config": { ...a lowbit quantization config (quant/config.h)... },
+//   "allowed": {"weight_bits": [8], "activation_bits": [8], "weight_granularity": ["per_channel", "per_tensor"],
+//               "modes": ["static"]},     // optional; each defaults to the config's own value
+//   "requantize": {"multiplier": "float" | "fixed_point" | "shift", "rounding": "half_even" | "half_away" | "half_up"}
+// }
+//
+// Everything else the config sets is fixed by the target: a user's config or flags may change bit widths,
+// granularity and mode within "allowed", range methods and the PTQ pipeline, but not signedness, symmetry, narrow
+// range, scale form, bias handling, Concat handling or placement; check_profile names what breaks the target.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "quant/config.h"
+
+namespace lowbit::backends {
+
+// The integer arithmetic of requantization (int32 accumulator -> next layer's integer grid) on the target: a float
+// multiplier, a fixed-point multiplier with a right shift (gemmlowp/TFLite), or a shift only (power-of-two scales).
+enum class Multiplier { Float, FixedPoint, Shift };
+enum class IntRounding { HalfEven, HalfAway, HalfUp };
+
+struct Profile {
+  std::string name, comment, origin;  // origin: "shipped" or the file it was read from
+  quant::QuantConfig config;
+  std::vector<int> weight_bits, activation_bits;
+  std::vector<quant::Granularity> weight_granularity;
+  std::vector<quant::Mode> modes;
+  Multiplier multiplier = Multiplier::Float;
+  IntRounding rounding = IntRounding::HalfEven;
+};
+
+// Parses and validates a profile; Error naming `origin` and the key.
+Profile parse_profile(const std::string& json_text, const std::string& origin);
+// A shipped profile by name, or a JSON file by path (anything with a '/' or ending in .json).
+Profile load_profile(const std::string& name_or_path);
+// The names of the shipped profiles, sorted.
+std::vector<std::string> profile_names();
+// Throws Error, naming the profile and the config key, when `c` asks for something the target cannot run.
+void check_profile(const quant::QuantConfig& c, const Profile& p);
+const char* multiplier_name(Multiplier m);
+const char* int_rounding_name(IntRounding r);
+
+}  // namespace lowbit::backends
