@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "analysis/analyze.h"
+#include "backends/lower.h"
 #include "backends/profile.h"
 #include "data.h"
 #include "ptq/pipeline.h"
@@ -40,6 +41,10 @@ QuantConfig load_config(const std::string& path, const QuantConfig& base = defau
 using backends::Profile;
 using backends::load_profile;
 using backends::profile_names;
+// The integer engine: a QDQ model (lowbit's or another tool's) lowered to integer Conv/Gemm/MatMul with the
+// profile's requantization arithmetic (kernels/requantize.h); run or evaluate the result like any model.
+using backends::LowerReport;
+using backends::lower_to_integer;
 
 // Progress of a long step: `what` ("calibrate", "adaround", "eval", ...), samples or items done out of total
 // (total <= 0: unknown). Called from the calling thread.

@@ -19,11 +19,11 @@ import json as _json
 import numpy as _np
 
 from ._lowbit import (ArraySource, DataSource, Error, EvalResult, Model, Profile, QuantConfig, QuantizedModel,
-                      Session, __version__, load_profile, open_data as _open_data, profile_names)
+                      Session, __version__, load_profile, lower, open_data as _open_data, profile_names)
 from . import _lowbit
 
 __all__ = ["ArraySource", "DataSource", "Error", "Model", "Profile", "QuantConfig", "QuantizedModel", "Session",
-           "__version__", "analyze", "config", "data", "evaluate", "load_profile", "profile_names", "quantize"]
+           "__version__", "analyze", "config", "data", "evaluate", "load_profile", "lower", "profile_names", "quantize"]
 
 
 class _IterableSource:

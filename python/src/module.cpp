@@ -280,6 +280,22 @@ PYBIND11_MODULE(_lowbit, m) {
       .def_property_readonly("rounding", [](const Profile& p) { return backends::int_rounding_name(p.rounding); });
   m.def("load_profile", &load_profile, py::arg("name_or_path"));
   m.def("profile_names", &profile_names);
+  m.def("lower", [](const Model& model, py::object profile) {
+    Profile p = py::isinstance<Profile>(profile) ? profile.cast<Profile>() : load_profile(py::str(profile));
+    LowerReport r;
+    Model low;
+    {
+      py::gil_scoped_release rel;
+      low = lower_to_integer(model, p, &r);
+    }
+    py::dict d;
+    d["integer_layers"] = r.integer_layers;
+    d["float_islands"] = r.float_islands;
+    d["left_in_float"] = r.skipped;
+    return py::make_tuple(low, d);
+  }, py::arg("model"), py::arg("profile"),
+     "A QDQ model lowered to lowbit's integer program under the profile's requantization arithmetic: "
+     "(model, report with integer_layers, float_islands by op type, left_in_float).");
 
   py::class_<QuantizedModel>(m, "QuantizedModel")
       .def("export_qdq", [](const QuantizedModel& q, const std::string& path) {

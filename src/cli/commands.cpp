@@ -62,7 +62,7 @@ int cmd_info(const InfoArgs& a) {
 }
 
 int cmd_run(const RunArgs& a) {
-  Model m = Model::load(a.model);
+  Model m = model_for_engine(a.model, a.engine);
   Session session(m);
   auto required = session.input_names();
   TensorMap feeds;

@@ -15,7 +15,15 @@ struct InfoArgs {
 };
 int cmd_info(const InfoArgs& a);
 
+// --engine int --profile P: the model (a QDQ model) runs as lowbit's integer program under P's arithmetic.
+struct EngineArgs {
+  std::string engine = "fp32", profile;
+};
+// The model to run: as loaded, or lowered to the integer program (summary line on stderr).
+Model model_for_engine(const std::string& path, const EngineArgs& e, LowerReport* report = nullptr);
+
 struct RunArgs {
+  EngineArgs engine;
   std::string model;
   std::vector<std::string> inputs;  // NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz
   std::string output;               // .npz or .npy; empty = print summary only
@@ -49,6 +57,7 @@ struct DataArgs {
 data::LoaderOptions loader_options(const DataArgs& d);
 
 struct EvalArgs {
+  EngineArgs engine;
   std::string model, reference;
   DataArgs data;
   bool json = false;

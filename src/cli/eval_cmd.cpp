@@ -25,8 +25,26 @@ data::LoaderOptions loader_options(const DataArgs& d) {
   return lo;
 }
 
+Model model_for_engine(const std::string& path, const EngineArgs& e, LowerReport* report) {
+  check(e.engine == "fp32" || e.engine == "int", "--engine '", e.engine, "': expected fp32 or int");
+  check(e.engine == "int" || e.profile.empty(), "--profile applies to --engine int (quantize takes its own --profile)");
+  Model m = Model::load(path);
+  if (e.engine == "fp32") return m;
+  check(!e.profile.empty(), "--engine int needs --profile P: the target whose integer arithmetic to run");
+  LowerReport r;
+  Model low = lower_to_integer(m, load_profile(e.profile), &r);
+  check(r.integer_layers > 0, path, ": no Conv/Gemm/MatMul in QDQ form to run in integers (is it a quantized model?)");
+  std::string islands;
+  for (auto& [op, k] : r.float_islands) islands += (islands.empty() ? "" : ", ") + std::to_string(k) + " " + op;
+  std::fprintf(stderr, "integer engine (%s): %d integer layers; float islands: %s\n", e.profile.c_str(),
+               r.integer_layers, islands.empty() ? "none" : islands.c_str());
+  if (report) *report = r;
+  return low;
+}
+
 int cmd_eval(const EvalArgs& a) {
-  Model m = Model::load(a.model);
+  LowerReport lr;
+  Model m = model_for_engine(a.model, a.engine, &lr);
   auto data = open_data(a.data.specs, m, loader_options(a.data));
   std::unique_ptr<Model> ref;
   if (!a.reference.empty()) ref = std::make_unique<Model>(Model::load(a.reference));
@@ -43,6 +61,9 @@ int cmd_eval(const EvalArgs& a) {
     j["seconds"] = r.seconds;
     j["images_per_second"] = rate;
     j["peak_rss_mib"] = peak_rss_mib();
+    if (a.engine.engine == "int")
+      j["engine"] = {{"kind", "int"}, {"profile", a.engine.profile}, {"integer_layers", lr.integer_layers},
+                     {"float_islands", lr.float_islands}, {"left_in_float", lr.skipped}};
     if (r.has_labels) {
       j["top1_percent"] = r.top1;
       if (r.has_top5) j["top5_percent"] = r.top5;

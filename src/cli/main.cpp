@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   cr->add_option("model", run.model, "ONNX model file")->required();
   cr->add_option("-i,--input", run.inputs, "NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz");
   cr->add_option("-o,--output", run.output, "Write outputs to FILE.npz (or FILE.npy for one output)")->check(kNonEmptyPath);
+  cr->add_option("--engine", run.engine.engine, "fp32 (as the file says) or int (a QDQ model as integer kernels)");
+  cr->add_option("--profile", run.engine.profile, "With --engine int: the target profile whose arithmetic to run");
   lowbit::cli::ExportArgs ex;
   auto* cx = app.add_subcommand("export", "Re-export a model through lowbit's IR (checked before it is written)");
   cx->add_option("model", ex.model, "ONNX model file")->required();
@@ -100,6 +102,8 @@ int main(int argc, char** argv) {
   ce->get_option("--data")->required();
   ce->add_option("--reference", ev.reference, "Compare outputs with this model (mean/max error, SQNR, cosine, agreement)");
   ce->add_flag("--json", ev.json, "Print the results as JSON (no progress output)");
+  ce->add_option("--engine", ev.engine.engine, "fp32 (as the file says) or int (a QDQ model as integer kernels)");
+  ce->add_option("--profile", ev.engine.profile, "With --engine int: the target profile whose arithmetic to run");
   lowbit::cli::AnalyzeArgs an;
   auto* ca = app.add_subcommand("analyze", "Find which quantizers lose accuracy and why: an HTML + JSON report, "
                                            "recommendations and an optional mixed-precision config");

@@ -132,7 +132,7 @@ int remove_dead_nodes(Graph& g) {
 
 const std::vector<std::string>& shape_subgraph_ops() {
   static const std::vector<std::string> ops = {
-      "Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Cast", "Slice", "Reshape", "Mul", "Add", "Sub",
+      "Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Cast", "Slice", "Reshape", "Transpose", "Mul", "Add", "Sub",
       "Div", "Equal", "Where", "ConstantOfShape", "Constant", "Identity", "Expand", "Range", "ReduceProd"};
   return ops;
 }

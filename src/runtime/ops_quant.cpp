@@ -3,9 +3,12 @@
 // Rounding: ONNX specifies round-half-to-even for QuantizeLinear; the QLinear ops requantize in float32 with
 // the same rounding, as ONNX Runtime's reference kernels do.
 #include <cmath>
+#include <climits>
 #include <limits>
+#include <span>
 
 #include "kernels/conv.h"
+#include "kernels/requantize.h"
 #include "runtime/conv_geom.h"
 #include "runtime/op_util.h"
 
@@ -222,9 +225,93 @@ Outs op_QLinearMatMul(const OpContext& c) {
   return {requantize(acc, sa, c.in(4), sy, c.in(7), -1, c)};
 }
 
+// ---- lowbit's integer program (domain "lowbit.int", made by backends/lower.h from a QDQ model) ----
+// IntConv(x, w[, b]) and IntMatMul(x, w[, b]): x integer codes (zero point x_zero_point; clamped to
+// [x_min, x_max] first when those attributes are set: the exact Clip of a narrow or 7-bit grid), w integer codes
+// (w_zero_point per output channel or one), b int32 on the scale s_x * s_w[c]; the int32 accumulator is requantized
+// per output channel c by kernels/requantize.h with attributes kind (0 float, 1 fixed point, 2 shift), rounding
+// (0 half-even, 1 half-away, 2 half-up), scales / m0 / shifts (one or per channel), y_zero_point, and clamped to
+// [qmin, qmax] (the output grid, narrowed by a fused Relu/Clip). The output dtype is attribute `to`.
+
+std::vector<RequantParams> requant_params(const OpContext& c, int64_t channels) {
+  auto kind = (RequantKind)c.node.attr_int("kind", 0);
+  auto rounding = (TieRounding)c.node.attr_int("rounding", 0);
+  std::vector<float> scales = c.node.attr_floats("scales");
+  std::vector<int64_t> m0 = c.node.attr_ints("m0"), shifts = c.node.attr_ints("shifts");
+  size_t n = kind == RequantKind::Float ? scales.size() : shifts.size();
+  check(n == 1 || (int64_t)n == channels, c.where(), ": ", n, " requantization multipliers for ", channels, " channels");
+  check(kind != RequantKind::FixedPoint || m0.size() == n, c.where(), ": m0 and shifts differ in length");
+  std::vector<RequantParams> r(n);
+  for (size_t i = 0; i < n; ++i) {
+    r[i].kind = kind;
+    r[i].rounding = rounding;
+    if (kind == RequantKind::Float) r[i].scale = scales[i];
+    else r[i].shift = (int)shifts[i];
+    if (kind == RequantKind::FixedPoint) r[i].m0 = (int32_t)m0[i];
+  }
+  return r;
+}
+
+Tensor clamp_codes(const OpContext& c, const Tensor& x) {
+  auto lo = c.node.attr_ints("x_min"), hi = c.node.attr_ints("x_max");
+  if (lo.empty() && hi.empty()) return x;
+  Tensor y = x.cast(DType::Int32);
+  int32_t l = lo.empty() ? INT32_MIN : (int32_t)lo[0], h = hi.empty() ? INT32_MAX : (int32_t)hi[0];
+  for (int32_t& v : std::span<int32_t>(y.data<int32_t>(), (size_t)y.numel())) v = std::min(std::max(v, l), h);
+  return y.cast(x.dtype());
+}
+
+// Bias, requantization and output clamp over an int32 accumulator whose channel axis is `axis`.
+Tensor finish_int(const OpContext& c, Tensor acc, int axis) {
+  int ax = axis < 0 ? axis + acc.rank() : axis;
+  int64_t ch = acc.dim(ax), inner = 1;
+  for (int d = ax + 1; d < acc.rank(); ++d) inner *= acc.dim(d);
+  int32_t* pa = acc.data<int32_t>();
+  if (c.has(2)) {
+    const Tensor& b = c.in(2);
+    check(b.dtype() == DType::Int32 && b.numel() == ch, c.where(), ": bias must be int32 with ", ch, " values");
+    for (int64_t i = 0; i < acc.numel(); ++i)
+      pa[i] = (int32_t)((uint32_t)pa[i] + (uint32_t)b.data<int32_t>()[(i / inner) % ch]);
+  }
+  auto rq = requant_params(c, ch);
+  auto zy = (int32_t)c.node.attr_int("y_zero_point", 0);
+  auto qmin = (int32_t)c.node.attr_int("qmin", 0), qmax = (int32_t)c.node.attr_int("qmax", 255);
+  auto to = (DType)c.node.attr_int("to", (int64_t)DType::UInt8);
+  check(to == DType::UInt8 || to == DType::Int8, c.where(), ": output type must be uint8 or int8");
+  Tensor y = Tensor::uninitialized(to, acc.shape());
+  auto write = [&](auto* py) {
+    for (int64_t i = 0; i < acc.numel(); ++i)
+      py[i] = (std::remove_pointer_t<decltype(py)>)requantize(pa[i], rq[rq.size() > 1 ? (i / inner) % ch : 0], zy,
+                                                             qmin, qmax);
+  };
+  if (to == DType::UInt8) write(y.data<uint8_t>());
+  else write(y.data<int8_t>());
+  return y;
+}
+
+Outs op_IntConv(const OpContext& c) {
+  Tensor x = clamp_codes(c, c.in(0));
+  Tensor xz = Tensor::scalar<int32_t>((int32_t)c.node.attr_int("x_zero_point", 0));
+  auto wz = c.node.attr_ints("w_zero_point", {0});
+  Tensor wzt = Tensor::from_vector<int32_t>({(int64_t)wz.size()}, std::vector<int32_t>(wz.begin(), wz.end()));
+  return {finish_int(c, conv_integer(c, x, xz, c.in(1), wzt), 1)};
+}
+
+Outs op_IntMatMul(const OpContext& c) {
+  Tensor x = clamp_codes(c, c.in(0));
+  Tensor xz = Tensor::scalar<int32_t>((int32_t)c.node.attr_int("x_zero_point", 0));
+  Tensor xi = binary_op(x.cast(DType::Int32), xz, c, [](int32_t a, int32_t b) { return a - b; });
+  auto wz = c.node.attr_ints("w_zero_point", {0});
+  Tensor wzt = Tensor::from_vector<int32_t>({(int64_t)wz.size()}, std::vector<int32_t>(wz.begin(), wz.end()));
+  Tensor wi = binary_op(c.in(1).cast(DType::Int32), wzt, c, [](int32_t a, int32_t b) { return a - b; });
+  return {finish_int(c, matmul(xi, wi, c.where()), -1)};
+}
+
 }  // namespace
 
 void register_quant_ops(OpRegistry& r) {
+  r.add({"IntConv", "lowbit.int", 1, op_IntConv, nullptr});
+  r.add({"IntMatMul", "lowbit.int", 1, op_IntMatMul, nullptr});
   r.add({"QuantizeLinear", "", 10, op_QuantizeLinear, nullptr});
   r.add({"DequantizeLinear", "", 10, op_DequantizeLinear, nullptr});
   r.add({"DynamicQuantizeLinear", "", 11, op_DynamicQuantizeLinear, nullptr});

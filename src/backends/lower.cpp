@@ -1,0 +1,289 @@
+#include "backends/lower.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <set>
+
+#include "ir/builder.h"
+#include "ir/passes.h"
+#include "kernels/requantize.h"
+
+namespace lowbit::backends {
+
+namespace {
+
+// Ops that only move elements (their first input; other inputs are shapes, indices, axes): the same op on integer
+// codes gives the codes of its float result.
+const std::set<std::string> kMoveOnly = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Gather",
+                                         "Slice", "Split"};
+
+// The op types that only move or reinterpret data (no arithmetic): not float islands.
+const std::set<std::string> kDataMovement = {"QuantizeLinear", "DequantizeLinear", "Reshape", "Flatten", "Transpose",
+                                             "Squeeze", "Unsqueeze", "Identity", "Shape", "Gather", "Slice",
+                                             "Concat", "Split", "Constant", "Expand", "Tile", "Cast"};
+
+struct QParams {
+  std::string codes;        // the integer tensor (a graph value or an initializer)
+  std::vector<float> scale;
+  std::vector<int32_t> zero;
+  DType dtype = DType::Undefined;
+  int axis = 1;
+};
+
+const Tensor* init(const Graph& g, const std::string& v) {
+  auto it = g.initializers.find(v);
+  return it == g.initializers.end() ? nullptr : &it->second;
+}
+
+// The parameters of a DequantizeLinear node (constant scale and zero point).
+std::optional<QParams> dq_params(const Graph& g, const Node& dq) {
+  if (dq.op_type != "DequantizeLinear" || !dq.domain.empty() || dq.inputs.size() < 2) return std::nullopt;
+  const Tensor* s = init(g, dq.inputs[1]);
+  const Tensor* z = dq.inputs.size() > 2 && !dq.inputs[2].empty() ? init(g, dq.inputs[2]) : nullptr;
+  if (!s || (dq.inputs.size() > 2 && !dq.inputs[2].empty() && !z)) return std::nullopt;
+  QParams q;
+  q.codes = dq.inputs[0];
+  for (double v : s->to_f64()) q.scale.push_back((float)v);
+  if (z) {
+    for (double v : z->to_f64()) q.zero.push_back((int32_t)v);
+    q.dtype = z->dtype();
+  } else {
+    q.zero.assign(1, 0);
+    q.dtype = DType::UInt8;
+  }
+  q.axis = (int)dq.attr_int("axis", 1);
+  return q;
+}
+
+int32_t grid_min(DType t) { return t == DType::Int8 ? -128 : t == DType::UInt8 ? 0 : INT32_MIN; }
+int32_t grid_max(DType t) { return t == DType::Int8 ? 127 : t == DType::UInt8 ? 255 : INT32_MAX; }
+
+// A constant bound of a Clip (input i), if present and constant.
+std::optional<float> clip_bound(const Graph& g, const Node& clip, size_t i, float absent) {
+  if (clip.inputs.size() <= i || clip.inputs[i].empty()) return absent;
+  const Tensor* t = init(g, clip.inputs[i]);
+  if (!t || t->numel() != 1) return std::nullopt;
+  return (float)t->to_f64()[0];
+}
+
+struct Move {
+  const Node* node;
+  int output;  // which output of the node the path uses (Split has several)
+};
+
+Attribute attr_floats(const std::string& name, std::vector<float> v) {
+  Attribute a;
+  a.name = name;
+  a.type = AttrType::Floats;
+  a.floats = std::move(v);
+  return a;
+}
+
+}  // namespace
+
+Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* report) {
+  Model m = src;
+  Graph& g = m.graph;
+  LowerReport rep;
+  RequantKind kind = profile.multiplier == Multiplier::Float        ? RequantKind::Float
+                     : profile.multiplier == Multiplier::FixedPoint ? RequantKind::FixedPoint
+                                                                    : RequantKind::Shift;
+  TieRounding rounding = profile.rounding == IntRounding::HalfEven   ? TieRounding::HalfEven
+                         : profile.rounding == IntRounding::HalfAway ? TieRounding::HalfAway
+                                                                     : TieRounding::HalfUp;
+  std::set<size_t> drop;
+  std::vector<Node> added;
+  const GraphIndex ix(g);
+  auto producer = [&](const std::string& v) -> const Node* {
+    int p = ix.producer(v);
+    return p < 0 ? nullptr : &g.nodes[(size_t)p];
+  };
+  // Walks back from `v` through move-only ops to the node before them; `moves` gets each op and which of its
+  // outputs the path uses, nearest to `v` first.
+  auto trace_moves = [&](const std::string& v, std::vector<Move>& moves) -> const Node* {
+    std::string cur = v;
+    for (const Node* p = producer(cur); p; p = producer(cur)) {
+      if (!p->domain.empty() || !kMoveOnly.count(p->op_type) || p->inputs.empty()) return p;
+      int out = (int)(std::find(p->outputs.begin(), p->outputs.end(), cur) - p->outputs.begin());
+      moves.push_back({p, out});
+      cur = p->inputs[0];
+    }
+    return nullptr;
+  };
+  // The moves again on integer codes (clones reading `codes`, outputs renamed); returns the moved codes' name.
+  auto replay_moves = [&](const std::vector<Move>& moves, std::string codes, const std::string& tag) {
+    for (size_t k = moves.size(); k-- > 0;) {
+      Node mv = *moves[k].node;
+      mv.name = tag + "/" + std::to_string(k) + "/" + mv.name;
+      mv.inputs[0] = codes;
+      for (size_t o = 0; o < mv.outputs.size(); ++o) mv.outputs[o] = tag + "/" + std::to_string(k) + "/out" + std::to_string(o);
+      codes = mv.outputs[(size_t)moves[k].output];
+      added.push_back(std::move(mv));
+    }
+    return codes;
+  };
+  auto only_reader = [&](const std::string& v) -> const Node* {
+    auto& r = ix.consumers(v);
+    return r.size() == 1 && !g.is_graph_output(v) ? &g.nodes[(size_t)r[0]] : nullptr;
+  };
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const Node& n = g.nodes[ni];
+    bool conv = n.op_type == "Conv", gemm = n.op_type == "Gemm", matmul = n.op_type == "MatMul";
+    if (!n.domain.empty() || !(conv || gemm || matmul) || n.inputs.size() < 2) continue;
+    auto skip = [&](const std::string& why) { rep.skipped.push_back(n.name + ": " + why); };
+    // Input: DequantizeLinear (possibly followed by the exact Clip of a narrow grid), then possibly ops that
+    // only move elements (Flatten before a classifier; attention's Split/Reshape/Transpose), which then move the
+    // codes instead.
+    std::vector<Move> moves;  // nearest to the layer first
+    const Node* xp = trace_moves(n.inputs[0], moves);
+    std::optional<std::pair<float, float>> x_clip;
+    if (xp && xp->op_type == "Clip") {
+      auto lo = clip_bound(g, *xp, 1, -INFINITY), hi = clip_bound(g, *xp, 2, INFINITY);
+      if (!lo || !hi) { skip("its input Clip has non-constant bounds"); continue; }
+      x_clip = std::pair{*lo, *hi};
+      xp = producer(xp->inputs[0]);
+    }
+    auto xq = xp ? dq_params(g, *xp) : std::nullopt;
+    if (!xq || xq->scale.size() != 1 || init(g, xq->codes)) { skip("its input is not a per-tensor DequantizeLinear"); continue; }
+    std::vector<Move> w_moves;
+    const Node* wp = trace_moves(n.inputs[1], w_moves);
+    auto wq = wp ? dq_params(g, *wp) : std::nullopt;
+    const Tensor* wt = wq ? init(g, wq->codes) : nullptr;
+    // MatMul of two activations (attention's Q K^T and P V): the second input's codes at run time.
+    bool dynamic_w = matmul && wq && !wt && wq->scale.size() == 1 && wq->dtype != DType::Int32;
+    if (!dynamic_w && (!w_moves.empty() || !wt || (wt->dtype() != DType::Int8 && wt->dtype() != DType::UInt8))) {
+      skip("its weight is not an 8-bit constant behind DequantizeLinear");
+      continue;
+    }
+    if (gemm && (n.attr_float("alpha", 1) != 1 || n.attr_float("beta", 1) != 1 || n.attr_int("transA", 0))) {
+      skip("Gemm with alpha, beta or transA");
+      continue;
+    }
+    if (matmul && !dynamic_w && wt->rank() != 2) { skip("MatMul with a weight of rank other than 2"); continue; }
+    // Output: [Relu | Clip ->] QuantizeLinear.
+    const Node* act = only_reader(n.outputs[0]);
+    const Node* q = act;
+    if (act && (act->op_type == "Relu" || act->op_type == "Clip")) q = only_reader(act->outputs[0]);
+    else act = nullptr;
+    if (!q || q->op_type != "QuantizeLinear" || q->inputs.size() < 2) { skip("its output does not go only into QuantizeLinear"); continue; }
+    const Tensor* ys = init(g, q->inputs[1]);
+    const Tensor* yz = q->inputs.size() > 2 ? init(g, q->inputs[2]) : nullptr;
+    if (!ys || ys->numel() != 1 || (q->inputs.size() > 2 && (!yz || yz->numel() != 1))) { skip("per-axis output quantizer"); continue; }
+    float sy = (float)ys->to_f64()[0];
+    int32_t zy = yz ? (int32_t)yz->to_f64()[0] : 0;
+    DType yt = yz ? yz->dtype() : DType::UInt8;
+    if (yt != DType::UInt8 && yt != DType::Int8) { skip("output grid is not 8-bit"); continue; }
+    // Weights as [K, N] for IntMatMul (Gemm with transB is [N, K]), [M, C/g, k..] for IntConv.
+    Tensor w = dynamic_w ? Tensor() : *wt;
+    int64_t out_ch = dynamic_w ? 1 : conv ? w.dim(0) : (gemm && n.attr_int("transB", 0)) ? w.dim(0) : w.dim(1);
+    if (gemm && n.attr_int("transB", 0)) {  // [N, K] -> [K, N], bytes moved as they are
+      Tensor t = Tensor::uninitialized(w.dtype(), {w.dim(1), w.dim(0)});
+      auto* src = static_cast<const uint8_t*>(w.raw());
+      auto* dst = static_cast<uint8_t*>(t.raw_mut());
+      for (int64_t r = 0; r < w.dim(0); ++r)
+        for (int64_t c = 0; c < w.dim(1); ++c) dst[c * w.dim(0) + r] = src[r * w.dim(1) + c];
+      w = t;
+    }
+    std::vector<float> sw = wq->scale;
+    std::vector<int32_t> zw = wq->zero;
+    if (sw.size() != 1 && (int64_t)sw.size() != out_ch) { skip("weight scales are not per output channel"); continue; }
+    // Requantization multipliers per output channel: M = s_x * s_w / s_y (float32, in this order, as ONNX
+    // Runtime computes it; the fixed-point and shift forms start from the exact product of the float scales).
+    float sx = xq->scale[0];
+    std::vector<float> scales;
+    std::vector<int64_t> m0s, shifts;
+    bool ok = true;
+    for (size_t c = 0; c < sw.size(); ++c) {
+      double mult = kind == RequantKind::Float ? (double)(sx * sw[c] / sy) : (double)sx * (double)sw[c] / (double)sy;
+      RequantParams p;
+      try {
+        p = make_requant(mult, kind, rounding, n.describe());
+      } catch (const Error& e) {
+        skip(e.what());
+        ok = false;
+        break;
+      }
+      scales.push_back(p.scale);
+      m0s.push_back(p.m0);
+      shifts.push_back(p.shift);
+    }
+    if (!ok) continue;
+    // Bias: int32 as exported (rescaled if its scale is not s_x * s_w), or a float bias rounded to that scale.
+    Tensor bias;
+    if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+      std::vector<int32_t> b((size_t)out_ch);
+      const Node* bp = producer(n.inputs[2]);
+      auto bq = bp ? dq_params(g, *bp) : std::nullopt;
+      const Tensor* bt = bq ? init(g, bq->codes) : init(g, n.inputs[2]);
+      if (!bt || bt->numel() != out_ch) { skip("its bias is not a constant with one value per channel"); continue; }
+      auto bv = bt->to_f64();
+      for (int64_t c = 0; c < out_ch; ++c) {
+        double real = bq ? bv[(size_t)c] * bq->scale[bq->scale.size() > 1 ? (size_t)c : 0] : bv[(size_t)c];
+        double prod = (double)sx * (double)sw[sw.size() > 1 ? (size_t)c : 0];
+        b[(size_t)c] = (int32_t)std::nearbyint(real / prod);
+      }
+      bias = Tensor::from_vector<int32_t>({out_ch}, b);
+    }
+    // Output clamp: the grid, narrowed by a fused Relu or constant Clip (its bounds on the output grid).
+    int32_t qmin = grid_min(yt), qmax = grid_max(yt);
+    if (act && act->op_type == "Relu") qmin = std::max(qmin, zy);
+    if (act && act->op_type == "Clip") {
+      auto lo = clip_bound(g, *act, 1, -INFINITY), hi = clip_bound(g, *act, 2, INFINITY);
+      if (!lo || !hi) { skip("its Clip has non-constant bounds"); continue; }
+      if (std::isfinite(*lo)) qmin = std::max<int32_t>(qmin, (int32_t)std::nearbyint(*lo / sy) + zy);
+      if (std::isfinite(*hi)) qmax = std::min<int32_t>(qmax, (int32_t)std::nearbyint(*hi / sy) + zy);
+    }
+    Node in;
+    in.name = n.name + "/int";
+    in.domain = "lowbit.int";
+    in.op_type = conv ? "IntConv" : "IntMatMul";
+    std::string wname = n.name + "/int/weight", bname = n.name + "/int/bias";
+    if (dynamic_w) wname = wq->codes;
+    else g.initializers[wname] = w;
+    std::string x_codes = replay_moves(moves, xq->codes, n.name + "/int/x");
+    if (dynamic_w) wname = replay_moves(w_moves, wq->codes, n.name + "/int/w");
+    in.inputs = {x_codes, wname};
+    if (bias.defined()) {
+      g.initializers[bname] = bias;
+      in.inputs.push_back(bname);
+    }
+    in.outputs = {q->outputs[0]};
+    if (conv)
+      for (auto& a : n.attrs) in.attrs.push_back(a);
+    in.attrs.push_back(attr_int("x_zero_point", xq->zero[0]));
+    in.attrs.push_back(attr_ints("w_zero_point", std::vector<int64_t>(zw.begin(), zw.end())));
+    in.attrs.push_back(attr_int("y_zero_point", zy));
+    in.attrs.push_back(attr_int("qmin", qmin));
+    in.attrs.push_back(attr_int("qmax", qmax));
+    in.attrs.push_back(attr_int("to", (int64_t)yt));
+    in.attrs.push_back(attr_int("kind", (int64_t)kind));
+    in.attrs.push_back(attr_int("rounding", (int64_t)rounding));
+    if (kind == RequantKind::Float) in.attrs.push_back(attr_floats("scales", scales));
+    else in.attrs.push_back(attr_ints("shifts", shifts));
+    if (kind == RequantKind::FixedPoint) in.attrs.push_back(attr_ints("m0", m0s));
+    if (x_clip) {  // the exact Clip of a narrow / 7-bit grid, on codes
+      in.attrs.push_back(attr_ints("x_min", {(int64_t)std::nearbyint(x_clip->first / sx) + xq->zero[0]}));
+      in.attrs.push_back(attr_ints("x_max", {(int64_t)std::nearbyint(x_clip->second / sx) + xq->zero[0]}));
+    }
+    drop.insert(ni);
+    drop.insert((size_t)ix.producer(q->outputs[0]));
+    if (act) drop.insert((size_t)ix.producer(act->outputs[0]));
+    added.push_back(std::move(in));
+    ++rep.integer_layers;
+  }
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!drop.count(i)) kept.push_back(std::move(g.nodes[i]));
+  for (auto& a : added) kept.push_back(std::move(a));
+  g.nodes = std::move(kept);
+  topological_sort(g);
+  remove_dead_nodes(g);
+  m.opsets["lowbit.int"] = 1;
+  for (auto& n : g.nodes)
+    if (n.domain.empty() && !kDataMovement.count(n.op_type)) ++rep.float_islands[n.op_type];
+  if (report) *report = rep;
+  return m;
+}
+
+}  // namespace lowbit::backends

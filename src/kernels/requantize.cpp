@@ -1,0 +1,131 @@
+#include "kernels/requantize.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace lowbit {
+
+int64_t rounding_shift_right(int64_t v, int shift, TieRounding r) {
+  if (shift <= 0) return v;
+  int64_t floor_q = v >> shift;  // arithmetic shift: floor division by 2^shift
+  int64_t rem = v - (floor_q << shift);  // in [0, 2^shift)
+  int64_t half = int64_t(1) << (shift - 1);
+  if (rem > half) return floor_q + 1;
+  if (rem < half) return floor_q;
+  // A tie: v / 2^shift = floor_q + 1/2.
+  switch (r) {
+    case TieRounding::HalfUp: return floor_q + 1;
+    case TieRounding::HalfEven: return (floor_q & 1) ? floor_q + 1 : floor_q;
+    case TieRounding::HalfAway: return floor_q >= 0 ? floor_q + 1 : floor_q;  // floor_q + 1/2 < 0 iff floor_q < 0
+  }
+  return floor_q;
+}
+
+namespace {
+
+float round_float(float v, TieRounding r) {
+  float f = std::floor(v), d = v - f;
+  if (d > 0.5f) return f + 1;
+  if (d < 0.5f) return f;
+  switch (r) {
+    case TieRounding::HalfUp: return f + 1;
+    case TieRounding::HalfEven: return std::fmod(f, 2.f) == 0 ? f : f + 1;
+    case TieRounding::HalfAway: return v > 0 ? f + 1 : f;
+  }
+  return f;
+}
+
+// gemmlowp's SaturatingRoundingDoublingHighMul: a * b / 2^31 to nearest, ties towards +infinity (the nudge
+// 1 - 2^30 of a negative product, then division truncating towards zero); a = b = INT32_MIN saturates.
+int32_t doubling_high_mul(int32_t a, int32_t b) {
+  if (a == b && a == std::numeric_limits<int32_t>::min()) return std::numeric_limits<int32_t>::max();
+  int64_t ab = (int64_t)a * (int64_t)b;
+  int64_t nudge = ab >= 0 ? (int64_t(1) << 30) : (1 - (int64_t(1) << 30));
+  return (int32_t)((ab + nudge) / (int64_t(1) << 31));  // C++ division truncates towards zero
+}
+
+// gemmlowp's RoundingDivideByPOT: x / 2^e, ties away from zero.
+int32_t divide_by_pot(int32_t x, int e) {
+  if (e <= 0) return x;
+  int32_t mask = (int32_t)((int64_t(1) << e) - 1);
+  int32_t rem = x & mask;
+  int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> e) + (rem > threshold ? 1 : 0);
+}
+
+int64_t saturating_left_shift(int64_t v, int s) {
+  if (v == 0) return 0;
+  if (s >= 62) return v > 0 ? std::numeric_limits<int64_t>::max() / 2 : std::numeric_limits<int64_t>::min() / 2;
+  int64_t lim = std::numeric_limits<int64_t>::max() >> s;
+  if (v > lim) return std::numeric_limits<int64_t>::max() / 2;
+  if (v < -lim) return std::numeric_limits<int64_t>::min() / 2;
+  return v * (int64_t(1) << s);
+}
+
+}  // namespace
+
+RequantParams make_requant(double multiplier, RequantKind kind, TieRounding rounding, const std::string& where) {
+  check(std::isfinite(multiplier) && multiplier > 0, where, ": the requantization multiplier must be finite and "
+        "positive, got ", multiplier);
+  RequantParams p;
+  p.kind = kind;
+  p.rounding = rounding;
+  if (kind == RequantKind::Float) {
+    p.scale = (float)multiplier;
+    check(std::isfinite(p.scale) && p.scale > 0, where, ": the multiplier ", multiplier, " does not fit a float32");
+    return p;
+  }
+  int e = 0;
+  double mant = std::frexp(multiplier, &e);  // multiplier = mant * 2^e, mant in [0.5, 1)
+  if (kind == RequantKind::Shift) {
+    check(mant == 0.5, where, ": shift-only requantization needs power-of-two scales; the multiplier ", multiplier,
+          " (s_in * s_w / s_out) is not a power of two");
+    p.shift = 1 - e;  // multiplier = 2^(e - 1)
+    check(p.shift > -31 && p.shift < 62, where, ": the multiplier 2^", e - 1, " is out of range for a shift");
+    return p;
+  }
+  int64_t m0 = (int64_t)std::llround(mant * (double)(int64_t(1) << 31));
+  if (m0 == (int64_t(1) << 31)) {  // the mantissa rounded up to 1.0
+    m0 /= 2;
+    ++e;
+  }
+  p.m0 = (int32_t)m0;
+  p.shift = -e;  // multiplier = m0 * 2^-31 * 2^e = m0 * 2^-(31 + shift)
+  check(p.shift >= -31 && p.shift <= 30, where, ": the multiplier ", multiplier, " is out of range for a Q31 "
+        "fixed-point multiplier");
+  return p;
+}
+
+int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int32_t qmin, int32_t qmax) {
+  int64_t q = 0;
+  switch (p.kind) {
+    case RequantKind::Float: {
+      float v = round_float((float)acc * p.scale, p.rounding);
+      // Clamp in float first: a product beyond int64 would make the conversion undefined.
+      v = std::fmax(std::fmin(v, 4.0e9f), -4.0e9f);
+      q = (int64_t)v;
+      break;
+    }
+    case RequantKind::FixedPoint:
+      if (p.rounding == TieRounding::HalfAway) {
+        int64_t left = p.shift < 0 ? -p.shift : 0;
+        int64_t shifted = saturating_left_shift(acc, (int)left);
+        int32_t x = (int32_t)std::min<int64_t>(std::max<int64_t>(shifted, std::numeric_limits<int32_t>::min()),
+                                               std::numeric_limits<int32_t>::max());
+        q = divide_by_pot(doubling_high_mul(x, p.m0), p.shift > 0 ? p.shift : 0);
+      } else {
+        int s = 31 + p.shift;  // 0..61
+        q = rounding_shift_right((int64_t)acc * (int64_t)p.m0, s, p.rounding);
+      }
+      break;
+    case RequantKind::Shift:
+      q = p.shift >= 0 ? rounding_shift_right(acc, p.shift, p.rounding) : saturating_left_shift(acc, -p.shift);
+      break;
+  }
+  q += zero_point;
+  return (int32_t)std::min<int64_t>(std::max<int64_t>(q, qmin), qmax);
+}
+
+}  // namespace lowbit

@@ -1,0 +1,44 @@
+// The one requantization primitive: an int32 accumulator (a sum of products of integer codes, on the scale
+// s_in * s_w) to an integer code on the output grid (scale s_out, zero point z_out). docs/requantize.md derives it.
+//
+//   q = clamp(round(acc * M) + z_out, qmin, qmax),   M = s_in * s_w / s_out (real, > 0)
+//
+// How the target computes acc * M and rounds it is its arithmetic (backends/profile.h, "requantize"):
+//   Float       M held as a float32; v = float(acc) * M in float32; v rounded (ONNX Runtime's MLAS, FBGEMM,
+//               QNNPACK's fp32 path).
+//   FixedPoint  M = m0 * 2^-(31 + shift) with m0 in [2^30, 2^31) (a Q31 multiplier) and shift >= -31; the exact
+//               product acc * m0 (64-bit) is divided by 2^(31 + shift) with the named rounding. half_away is
+//               gemmlowp/TFLite's two-step form, bit for bit: SaturatingRoundingDoublingHighMul (acc * m0 / 2^31
+//               to nearest, ties towards +infinity: its nudge for negative products is 1 - 2^30), then
+//               RoundingDivideByPOT by 2^shift (ties away from zero); half_up and half_even round the exact
+//               quotient once.
+//   Shift       M = 2^-shift exactly (power-of-two scales): acc / 2^shift rounded (a left shift for shift < 0).
+// Rounding of a tie: half_even (to even), half_away (away from zero), half_up (towards +infinity).
+// No floating-point state is read: results do not depend on the FPU rounding mode or build flags.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace lowbit {
+
+enum class RequantKind { Float, FixedPoint, Shift };
+enum class TieRounding { HalfEven, HalfAway, HalfUp };
+
+struct RequantParams {
+  RequantKind kind = RequantKind::Float;
+  TieRounding rounding = TieRounding::HalfEven;
+  float scale = 0;     // Float: the float32 multiplier
+  int32_t m0 = 0;      // FixedPoint: the Q31 multiplier
+  int shift = 0;       // FixedPoint / Shift: the right shift (negative: left)
+};
+
+// The parameters for a real multiplier M > 0. Float keeps float(M); FixedPoint rounds M's mantissa to 31 bits
+// (TFLite's QuantizeMultiplier); Shift needs M to be an exact power of two (Error otherwise, naming `where`).
+RequantParams make_requant(double multiplier, RequantKind kind, TieRounding rounding, const std::string& where);
+
+int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int32_t qmin, int32_t qmax);
+
+// acc / 2^shift (shift in 0..62) rounded as `r`, exactly, on 64-bit values.
+int64_t rounding_shift_right(int64_t v, int shift, TieRounding r);
+
+}  // namespace lowbit

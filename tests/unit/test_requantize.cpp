@@ -1,0 +1,129 @@
+// The requantization primitive (kernels/requantize.h) against exact arithmetic written independently here:
+// 128-bit products and rational rounding for the fixed-point and shift forms, gemmlowp's two published steps for
+// half-away fixed point, float32 arithmetic for the float form. Mutations caught: a tie rounded the wrong way in
+// any mode, a shift off by one, a Q31 multiplier not normalised to [2^30, 2^31), a missing zero point or clamp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "kernels/requantize.h"
+
+namespace lowbit {
+namespace {
+
+// round(num / 2^s) for an exact 128-bit numerator, ties as `r`.
+int64_t exact_round(__int128 num, int s, TieRounding r) {
+  __int128 d = (__int128)1 << s;
+  __int128 fl = num >= 0 ? num / d : -((-num + d - 1) / d);  // floor
+  __int128 rem = num - fl * d;                                // [0, d)
+  if (2 * rem > d) return (int64_t)(fl + 1);
+  if (2 * rem < d) return (int64_t)fl;
+  if (r == TieRounding::HalfUp) return (int64_t)(fl + 1);
+  if (r == TieRounding::HalfEven) return (int64_t)((fl % 2 == 0) ? fl : fl + 1);
+  return (int64_t)(fl >= 0 ? fl + 1 : fl);  // half away: fl + 1/2 is negative iff fl < 0
+}
+
+int32_t clamp(int64_t v, int32_t lo, int32_t hi) { return (int32_t)std::min<int64_t>(std::max<int64_t>(v, lo), hi); }
+
+TEST(Requantize, TiesFollowTheNamedRuleInEveryForm) {
+  // acc * M = +-2.5 and +-1.5 exactly in each form (M = 1/4; in the fixed-point form the Q31 step is exact for
+  // even accumulators and the tie falls to the final shift).
+  for (auto kind : {RequantKind::Float, RequantKind::FixedPoint, RequantKind::Shift}) {
+    auto even = make_requant(0.25, kind, TieRounding::HalfEven, "t");
+    auto away = make_requant(0.25, kind, TieRounding::HalfAway, "t");
+    auto up = make_requant(0.25, kind, TieRounding::HalfUp, "t");
+    EXPECT_EQ(requantize(10, even, 0, -100, 100), 2);
+    EXPECT_EQ(requantize(10, away, 0, -100, 100), 3);
+    EXPECT_EQ(requantize(10, up, 0, -100, 100), 3);
+    EXPECT_EQ(requantize(6, even, 0, -100, 100), 2);
+    EXPECT_EQ(requantize(-10, even, 0, -100, 100), -2);
+    EXPECT_EQ(requantize(-10, away, 0, -100, 100), -3);
+    EXPECT_EQ(requantize(-10, up, 0, -100, 100), -2);
+    EXPECT_EQ(requantize(-6, even, 0, -100, 100), -2);
+    // Zero point added after rounding, then the clamp.
+    EXPECT_EQ(requantize(10, even, 10, -100, 100), 12);
+    EXPECT_EQ(requantize(4000, even, 10, 0, 255), 255);
+    EXPECT_EQ(requantize(-4000, even, 10, 0, 255), 0);
+  }
+  // gemmlowp's Q31 step itself rounds ties towards +infinity (its nudge for negative products is 1 - 2^30): with
+  // M = 1/2 (no final shift) -2.5 becomes -2, as TFLite computes it.
+  auto gemmlowp = make_requant(0.5, RequantKind::FixedPoint, TieRounding::HalfAway, "t");
+  EXPECT_EQ(requantize(-5, gemmlowp, 0, -100, 100), -2);
+  EXPECT_EQ(requantize(5, gemmlowp, 0, -100, 100), 3);
+}
+
+TEST(Requantize, FixedPointMultiplierIsNormalisedQ31) {
+  std::mt19937_64 rng(1);
+  std::uniform_real_distribution<double> e(-20, 3);
+  for (int i = 0; i < 2000; ++i) {
+    double m = std::exp2(e(rng));
+    auto p = make_requant(m, RequantKind::FixedPoint, TieRounding::HalfAway, "t");
+    ASSERT_GE(p.m0, 1 << 30);
+    ASSERT_LT((int64_t)p.m0, (int64_t)1 << 31);
+    double rep = std::ldexp((double)p.m0, -(31 + p.shift));
+    ASSERT_LE(std::abs(rep - m), std::ldexp(m, -31)) << m;  // the mantissa rounded to 31 bits
+  }
+}
+
+TEST(Requantize, FixedPointIsExactRationalRoundingOfTheQ31Product) {
+  std::mt19937_64 rng(2);
+  std::uniform_real_distribution<double> e(-18, 2);
+  std::uniform_int_distribution<int32_t> acc(-(1 << 24), 1 << 24);
+  for (auto r : {TieRounding::HalfEven, TieRounding::HalfUp}) {
+    for (int i = 0; i < 20000; ++i) {
+      auto p = make_requant(std::exp2(e(rng)), RequantKind::FixedPoint, r, "t");
+      int32_t a = i % 7 == 0 ? (int32_t)(((int64_t)1 << (31 + std::max(p.shift, 0))) / p.m0) : acc(rng);  // near ties
+      int64_t want = exact_round((__int128)a * p.m0, 31 + p.shift, r);
+      ASSERT_EQ(requantize(a, p, 3, INT32_MIN, INT32_MAX), clamp(want + 3, INT32_MIN, INT32_MAX)) << a;
+    }
+  }
+}
+
+// gemmlowp / TFLite: SaturatingRoundingDoublingHighMul (nearest of a*b / 2^31, ties towards +infinity), then
+// RoundingDivideByPOT (nearest, ties away from zero) by the right shift; a left shift multiplies first.
+TEST(Requantize, FixedPointHalfAwayIsGemmlowpsTwoSteps) {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> e(-18, 4);
+  std::uniform_int_distribution<int32_t> acc(-(1 << 22), 1 << 22);
+  for (int i = 0; i < 20000; ++i) {
+    auto p = make_requant(std::exp2(e(rng)), RequantKind::FixedPoint, TieRounding::HalfAway, "t");
+    int32_t a = i % 5 == 0 ? 2 * (acc(rng) | 1) + 1 : acc(rng);
+    if (i % 11 == 0) p = make_requant(0.5, RequantKind::FixedPoint, TieRounding::HalfAway, "t");  // step-1 ties
+    int64_t x = p.shift < 0 ? (int64_t)a << -p.shift : a;
+    int64_t high = exact_round((__int128)x * p.m0, 31, TieRounding::HalfUp);
+    int64_t want = exact_round(high, std::max(p.shift, 0), TieRounding::HalfAway);
+    ASSERT_EQ(requantize(a, p, 0, INT32_MIN, INT32_MAX), want) << a << " " << p.m0 << " " << p.shift;
+  }
+}
+
+TEST(Requantize, FloatFormIsFloat32ProductRounded) {
+  std::mt19937_64 rng(4);
+  std::uniform_real_distribution<double> e(-16, 0);
+  std::uniform_int_distribution<int32_t> acc(-(1 << 20), 1 << 20);
+  for (int i = 0; i < 20000; ++i) {
+    auto p = make_requant(std::exp2(e(rng)), RequantKind::Float, TieRounding::HalfEven, "t");
+    int32_t a = acc(rng);
+    float v = (float)a * p.scale;
+    ASSERT_EQ(requantize(a, p, -7, INT32_MIN, INT32_MAX), (int32_t)std::nearbyint(v) - 7);  // default mode: ties to even
+  }
+}
+
+TEST(Requantize, ShiftNeedsPowerOfTwoAndIsExact) {
+  EXPECT_THROW(make_requant(0.3, RequantKind::Shift, TieRounding::HalfUp, "layer"), Error);
+  std::mt19937_64 rng(5);
+  std::uniform_int_distribution<int32_t> acc(-(1 << 24), 1 << 24);
+  for (int k = -4; k < 20; ++k) {
+    auto p = make_requant(std::ldexp(1.0, -k), RequantKind::Shift, TieRounding::HalfUp, "t");
+    ASSERT_EQ(p.shift, k);
+    for (int i = 0; i < 500; ++i) {
+      int32_t a = acc(rng);
+      int64_t want = k >= 0 ? exact_round(a, k, TieRounding::HalfUp) : (int64_t)a * (1 << -k);
+      ASSERT_EQ(requantize(a, p, 0, INT32_MIN, INT32_MAX), clamp(want, INT32_MIN, INT32_MAX));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lowbit
