@@ -13,6 +13,13 @@ namespace lowbit::backends {
 
 namespace {
 
+// round-half-even(v) as int32, saturated (a bias or bound beyond the int32 range, or NaN, cannot be represented).
+std::optional<int32_t> to_int32(double v) {
+  double r = std::nearbyint(v);
+  if (!(r >= (double)INT32_MIN && r <= (double)INT32_MAX)) return std::nullopt;
+  return (int32_t)r;
+}
+
 // Ops that only move elements (their first input; other inputs are shapes, indices, axes): the same op on integer
 // codes gives the codes of its float result.
 const std::set<std::string> kMoveOnly = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Gather",
@@ -71,14 +78,6 @@ struct Move {
   const Node* node;
   int output;  // which output of the node the path uses (Split has several)
 };
-
-Attribute attr_floats(const std::string& name, std::vector<float> v) {
-  Attribute a;
-  a.name = name;
-  a.type = AttrType::Floats;
-  a.floats = std::move(v);
-  return a;
-}
 
 }  // namespace
 
@@ -140,7 +139,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     std::optional<std::pair<float, float>> x_clip;
     if (xp && xp->op_type == "Clip") {
       auto lo = clip_bound(g, *xp, 1, -INFINITY), hi = clip_bound(g, *xp, 2, INFINITY);
-      if (!lo || !hi) { skip("its input Clip has non-constant bounds"); continue; }
+      if (!lo || !hi || std::isnan(*lo) || std::isnan(*hi)) { skip("its input Clip has non-constant bounds"); continue; }
       x_clip = std::pair{*lo, *hi};
       xp = producer(xp->inputs[0]);
     }
@@ -218,11 +217,15 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       const Tensor* bt = bq ? init(g, bq->codes) : init(g, n.inputs[2]);
       if (!bt || bt->numel() != out_ch) { skip("its bias is not a constant with one value per channel"); continue; }
       auto bv = bt->to_f64();
-      for (int64_t c = 0; c < out_ch; ++c) {
+      bool fits = true;
+      for (int64_t c = 0; c < out_ch && fits; ++c) {
         double real = bq ? bv[(size_t)c] * bq->scale[bq->scale.size() > 1 ? (size_t)c : 0] : bv[(size_t)c];
         double prod = (double)sx * (double)sw[sw.size() > 1 ? (size_t)c : 0];
-        b[(size_t)c] = (int32_t)std::nearbyint(real / prod);
+        auto v = to_int32(real / prod);
+        fits = v.has_value();
+        if (fits) b[(size_t)c] = *v;
       }
+      if (!fits) { skip("its bias does not fit int32 at the scale s_x * s_w"); continue; }
       bias = Tensor::from_vector<int32_t>({out_ch}, b);
     }
     // Output clamp: the grid, narrowed by a fused Relu or constant Clip (its bounds on the output grid).
@@ -231,8 +234,10 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     if (act && act->op_type == "Clip") {
       auto lo = clip_bound(g, *act, 1, -INFINITY), hi = clip_bound(g, *act, 2, INFINITY);
       if (!lo || !hi) { skip("its Clip has non-constant bounds"); continue; }
-      if (std::isfinite(*lo)) qmin = std::max<int32_t>(qmin, (int32_t)std::nearbyint(*lo / sy) + zy);
-      if (std::isfinite(*hi)) qmax = std::min<int32_t>(qmax, (int32_t)std::nearbyint(*hi / sy) + zy);
+      // Bounds beyond the grid do not narrow it (saturated before the int32 conversion).
+      auto code = [&](float v) { return (int64_t)std::clamp(std::nearbyint((double)v / sy), -1e9, 1e9) + zy; };
+      if (!std::isnan(*lo)) qmin = (int32_t)std::clamp<int64_t>(std::max<int64_t>(qmin, code(*lo)), qmin, qmax);
+      if (!std::isnan(*hi)) qmax = (int32_t)std::clamp<int64_t>(std::min<int64_t>(qmax, code(*hi)), qmin, qmax);
     }
     Node in;
     in.name = n.name + "/int";
@@ -262,9 +267,12 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     if (kind == RequantKind::Float) in.attrs.push_back(attr_floats("scales", scales));
     else in.attrs.push_back(attr_ints("shifts", shifts));
     if (kind == RequantKind::FixedPoint) in.attrs.push_back(attr_ints("m0", m0s));
-    if (x_clip) {  // the exact Clip of a narrow / 7-bit grid, on codes
-      in.attrs.push_back(attr_ints("x_min", {(int64_t)std::nearbyint(x_clip->first / sx) + xq->zero[0]}));
-      in.attrs.push_back(attr_ints("x_max", {(int64_t)std::nearbyint(x_clip->second / sx) + xq->zero[0]}));
+    if (x_clip) {  // the exact Clip of a narrow / 7-bit grid, on codes (bounds beyond the grid saturate)
+      auto code = [&](float v) {
+        return (int64_t)std::clamp(std::nearbyint((double)v / sx), -1e9, 1e9) + xq->zero[0];
+      };
+      in.attrs.push_back(attr_ints("x_min", {code(x_clip->first)}));
+      in.attrs.push_back(attr_ints("x_max", {code(x_clip->second)}));
     }
     drop.insert(ni);
     drop.insert((size_t)ix.producer(q->outputs[0]));

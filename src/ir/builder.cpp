@@ -24,6 +24,13 @@ Attribute attr_ints(const std::string& name, std::vector<int64_t> v) {
   a.ints = std::move(v);
   return a;
 }
+Attribute attr_floats(const std::string& name, std::vector<float> v) {
+  Attribute a;
+  a.name = name;
+  a.type = AttrType::Floats;
+  a.floats = std::move(v);
+  return a;
+}
 Attribute attr_string(const std::string& name, const std::string& v) {
   Attribute a;
   a.name = name;

@@ -11,6 +11,7 @@ namespace lowbit {
 Attribute attr_int(const std::string& name, int64_t v);
 Attribute attr_float(const std::string& name, float v);
 Attribute attr_ints(const std::string& name, std::vector<int64_t> v);
+Attribute attr_floats(const std::string& name, std::vector<float> v);
 Attribute attr_string(const std::string& name, const std::string& v);
 Attribute attr_tensor(const std::string& name, const Tensor& t);
 

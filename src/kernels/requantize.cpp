@@ -9,8 +9,8 @@ namespace lowbit {
 
 int64_t rounding_shift_right(int64_t v, int shift, TieRounding r) {
   if (shift <= 0) return v;
-  int64_t floor_q = v >> shift;  // arithmetic shift: floor division by 2^shift
-  int64_t rem = v - (floor_q << shift);  // in [0, 2^shift)
+  int64_t floor_q = v >> shift;                          // arithmetic shift: floor division by 2^shift
+  int64_t rem = v & ((int64_t(1) << shift) - 1);         // in [0, 2^shift): two's complement low bits
   int64_t half = int64_t(1) << (shift - 1);
   if (rem > half) return floor_q + 1;
   if (rem < half) return floor_q;

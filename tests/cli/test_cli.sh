@@ -182,6 +182,20 @@ expect_error "bench: symbolic spatial dim" "input 'x' has symbolic dimension 2 .
 expect_error "bench: --shape for no input" "--shape nope=1x2: the model has no input named 'nope'" \
   bench "$model" --shape nope=1x2
 expect_error "bench: bad --shape" "--shape image=1xx28: '' is not a dimension" bench "$model" --shape image=1xx28
+# The integer engine: a profile is required, an FP32 model has nothing to run in integers, an unknown profile is named;
+# a quantized model runs and reports its integer layers.
+expect_error "eval --engine int without profile" "--engine int needs --profile P" \
+  eval "$model" --data "fashion-mnist:test[0:10]" --engine int
+expect_error "eval --engine int on fp32" "no Conv/Gemm/MatMul in QDQ form" \
+  eval "$model" --data "fashion-mnist:test[0:10]" --engine int --profile tflite
+expect_error "run --engine int unknown profile" "unknown profile 'nope': the shipped profiles are" \
+  run "$model" --input "$root/models/fashion_sample.npy" --engine int --profile nope
+expect_error "eval --profile without --engine int" "--profile applies to --engine int" \
+  eval "$model" --data "fashion-mnist:test[0:10]" --profile tflite
+if "$bin" quantize "$model" --data "fashion-mnist:train[0:200]" --profile tflite -o "$tmp/tfl.onnx" >/dev/null 2>&1 &&
+   "$bin" run "$tmp/tfl.onnx" --input "$root/models/fashion_sample.npy" --engine int --profile tflite >"$tmp/int.out" \
+     2>"$tmp/int.err" && grep -q "integer engine (tflite): [1-9][0-9]* integer layers" "$tmp/int.err" &&
+   grep -q "logits .*\[16,10\]" "$tmp/int.out"; then ok; else bad "run --engine int: $(cat "$tmp/int.err")"; fi
 # Ctrl-C during a long run: no output file, no temp file left behind.
 mkdir "$tmp/int"
 timeout -s INT 3 "$bin" quantize "$model" --data "fashion-mnist:train" --pipeline standard --adaround-iters 100000 \

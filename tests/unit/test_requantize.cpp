@@ -91,7 +91,7 @@ TEST(Requantize, FixedPointHalfAwayIsGemmlowpsTwoSteps) {
     auto p = make_requant(std::exp2(e(rng)), RequantKind::FixedPoint, TieRounding::HalfAway, "t");
     int32_t a = i % 5 == 0 ? 2 * (acc(rng) | 1) + 1 : acc(rng);
     if (i % 11 == 0) p = make_requant(0.5, RequantKind::FixedPoint, TieRounding::HalfAway, "t");  // step-1 ties
-    int64_t x = p.shift < 0 ? (int64_t)a << -p.shift : a;
+    int64_t x = p.shift < 0 ? (int64_t)a * ((int64_t)1 << -p.shift) : a;
     int64_t high = exact_round((__int128)x * p.m0, 31, TieRounding::HalfUp);
     int64_t want = exact_round(high, std::max(p.shift, 0), TieRounding::HalfAway);
     ASSERT_EQ(requantize(a, p, 0, INT32_MIN, INT32_MAX), want) << a << " " << p.m0 << " " << p.shift;
