@@ -118,10 +118,12 @@ def main():
             r["name"], r["layers"], r["islands"], r["eng_agree"], r["eng_same"], r["eng_same_basic"],
             r["sim_agree"], r["sim_same"]))
     lines += ["", "The OpenVINO column runs the onnxruntime-cpu profile's file (asymmetric uint8 activations), the "
-              "last but one the openvino-cpu profile's file (symmetric int8 activations, NNCF's CPU preset). OpenVINO "
-              "runs both ViT files far below the other runtimes, and not reproducibly: the same file gives 11-40 % "
-              "depending on the batch size and on the compilation, while the FP32 ViT gives a stable 91.8 %. Its "
-              "cause is not found yet (profiles/openvino-cpu.json says what was tried).", ""]
+              "last but one the openvino-cpu profile's file (symmetric int8 activations, NNCF's CPU preset). "
+              "OpenVINO's results on these QDQ files are not reproducible: the same file has given 11-40 % top-1 in "
+              "one run and over 91 % in another, varying with the batch size and with the compilation, while its "
+              "FP32 results are stable (ViT 91.8 %). A value far below ONNX Runtime in those two columns is that "
+              "instability, not the quantization; its cause is open (profiles/openvino-cpu.json says what was "
+              "tried).", ""]
     lines += ["", "Goals (issue 16): top-1 agreement >= 99.9 % and identical final values >= 99 %. The CNNs meet them "
               "with the integer engine (tests/ort/check_engine.py holds them to it). The ViT does not: its "
               "LayerNorm, GELU and softmax are float islands between quantizers that ONNX Runtime computes with "
