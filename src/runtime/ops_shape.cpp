@@ -493,7 +493,7 @@ Outs op_Range(const OpContext& c) {
   double count = std::ceil((l - s) / d);
   check(std::isfinite(count) && count < 9.0e18, c.where(), ": range [", s, ", ", l, ") with delta ", d, " has ", count,
         " elements, more than int64 can count");
-  int64_t n = std::max<int64_t>(0, (int64_t)count);
+  int64_t n = count > 0 ? (int64_t)count : 0;  // a negative count (even beyond int64) is an empty range
   check_allocation(DType::Float64, {n});
   std::vector<double> v(n);
   for (int64_t i = 0; i < n; ++i) v[i] = s + i * d;
