@@ -36,11 +36,7 @@ class _IterableSource:
         self._one_shot = iter(iterable) is iterable  # an iterator or generator: it cannot start again
 
     def reset(self):
-        if self._one_shot:
-            if self._started:
-                self._it = None  # a later next_batch() raises: the data is spent
-            return
-        self._it = None
+        self._it = None  # the next next_batch() starts a new pass (or raises for a spent one-shot iterator)
 
     def next_batch(self):
         if self._it is None:
