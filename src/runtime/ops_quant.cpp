@@ -307,9 +307,45 @@ Outs op_IntMatMul(const OpContext& c) {
   return {finish_int(c, matmul(xi, wi, c.where()), -1)};
 }
 
+// lowbit.FakeQuant(x, scale, zero_point) -> y: the quantizer of quantization-aware training, one op whose arithmetic
+// is QuantizeLinear followed by DequantizeLinear (and the Clip the QDQ export adds for a grid narrower than its
+// container), so that a trained model and its QDQ export give the same values:
+//   q = clamp(nearbyint(x / s) + nearbyint(z), qmin, qmax),  y = (q - nearbyint(z)) * s
+// x / s in float32, ties to even; NaN gives the zero point. Attributes: qmin, qmax (the grid), axis (the channel
+// axis when scale has more than one value), grad_scale (LSQ's gradient scale, read by the gradient rule only).
+// The zero point is a float (a learnable offset); it is rounded where it is used.
+Outs op_FakeQuant(const OpContext& c) {
+  const Tensor& x = c.in(0);
+  check(x.dtype() == DType::Float32, c.where(), ": input must be float32, got ", dtype_name(x.dtype()));
+  Tensor scale = c.in(1).cast(DType::Float32), zp = c.in(2).cast(DType::Float32);
+  check(zp.numel() == scale.numel(), c.where(), ": scale and zero point sizes differ");
+  int64_t qmin = c.node.attr_int("qmin", 0), qmax = c.node.attr_int("qmax", 255);
+  check(qmin < qmax && qmin >= -(1 << 16) && qmax <= (1 << 16), c.where(), ": bad grid [", qmin, ", ", qmax, "]");
+  AxisIndex ax = axis_index(c, x, scale);
+  const float* ps = scale.data<float>();
+  const float* pz = zp.data<float>();
+  for (int64_t i = 0; i < scale.numel(); ++i)
+    check(ps[i] > 0 && std::isfinite(ps[i]), c.where(), ": scale ", i, " is ", ps[i], "; scales must be positive");
+  Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  float lo = (float)qmin, hi = (float)qmax;
+#pragma omp parallel for schedule(static) if (x.numel() > 65536)
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    int64_t k = ax(i);
+    float z = std::nearbyint(pz[k]);
+    float v = px[i] / ps[k];
+    float q = std::isnan(v) ? z : std::nearbyint(v) + z;
+    q = std::min(std::max(q, lo), hi);
+    py[i] = (q - z) * ps[k];
+  }
+  return {y};
+}
+
 }  // namespace
 
 void register_quant_ops(OpRegistry& r) {
+  r.add({"FakeQuant", "lowbit", 1, op_FakeQuant, nullptr});
   r.add({"IntConv", "lowbit.int", 1, op_IntConv, nullptr});
   r.add({"IntMatMul", "lowbit.int", 1, op_IntMatMul, nullptr});
   r.add({"QuantizeLinear", "", 10, op_QuantizeLinear, nullptr});

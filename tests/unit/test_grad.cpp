@@ -1,0 +1,284 @@
+// Every gradient rule (train/grad.h) against central finite differences, by one generic tester.
+//
+// The tester evaluates L(x) = sum_k <r_k, f_k(x)> (fixed random cotangents r_k, accumulated in double) with the op's
+// own float32 kernel, and compares dL/dx_j from the rule with the Richardson-extrapolated central difference
+// (4 D(h/2) - D(h)) / 3 at h = 2^-6 * max(2^-3, |x_j|). Error budget: truncation O(h^4) relative to the fifth
+// derivative's scale (below 1e-6 for these inputs); rounding: each loss carries at most ~eps32 * sum|r||y| of error,
+// amplified 1/h by the difference (and 5/3 by the extrapolation). The check allows
+// 2e-3 * (|g_j| + rms(g)) + 4 * eps32 * sum|r||y| / h, above both terms; a wrong factor, sign, index or missing term
+// is an O(1) relative error. Inputs are drawn away from kinks (ReLU at 0, clip bounds, max ties, rounding points of
+// FakeQuant), which each case states.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "ir/builder.h"
+#include "runtime/executor.h"
+#include "test_util.h"
+#include "train/grad.h"
+
+namespace lowbit {
+namespace {
+
+using testing::random_tensor;
+
+struct Case {
+  Node node;
+  int64_t opset = 17;
+  std::vector<Tensor> ins;
+  std::vector<int> check_inputs;  // the inputs whose gradient is compared
+  size_t seeded_outputs = 99;     // outputs that get a cotangent (statistics outputs of the norms get none)
+};
+
+Node make_node(const std::string& op, size_t n_in, std::vector<Attribute> attrs = {}, size_t n_out = 1,
+               const std::string& domain = "") {
+  Node n;
+  n.op_type = op, n.domain = domain, n.name = op;
+  for (size_t i = 0; i < n_in; ++i) n.inputs.push_back("x" + std::to_string(i));
+  for (size_t i = 0; i < n_out; ++i) n.outputs.push_back("y" + std::to_string(i));
+  n.attrs = std::move(attrs);
+  return n;
+}
+
+// Values in [lo, hi] at least `gap` from each other (shuffled): no ties or near-ties for MaxPool.
+Tensor distinct(const Shape& s, uint32_t seed, float gap = 0.05f) {
+  Tensor t(DType::Float32, s);
+  std::vector<float> v((size_t)t.numel());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = gap * (float)i - gap * (float)v.size() / 2;
+  std::shuffle(v.begin(), v.end(), std::mt19937(seed));
+  std::copy(v.begin(), v.end(), t.data<float>());
+  return t;
+}
+// Uniform values with |x| >= margin (away from a kink at 0).
+Tensor away_from_zero(const Shape& s, uint32_t seed, float margin = 0.1f) {
+  Tensor t = random_tensor(s, seed);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    float& v = t.data<float>()[i];
+    v = v >= 0 ? v + margin : v - margin;
+  }
+  return t;
+}
+
+double loss_of(const Case& c, const std::vector<Tensor>& ins, const std::vector<Tensor>& r, double* abs_sum) {
+  auto outs = eval_node(c.node, c.opset, ins);
+  double L = 0, A = 0;
+  for (size_t k = 0; k < r.size(); ++k) {
+    if (!r[k].defined()) continue;
+    for (int64_t i = 0; i < r[k].numel(); ++i) {
+      double p = (double)r[k].data<float>()[i] * outs[k].data<float>()[i];
+      L += p, A += std::fabs(p);
+    }
+  }
+  if (abs_sum) *abs_sum = A;
+  return L;
+}
+
+void check_case(const Case& c, const std::string& label) {
+  SCOPED_TRACE(label);
+  auto outs = eval_node(c.node, c.opset, c.ins);
+  std::vector<Tensor> r(outs.size());
+  for (size_t k = 0; k < outs.size() && k < c.seeded_outputs; ++k)
+    if (outs[k].dtype() == DType::Float32) r[k] = random_tensor(outs[k].shape(), 1000 + (uint32_t)k);
+  auto rule = train::find_grad_rule(c.node.domain, c.node.op_type);
+  ASSERT_NE(rule, nullptr);
+  std::vector<const Tensor*> ins;
+  for (auto& t : c.ins) ins.push_back(t.defined() ? &t : nullptr);
+  std::vector<char> need(c.ins.size(), 0);
+  for (int i : c.check_inputs) need[(size_t)i] = 1;
+  train::GradContext ctx{c.node, c.opset, ins, outs, r, need};
+  auto g = rule(ctx);
+  double abs_sum = 0;
+  loss_of(c, c.ins, r, &abs_sum);
+  const double eps32 = std::ldexp(1.0, -24);
+  for (int i : c.check_inputs) {
+    ASSERT_TRUE(g.at((size_t)i).defined()) << "no gradient for input " << i;
+    ASSERT_EQ(g[(size_t)i].shape(), c.ins[(size_t)i].shape());
+    const float* pg = g[(size_t)i].data<float>();
+    int64_t n = c.ins[(size_t)i].numel();
+    double rms = 0;
+    for (int64_t j = 0; j < n; ++j) rms += (double)pg[j] * pg[j];
+    rms = std::sqrt(rms / std::max<int64_t>(n, 1));
+    // Up to 40 elements, spread over the tensor.
+    int64_t step = std::max<int64_t>(1, n / 40);
+    for (int64_t j = 0; j < n; j += step) {
+      float x0 = c.ins[(size_t)i].data<float>()[j];
+      auto D = [&](float h) {
+        auto plus = c.ins, minus = c.ins;
+        plus[(size_t)i] = plus[(size_t)i].clone(), minus[(size_t)i] = minus[(size_t)i].clone();
+        plus[(size_t)i].data<float>()[j] = x0 + h;
+        minus[(size_t)i].data<float>()[j] = x0 - h;
+        double hp = (double)(x0 + h) - x0, hm = (double)x0 - (double)(x0 - h);  // the steps actually taken
+        return (loss_of(c, plus, r, nullptr) - loss_of(c, minus, r, nullptr)) / (hp + hm);
+      };
+      float h = std::ldexp(1.f, -6) * std::max(std::ldexp(1.f, -3), std::fabs(x0));
+      double fd = (4 * D(h / 2) - D(h)) / 3;
+      double tol = 2e-3 * (std::fabs(pg[j]) + rms) + 4 * eps32 * abs_sum / h;
+      EXPECT_NEAR(pg[j], fd, tol) << "input " << i << " element " << j;
+    }
+  }
+}
+
+Attribute ints(const char* n, std::vector<int64_t> v) { return attr_ints(n, std::move(v)); }
+
+TEST(GradRules, ElementwiseWithBroadcasting) {
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
+    Case c{make_node(op, 2), 17, {random_tensor({2, 3, 4}, 1), random_tensor({3, 1}, 2, 0.5f, 2.f)}, {0, 1}};
+    check_case(c, op);
+  }
+  Case p{make_node("Pow", 2), 17, {random_tensor({3, 4}, 3, 0.5f, 2.f), Tensor::scalar<float>(2.f)}, {0}};
+  check_case(p, "Pow");
+}
+
+TEST(GradRules, Unary) {
+  for (const char* op : {"Sigmoid", "Tanh", "Exp", "Erf", "Neg"})
+    check_case({make_node(op, 1), 20, {random_tensor({2, 5}, 4, -2.f, 2.f)}, {0}}, op);
+  check_case({make_node("Relu", 1), 17, {away_from_zero({2, 5}, 5)}, {0}}, "Relu");
+  check_case({make_node("Log", 1), 17, {random_tensor({7}, 6, 0.5f, 3.f)}, {0}}, "Log");
+  check_case({make_node("Sqrt", 1), 17, {random_tensor({7}, 7, 0.5f, 3.f)}, {0}}, "Sqrt");
+  // Clip: values kept 0.1 from the bounds +-0.5.
+  Tensor x = away_from_zero({3, 4}, 8, 0.05f);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    float& v = x.data<float>()[i];
+    if (std::fabs(std::fabs(v) - 0.5f) < 0.1f) v *= 1.5f;
+  }
+  check_case({make_node("Clip", 3), 13, {x, Tensor::scalar<float>(-0.5f), Tensor::scalar<float>(0.5f)}, {0}}, "Clip");
+}
+
+TEST(GradRules, MatMulAndGemm) {
+  check_case({make_node("MatMul", 2), 17, {random_tensor({2, 3, 4}, 9), random_tensor({4, 5}, 10)}, {0, 1}}, "matmul 3d x 2d");
+  check_case({make_node("MatMul", 2), 17, {random_tensor({2, 1, 3, 4}, 11), random_tensor({3, 4, 2}, 12)}, {0, 1}},
+             "matmul batch broadcast");
+  check_case({make_node("MatMul", 2), 17, {random_tensor({4}, 13), random_tensor({4, 3}, 14)}, {0, 1}}, "matmul vec");
+  check_case({make_node("Gemm", 3, {attr_int("transB", 1), attr_float("alpha", 0.5f), attr_float("beta", 2.f)}), 13,
+              {random_tensor({3, 4}, 15), random_tensor({5, 4}, 16), random_tensor({5}, 17)}, {0, 1, 2}}, "gemm transB");
+  check_case({make_node("Gemm", 3, {attr_int("transA", 1)}), 13,
+              {random_tensor({4, 3}, 18), random_tensor({4, 5}, 19), random_tensor({3, 1}, 20)}, {0, 1, 2}}, "gemm transA");
+}
+
+TEST(GradRules, ReductionsAndSoftmax) {
+  check_case({make_node("ReduceMean", 1, {ints("axes", {-1})}), 13, {random_tensor({2, 3, 4}, 21)}, {0}}, "mean attr");
+  check_case({make_node("ReduceMean", 2), 18,
+              {random_tensor({2, 3, 4}, 22), Tensor::from_vector<int64_t>({2}, {0, 2})}, {0}}, "mean input axes");
+  check_case({make_node("ReduceSum", 2, {attr_int("keepdims", 0)}), 13,
+              {random_tensor({2, 3, 4}, 23), Tensor::from_vector<int64_t>({1}, {1})}, {0}}, "sum");
+  check_case({make_node("Softmax", 1, {attr_int("axis", 1)}), 13, {random_tensor({2, 5, 3}, 24, -2, 2)}, {0}}, "softmax");
+  check_case({make_node("LogSoftmax", 1), 13, {random_tensor({3, 6}, 25, -2, 2)}, {0}}, "logsoftmax");
+  check_case({make_node("Softmax", 1, {attr_int("axis", 1)}), 11, {random_tensor({2, 3, 4}, 26, -2, 2)}, {0}},
+             "softmax opset 11 (flattened)");
+}
+
+TEST(GradRules, Conv) {
+  // Plain, strided + padded + dilated, grouped, depthwise, 1-D.
+  check_case({make_node("Conv", 3, {ints("pads", {1, 1, 1, 1})}), 13,
+              {random_tensor({2, 3, 5, 5}, 27), random_tensor({4, 3, 3, 3}, 28), random_tensor({4}, 29)}, {0, 1, 2}},
+             "conv");
+  check_case({make_node("Conv", 2, {ints("pads", {1, 0, 2, 1}), ints("strides", {2, 1}), ints("dilations", {1, 2})}), 13,
+              {random_tensor({1, 2, 7, 6}, 30), random_tensor({3, 2, 3, 2}, 31)}, {0, 1}}, "conv strided dilated");
+  check_case({make_node("Conv", 2, {attr_int("group", 2)}), 13,
+              {random_tensor({2, 4, 4, 4}, 32), random_tensor({6, 2, 2, 2}, 33)}, {0, 1}}, "grouped");
+  check_case({make_node("Conv", 3, {attr_int("group", 3), ints("pads", {1, 1, 1, 1})}), 13,
+              {random_tensor({1, 3, 4, 4}, 34), random_tensor({3, 1, 3, 3}, 35), random_tensor({3}, 36)}, {0, 1, 2}},
+             "depthwise");
+  check_case({make_node("Conv", 2, {ints("pads", {1, 1})}), 13, {random_tensor({2, 2, 6}, 37), random_tensor({3, 2, 3}, 38)},
+              {0, 1}}, "conv1d");
+}
+
+TEST(GradRules, Pooling) {
+  check_case({make_node("MaxPool", 1, {ints("kernel_shape", {2, 2}), ints("strides", {2, 2})}), 13,
+              {distinct({1, 2, 4, 4}, 39)}, {0}}, "maxpool");
+  check_case({make_node("MaxPool", 1, {ints("kernel_shape", {3, 3}), ints("pads", {1, 1, 1, 1}), ints("strides", {2, 2}),
+                                       attr_int("ceil_mode", 1)}), 13,
+              {distinct({1, 2, 6, 6}, 40)}, {0}}, "maxpool padded ceil");
+  for (int include : {0, 1})
+    check_case({make_node("AveragePool", 1, {ints("kernel_shape", {3, 3}), ints("pads", {1, 1, 1, 1}),
+                                             ints("strides", {2, 2}), attr_int("count_include_pad", include),
+                                             attr_int("ceil_mode", 1)}), 13,
+                {random_tensor({1, 2, 6, 6}, 41)}, {0}}, include ? "avgpool include pad" : "avgpool");
+  check_case({make_node("GlobalAveragePool", 1), 13, {random_tensor({2, 3, 3, 2}, 42)}, {0}}, "gap");
+}
+
+TEST(GradRules, Normalization) {
+  check_case({make_node("LayerNormalization", 3, {attr_int("axis", -1)}), 17,
+              {random_tensor({2, 3, 6}, 43), random_tensor({6}, 44), random_tensor({6}, 45)}, {0, 1, 2}, 1}, "layernorm");
+  check_case({make_node("LayerNormalization", 2, {attr_int("axis", 1)}), 17,
+              {random_tensor({2, 3, 4}, 46), random_tensor({3, 4}, 47)}, {0, 1}, 1}, "layernorm 2 axes");
+  Tensor x = random_tensor({3, 2, 2, 2}, 48), g = random_tensor({2}, 49), b = random_tensor({2}, 50);
+  Tensor m = random_tensor({2}, 51), v = random_tensor({2}, 52, 0.5f, 1.5f);
+  check_case({make_node("BatchNormalization", 5), 15, {x, g, b, m, v}, {0, 1, 2}}, "batchnorm inference");
+  check_case({make_node("BatchNormalization", 5, {attr_int("training_mode", 1)}, 3), 15, {x, g, b, m, v}, {0, 1, 2}, 1},
+             "batchnorm training");
+}
+
+TEST(GradRules, DataMovement) {
+  Tensor x = random_tensor({2, 3, 4}, 53);
+  check_case({make_node("Reshape", 2), 14, {x, Tensor::from_vector<int64_t>({2}, {4, 6})}, {0}}, "reshape");
+  check_case({make_node("Flatten", 1), 13, {x}, {0}}, "flatten");
+  check_case({make_node("Transpose", 1, {ints("perm", {2, 0, 1})}), 13, {x}, {0}}, "transpose");
+  check_case({make_node("Unsqueeze", 2), 13, {x, Tensor::from_vector<int64_t>({1}, {1})}, {0}}, "unsqueeze");
+  check_case({make_node("Squeeze", 2), 13, {random_tensor({2, 1, 3}, 54), Tensor::from_vector<int64_t>({1}, {1})}, {0}},
+             "squeeze");
+  check_case({make_node("Slice", 5), 13,
+              {x, Tensor::from_vector<int64_t>({2}, {0, 3}), Tensor::from_vector<int64_t>({2}, {2, 0}),
+               Tensor::from_vector<int64_t>({2}, {1, 2}), Tensor::from_vector<int64_t>({2}, {1, -2})}, {0}}, "slice");
+  check_case({make_node("Gather", 2, {attr_int("axis", 1)}), 13,
+              {x, Tensor::from_vector<int64_t>({4}, {2, 0, 2, -1})}, {0}}, "gather with repeats");
+  check_case({make_node("Concat", 2, {attr_int("axis", 1)}), 13, {x, random_tensor({2, 2, 4}, 55)}, {0, 1}}, "concat");
+  check_case({make_node("Split", 2, {attr_int("axis", 2)}, 2), 13, {x, Tensor::from_vector<int64_t>({2}, {1, 3})}, {0}},
+             "split");
+  check_case({make_node("Expand", 2), 13, {random_tensor({3, 1}, 56), Tensor::from_vector<int64_t>({3}, {2, 3, 4})}, {0}},
+             "expand");
+  check_case({make_node("Pad", 3), 13,
+              {random_tensor({2, 3}, 57), Tensor::from_vector<int64_t>({4}, {1, 0, 0, 2}), Tensor::scalar<float>(0.5f)},
+              {0}}, "pad");
+  check_case({make_node("Identity", 1), 13, {x}, {0}}, "identity");
+  check_case({make_node("Dropout", 1), 13, {x}, {0}}, "dropout (inference)");
+}
+
+// FakeQuant, where finite differences apply: outside the grid the output is s * (qmin - z) or s * (qmax - z),
+// smooth in s and flat in x. Inside it, the rule's dy/dx = 1 and dy/ds = round(v) - v are the straight-through and
+// LSQ estimators, not derivatives (the true ones are 0 and round(v)); FakeQuantEstimators checks them exactly.
+TEST(GradRules, FakeQuantClippedRegion) {
+  Tensor x = Tensor::from_vector<float>({6}, {-3.f, -1.2f, -0.95f, 0.83f, 1.4f, 9.f});
+  Node n = make_node("FakeQuant", 3, {attr_int("qmin", -8), attr_int("qmax", 7)}, 1, "lowbit");
+  check_case({n, 1, {x, Tensor::from_vector<float>({1}, {0.1f}), Tensor::from_vector<float>({1}, {0.f})}, {0, 1}},
+             "per-tensor");
+  Node pc = make_node("FakeQuant", 3, {attr_int("qmin", 0), attr_int("qmax", 15), attr_int("axis", 0)}, 1, "lowbit");
+  Tensor w = Tensor::from_vector<float>({2, 3}, {-0.5f, 1.93f, 2.5f, -0.4f, 0.71f, 0.9f});
+  check_case({pc, 1, {w, Tensor::from_vector<float>({2}, {0.1f, 0.05f}), Tensor::from_vector<float>({2}, {2.f, 3.f})},
+              {0, 1}}, "per-channel asymmetric");
+}
+
+// The zero point's gradient (straight-through through its rounding) is -s per clipped element times the output
+// gradient, and nothing from elements inside the grid: checked exactly on hand-made values.
+TEST(GradRules, FakeQuantEstimators) {
+  Node n = make_node("FakeQuant", 3, {attr_int("qmin", 0), attr_int("qmax", 3), attr_float("grad_scale", 0.5f)}, 1,
+                     "lowbit");
+  Tensor x = Tensor::from_vector<float>({4}, {-1.f, 0.1f, 0.24f, 5.f}), s = Tensor::from_vector<float>({1}, {0.5f});
+  Tensor z = Tensor::from_vector<float>({1}, {1.2f});  // rounds to 1: grid covers [-0.5, 1.0]
+  std::vector<Tensor> ins{x, s, z};
+  auto outs = eval_node(n, 1, ins);
+  EXPECT_EQ(outs[0].to_f64(), (std::vector<double>{-0.5, 0.0, 0.0, 1.0}));
+  Tensor gy = Tensor::from_vector<float>({4}, {1.f, 2.f, 3.f, 4.f});
+  std::vector<const Tensor*> p{&ins[0], &ins[1], &ins[2]};
+  std::vector<Tensor> gouts{gy};
+  std::vector<char> need{1, 1, 1};
+  train::GradContext ctx{n, 1, p, outs, gouts, need};
+  auto g = train::find_grad_rule("lowbit", "FakeQuant")(ctx);
+  EXPECT_EQ(g[0].to_f64(), (std::vector<double>{0, 2, 3, 0}));
+  // ds: below: (0 - 1) * 1; inside: (round(0.2) - 0.2) * 2 and (round(0.48) - 0.48) * 3; above: (3 - 1) * 4.
+  double ds = (0 - 1) * 1 + (0 - 0.2) * 2 + (0 - 0.48) * 3 + (3 - 1) * 4;
+  EXPECT_NEAR(g[1].to_f64()[0], 0.5 * ds, 1e-6);
+  EXPECT_NEAR(g[2].to_f64()[0], 0.5 * (-0.5 * 1 - 0.5 * 4), 1e-6);
+}
+
+// Every op type of the zoo models (after BatchNormalization folding) has a rule.
+TEST(GradRules, CoverTheZoo) {
+  for (const char* op : {"Conv", "Relu", "Add", "GlobalAveragePool", "Flatten", "Gemm", "Clip", "MaxPool", "Concat",
+                         "Identity", "Reshape", "Transpose", "ReduceMean", "Sub", "Pow", "Sqrt", "Div", "Mul", "Gather",
+                         "MatMul", "Unsqueeze", "Softmax", "Erf", "Slice", "BatchNormalization", "LayerNormalization"})
+    EXPECT_NE(train::find_grad_rule("", op), nullptr) << op;
+}
+
+}  // namespace
+}  // namespace lowbit
