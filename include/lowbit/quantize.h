@@ -82,6 +82,8 @@ struct EvalOptions {
 // and the data's describe() when the data does not fit the model's input.
 EvalResult evaluate(const Model& model, DataSource& data, const EvalOptions& opt = {});
 
+struct QatOptions;
+
 class QuantizedModel {
  public:
   QuantizedModel();
@@ -114,6 +116,7 @@ class QuantizedModel {
 
  private:
   friend QuantizedModel quantize(const Model&, DataSource*, QuantConfig, const QuantizeOptions&);
+  friend QuantizedModel qat(const Model&, DataSource&, DataSource*, QuantConfig, const QatOptions&);
   struct State;
   std::unique_ptr<State> s_;
 };

@@ -5,6 +5,7 @@
 
 #include "analysis/report.h"
 #include "api/progress.h"
+#include "api/quantize_state.h"
 #include "ir/onnx_io.h"
 #include "ir/opset.h"
 #include "lowbit/lowbit.h"
@@ -35,16 +36,6 @@ ProgressFn console_progress() {
   };
 }
 
-struct QuantizedModel::State {
-  Model original, prepared;
-  QuantConfig cfg;
-  quant::PrepareStats prep;
-  quant::QuantSimPlan plan;
-  std::vector<ptq::StepLog> logs;
-  std::vector<std::string> notes;
-  mutable std::unique_ptr<Model> qdq;
-  mutable int int32_biases = 0;
-};
 
 QuantizedModel::QuantizedModel() : s_(std::make_unique<State>()) {}
 QuantizedModel::~QuantizedModel() = default;

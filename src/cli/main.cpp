@@ -131,6 +131,51 @@ int main(int argc, char** argv) {
   ca->add_option("--weight-range", an.q.weight_range, "Weight range: minmax or mse");
   ca->add_option("--pipeline", an.q.pipeline, "standard: analyze the model after the standard PTQ pipeline");
   ca->add_flag("--cle,!--no-cle", an.q.cle, "Cross-layer equalization on/off");
+  lowbit::cli::QatArgs qt;
+  auto* cqt = app.add_subcommand("qat", "Quantization-aware training: PTQ initialisation, training with quantizers "
+                                        "in the loop, then the same QDQ export as quantize");
+  cqt->add_option("model", qt.q.model, "FP32 ONNX model")->required();
+  cqt->add_option("-o,--output", qt.q.output, "Trained QDQ ONNX model to write")->required()->check(kNonEmptyPath);
+  qt.q.data.batch_size = 64;
+  add_data_options(cqt, qt.q.data, kSpecHelp, "Training rows kept (a seeded random subset; default all)");
+  cqt->get_option("--data")->required();
+  cqt->add_option("--val", qt.val, "Validation data spec, evaluated after each epoch (e.g. fashion-mnist:test)");
+  cqt->add_option("--val-samples", qt.val_samples, "Validation samples (a seeded subset; default all)")
+      ->check(CLI::PositiveNumber);
+  cqt->add_option("--calib-samples", qt.calib_samples, "Training rows that set the initial ranges")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cqt->add_option("--epochs", qt.epochs, "Epochs")->capture_default_str()->check(CLI::PositiveNumber);
+  cqt->add_option("--steps-per-epoch", qt.steps_per_epoch, "Stop each epoch after this many steps (default: a full pass)")
+      ->check(CLI::PositiveNumber);
+  cqt->add_option("--method", qt.method, "ste (scales fixed), lsq (learned scales) or lsq+ (scales and offsets)")
+      ->capture_default_str();
+  cqt->add_option("--bn-fold", qt.bn_fold, "BatchNorm folding strategy (MQBench 0-4; 0 = fold running statistics once)")
+      ->capture_default_str();
+  cqt->add_option("--optimizer", qt.optimizer, "sgd, adam or adamw")->capture_default_str();
+  cqt->add_option("--lr", qt.lr, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  cqt->add_option("--quant-lr", qt.quant_lr, "Learning-rate multiplier for scales and offsets")->capture_default_str();
+  cqt->add_option("--momentum", qt.momentum, "SGD momentum")->capture_default_str();
+  cqt->add_flag("--nesterov", qt.nesterov, "SGD with Nesterov momentum");
+  cqt->add_option("--weight-decay", qt.weight_decay, "Weight decay (L2; decoupled with adamw)")->capture_default_str();
+  cqt->add_option("--schedule", qt.schedule, "constant, step or cosine")->capture_default_str();
+  cqt->add_option("--warmup", qt.warmup, "Linear warm-up steps")->capture_default_str();
+  cqt->add_option("--distill", qt.distill, "Weight of the distillation loss against the FP32 model (0-1)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cqt->add_option("--temperature", qt.temperature, "Distillation temperature")->capture_default_str();
+  cqt->add_option("--checkpoint", qt.checkpoint, "Write a checkpoint (.npz) after every epoch")->check(kNonEmptyPath);
+  cqt->add_flag("--resume", qt.resume, "Continue from --checkpoint");
+  cqt->add_option("--config", qt.q.config, "Quantization config JSON");
+  cqt->add_option("--profile", qt.q.profile, "Hardware profile name or JSON file (see quantize --help)");
+  cqt->add_option("--weights", qt.q.weights, "Weight bit width, e.g. w4");
+  cqt->add_option("--acts", qt.q.acts, "Activation bit width, e.g. a4");
+  auto* qpt = cqt->add_flag("--per-tensor", qt.q.per_tensor, "Per-tensor weight quantization");
+  auto* qpc = cqt->add_flag("--per-channel", qt.q.per_channel, "Per-channel weight quantization (default)");
+  qpt->excludes(qpc);
+  cqt->add_option("--range", qt.q.range, "Initial activation ranges (default mse)");
+  cqt->add_option("--weight-range", qt.q.weight_range, "Initial weight ranges: minmax or mse (default mse)");
+  cqt->add_option("--pipeline", qt.q.pipeline, "standard: start from the standard PTQ pipeline");
+  cqt->add_flag("--cle,!--no-cle", qt.q.cle, "Cross-layer equalization before training on/off");
+  cqt->add_option("--save-encodings", qt.q.save_encodings, "Also write the trained encodings to this JSON file");
   lowbit::cli::BenchArgs bn;
   auto* cb = app.add_subcommand("bench", "Time FP32 inference in-process (warm-up, median and p90, images/s, peak "
                                          "memory; per-op profile) and print JSON");
@@ -165,6 +210,7 @@ int main(int argc, char** argv) {
     if (*cq) return lowbit::cli::cmd_quantize(qa);
     if (*ca) return lowbit::cli::cmd_analyze(an);
     if (*cb) return lowbit::cli::cmd_bench(bn);
+    if (*cqt) return lowbit::cli::cmd_qat(qt);
     if (*ce) {
       return lowbit::cli::cmd_eval(ev);
     }
