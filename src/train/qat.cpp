@@ -174,7 +174,7 @@ constexpr const char* kParam = "param/";
 constexpr const char* kOpt = "opt/";
 
 void save_checkpoint(const std::string& path, const Tape& tape, const QatGraph& g, const Optimizer& opt, int epochs_done,
-                     QatMethod method) {
+                     const QatOptions& o) {
   std::map<std::string, Tensor> a;
   for (auto& w : g.weights) a[kParam + w] = tape.model().graph.initializers.at(w);
   for (auto& fq : g.quantizers) {
@@ -183,18 +183,22 @@ void save_checkpoint(const std::string& path, const Tape& tape, const QatGraph& 
   }
   for (auto& [k, v] : opt.state()) a[kOpt + k] = v;
   a["epochs_done"] = Tensor::scalar<int64_t>(epochs_done);
-  a["method"] = Tensor::scalar<int64_t>((int64_t)method);
+  a["method"] = Tensor::scalar<int64_t>((int64_t)o.method);
+  a["epochs"] = Tensor::scalar<int64_t>(o.epochs);  // the schedule's length: a resumed run must plan the same
   save_npz(path, a);  // written to a temporary file and renamed: never half-written
 }
 
-int load_checkpoint(const std::string& path, Tape& tape, const QatGraph& g, Optimizer& opt, QatMethod method) {
+int load_checkpoint(const std::string& path, Tape& tape, const QatGraph& g, Optimizer& opt, const QatOptions& o) {
   auto a = load_npz(path);
   auto get = [&](const std::string& k) -> const Tensor& {
     auto it = a.find(k);
     check(it != a.end(), path, ": not a checkpoint of this training (no '", k, "')");
     return it->second;
   };
-  check(get("method").to_i64().at(0) == (int64_t)method, path, ": the checkpoint was trained with another --method");
+  check(get("method").to_i64().at(0) == (int64_t)o.method, path, ": the checkpoint was trained with another --method");
+  int64_t planned = get("epochs").to_i64().at(0);
+  check(planned == o.epochs, path, ": the checkpoint belongs to a run of --epochs ", planned, " (the learning-rate "
+        "schedule spans them); resume with the same --epochs");
   std::vector<std::string> names = g.weights;
   for (auto& fq : g.quantizers) names.push_back(fq.scale), names.push_back(fq.offset);
   for (auto& n : names) {
@@ -234,7 +238,7 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
   if (o.resume) {
     check(!o.checkpoint.empty(), "--resume needs a checkpoint path");
     check(std::filesystem::exists(o.checkpoint), "--resume: no checkpoint at '", o.checkpoint, "'");
-    start = load_checkpoint(o.checkpoint, tape, g, opt, o.method);
+    start = load_checkpoint(o.checkpoint, tape, g, opt, o);
     check(start <= o.epochs, o.checkpoint, ": the checkpoint has ", start, " epochs, more than --epochs ", o.epochs);
   }
   std::set<std::string> wrt(g.weights.begin(), g.weights.end());
@@ -292,9 +296,10 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
     log.loss = loss_sum / (double)per_epoch;
     log.train_top1 = 100.0 * (double)correct / (double)log.images;
     if (validate) log.val_top1 = validate(tape.model());
-    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, tape, g, opt, epoch + 1, o.method);
+    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, tape, g, opt, epoch + 1, o);
     if (on_epoch) on_epoch(log);
     logs.push_back(log);
+    if (o.stop_after > 0 && epoch + 1 >= o.stop_after) break;
   }
   g.model = tape.model();
   return logs;

@@ -66,6 +66,7 @@ struct QatOptions {
   uint64_t seed = 0;
   std::string checkpoint;       // written atomically after every epoch when set
   bool resume = false;          // continue from `checkpoint` (its epoch count and the optimizer state)
+  int stop_after = 0;           // end after this many epochs of the `epochs` planned (0: all): train in parts
 };
 
 struct QatProgress {

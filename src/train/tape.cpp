@@ -94,7 +94,10 @@ std::map<std::string, Tensor> Tape::backward(const std::map<std::string, Tensor>
     if (!any_out) continue;
     std::vector<char> need(n.inputs.size(), 0);
     bool any_in = false;
-    for (size_t k = 0; k < n.inputs.size(); ++k) any_in = any_in || (need[k] = !n.inputs[k].empty() && live.count(n.inputs[k]));
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      need[k] = !n.inputs[k].empty() && live.count(n.inputs[k]);
+      any_in = any_in || need[k];
+    }
     if (!any_in) continue;
     GradRule rule = find_grad_rule(n.domain, n.op_type);
     check(rule != nullptr, "no gradient rule for ", n.op_type, " (", n.describe(), "), which lies between a trained "
