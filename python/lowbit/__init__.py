@@ -23,7 +23,7 @@ from ._lowbit import (ArraySource, DataSource, Error, EvalResult, Model, Profile
 from . import _lowbit
 
 __all__ = ["ArraySource", "DataSource", "Error", "Model", "Profile", "QuantConfig", "QuantizedModel", "Session",
-           "__version__", "analyze", "config", "data", "evaluate", "load_profile", "lower", "profile_names", "quantize"]
+           "__version__", "analyze", "config", "data", "evaluate", "load_profile", "lower", "profile_names", "qat", "quantize"]
 
 
 class _IterableSource:
@@ -180,6 +180,63 @@ def quantize(model, data=None, config=None, *, profile=None, weights: int = None
     if edits:
         cfg = globals()["config"](cfg, **edits)
     return _lowbit._quantize(model, src, cfg, profile, load_encodings or "", strict, progress)
+
+
+def qat(model, data, val=None, config=None, *, profile=None, weights: int = None, acts: int = None,
+        per_tensor: bool = None, range: str = None, weight_range: str = None, pipeline: str = None,
+        method: str = "lsq", epochs: int = 1, batch_size: int = 64, steps_per_epoch: int = 0,
+        optimizer: str = "adam", lr: float = 1e-4, quant_lr: float = 1.0, momentum: float = 0.9,
+        nesterov: bool = False, weight_decay: float = 0.0, schedule: str = "cosine", warmup: int = 0,
+        distill: float = 0.0, temperature: float = 1.0, seed: int = 0, checkpoint: str = "", resume: bool = False,
+        stop_after: int = 0, calib_samples: int = 1000, train_samples: int = -1, progress=True, on_epoch=None,
+        **data_options) -> QuantizedModel:
+    """Quantization-aware training (`lowbit qat`): PTQ sets the starting quantizers (MSE ranges unless `config`,
+    `profile` or range/weight_range say otherwise), then weights and quantizers train on `data` (labelled; a spec
+    string, a DataSource or an iterable of (inputs, labels)), validated on `val` after each epoch. Returns the same
+    QuantizedModel as quantize(): export_qdq, save_encodings, evaluate. The keywords mirror the CLI flags.
+    `progress`: True (a bar on stderr), False, or a callable(dict); `on_epoch`: a callable(dict) after each epoch."""
+    if not isinstance(model, Model):
+        model = Model.load(str(model))
+    data_options.setdefault("batch_size", batch_size)
+    src = globals()["data"](data, model, **data_options)
+    vsrc = None
+    if val is not None:
+        vopts = {k: v for k, v in data_options.items() if k != "num_samples"}
+        vsrc = globals()["data"](val, model, **vopts)
+    if profile is not None and not isinstance(profile, Profile):
+        profile = load_profile(str(profile))
+    cfg = globals()["config"](config, over=profile.config if profile is not None else None)
+    if pipeline == "standard":
+        cfg.apply_standard_pipeline(True)
+    elif pipeline not in (None, "none"):
+        raise Error("pipeline '%s': expected standard or none" % pipeline)
+    if config is None and profile is None:
+        range = range or "mse"
+        weight_range = weight_range or "mse"
+    w, a = {}, {}
+    if weights is not None:
+        w["bits"] = int(weights)
+    if acts is not None:
+        a["bits"] = int(acts)
+    w.update(_granularity(per_tensor, None))
+    if range is not None:
+        a["range"] = range
+    if weight_range is not None:
+        w["range"] = weight_range
+    edits = {}
+    if w:
+        edits["weights"] = w
+    if a:
+        edits["activations"] = a
+    if edits:
+        cfg = globals()["config"](cfg, **edits)
+    opts = dict(method=method, epochs=int(epochs), batch_size=int(batch_size), steps_per_epoch=int(steps_per_epoch),
+                optimizer=optimizer, lr=float(lr), quant_lr=float(quant_lr), momentum=float(momentum),
+                nesterov=bool(nesterov), weight_decay=float(weight_decay), schedule=schedule, warmup=int(warmup),
+                distill=float(distill), temperature=float(temperature), seed=int(seed), checkpoint=str(checkpoint),
+                resume=bool(resume), stop_after=int(stop_after), calib_samples=int(calib_samples),
+                train_samples=int(train_samples))
+    return _lowbit._qat(model, src, vsrc, cfg, profile, opts, progress, on_epoch)
 
 
 def evaluate(model, data, *, reference=None, progress=True, **data_options) -> dict:

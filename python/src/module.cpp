@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "analysis/report.h"
+#include "api/progress.h"
 #include "lowbit/lowbit.h"
 
 namespace py = pybind11;
@@ -371,6 +372,71 @@ PYBIND11_MODULE(_lowbit, m) {
     o.progress = progress_arg(progress);
     py::gil_scoped_release r;
     return quantize(model, s.ptr, cfg, o);
+  });
+  // QAT: the options as a dict of the CLI's names (lowbit/__init__.py fills it); `progress` True (a bar on stderr),
+  // False, or a callable(dict); `on_epoch` None or a callable(dict).
+  m.def("_qat", [](const Model& model, py::object train_data, py::object val_data, const QuantConfig& cfg,
+                   const Profile* profile, const py::dict& o, py::object progress, py::object on_epoch) {
+    SourceArg tr = source_arg(train_data), va = source_arg(val_data);
+    check(tr.ptr != nullptr, "qat needs training data");
+    QatOptions q;
+    q.profile = profile;
+    train::QatOptions& t = q.train;
+    t.method = train::parse_qat_method(o["method"].cast<std::string>());
+    t.epochs = o["epochs"].cast<int>();
+    t.batch_size = o["batch_size"].cast<int64_t>();
+    t.steps_per_epoch = o["steps_per_epoch"].cast<int64_t>();
+    t.optim.kind = train::parse_optim(o["optimizer"].cast<std::string>());
+    t.optim.lr = o["lr"].cast<double>();
+    t.optim.momentum = o["momentum"].cast<double>();
+    t.optim.nesterov = o["nesterov"].cast<bool>();
+    t.optim.weight_decay = o["weight_decay"].cast<double>();
+    t.quant_lr_scale = o["quant_lr"].cast<double>();
+    t.schedule.kind = train::parse_schedule(o["schedule"].cast<std::string>());
+    t.schedule.warmup_steps = o["warmup"].cast<int64_t>();
+    t.distill = o["distill"].cast<double>();
+    t.temperature = o["temperature"].cast<double>();
+    t.seed = o["seed"].cast<uint64_t>();
+    t.checkpoint = o["checkpoint"].cast<std::string>();
+    t.resume = o["resume"].cast<bool>();
+    t.stop_after = o["stop_after"].cast<int>();
+    q.calib_samples = o["calib_samples"].cast<int64_t>();
+    q.train_samples = o["train_samples"].cast<int64_t>();
+    bool bar = py::isinstance<py::bool_>(progress) && progress.cast<bool>();
+    if (bar) {
+      q.ptq_progress = console_progress();
+      auto line = std::make_shared<std::unique_ptr<Progress>>();
+      q.progress = [line](const QatProgress& p) {
+        if (!*line || p.step == 1)
+          *line = std::make_unique<Progress>("epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs), p.steps);
+        char loss[48];
+        std::snprintf(loss, sizeof loss, "loss %.4f", p.loss);
+        (*line)->update(p.step, loss, p.images_per_second, " images/s");
+      };
+    } else if (!progress.is_none() && !py::isinstance<py::bool_>(progress)) {
+      auto fn = std::make_shared<py::object>(progress);
+      q.progress = [fn](const QatProgress& p) {
+        py::gil_scoped_acquire g;
+        py::dict d;
+        d["epoch"] = p.epoch, d["epochs"] = p.epochs, d["step"] = p.step, d["steps"] = p.steps, d["loss"] = p.loss;
+        d["images_per_second"] = p.images_per_second;
+        (*fn)(d);
+      };
+    }
+    if (!on_epoch.is_none()) {
+      auto fn = std::make_shared<py::object>(on_epoch);
+      q.on_epoch = [fn](const EpochLog& e) {
+        py::gil_scoped_acquire g;
+        py::dict d;
+        d["epoch"] = e.epoch, d["steps"] = e.steps, d["images"] = e.images, d["loss"] = e.loss;
+        d["train_top1"] = e.train_top1, d["seconds"] = e.seconds, d["images_per_second"] = e.images_per_second;
+        d["saved_bytes"] = e.saved_bytes;
+        if (e.val_top1 >= 0) d["val_top1"] = e.val_top1;
+        (*fn)(d);
+      };
+    }
+    py::gil_scoped_release r;
+    return qat(model, *tr.ptr, va.ptr, cfg, q);
   });
   m.def("_evaluate", [](const Model& model, py::object data, const Model* reference, py::object progress) {
     SourceArg s = source_arg(data);

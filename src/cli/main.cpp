@@ -164,6 +164,9 @@ int main(int argc, char** argv) {
   cqt->add_option("--temperature", qt.temperature, "Distillation temperature")->capture_default_str();
   cqt->add_option("--checkpoint", qt.checkpoint, "Write a checkpoint (.npz) after every epoch")->check(kNonEmptyPath);
   cqt->add_flag("--resume", qt.resume, "Continue from --checkpoint");
+  cqt->add_flag("--profile-ops", qt.profile_ops, "Print the forward and reverse seconds per op type after each epoch");
+  cqt->add_option("--stop-after", qt.stop_after, "End after this many of the --epochs (continue later with --resume)")
+      ->check(CLI::PositiveNumber);
   cqt->add_option("--config", qt.q.config, "Quantization config JSON");
   cqt->add_option("--profile", qt.q.profile, "Hardware profile name or JSON file (see quantize --help)");
   cqt->add_option("--weights", qt.q.weights, "Weight bit width, e.g. w4");

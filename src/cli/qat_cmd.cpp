@@ -1,4 +1,5 @@
 // lowbit qat: parses nothing itself (main.cpp does), calls lowbit::qat() and prints its progress and summary.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -57,6 +58,8 @@ int cmd_qat(const QatArgs& a) {
   t.seed = a.q.data.seed;
   t.checkpoint = a.checkpoint;
   t.resume = a.resume;
+  t.stop_after = a.stop_after;
+  t.profile_ops = a.profile_ops;
   std::unique_ptr<Progress> bar;
   int bar_epoch = -1;
   o.progress = [&](const QatProgress& p) {
@@ -64,13 +67,24 @@ int cmd_qat(const QatArgs& a) {
       bar = std::make_unique<Progress>("epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs), p.steps);
       bar_epoch = p.epoch;
     }
-    bar->update(p.step);
+    char loss[48];
+    std::snprintf(loss, sizeof loss, "loss %.4f", p.loss);
+    bar->update(p.step, loss, p.images_per_second, " images/s");
   };
-  o.on_epoch = [](const EpochLog& e) {
+  o.on_epoch = [&a](const EpochLog& e) {
     std::printf("epoch %d: loss %.4f, train top-1 %.2f %%", e.epoch, e.loss, e.train_top1);
     if (e.val_top1 >= 0) std::printf(", validation top-1 %.2f %%", e.val_top1);
     std::printf(", %.0f images/s, %.1f s, saved activations %.1f MiB\n", e.images_per_second, e.seconds,
                 (double)e.saved_bytes / (1024.0 * 1024.0));
+    if (a.profile_ops) {
+      std::vector<std::pair<double, std::string>> rows;
+      for (auto& [op, t] : e.op_seconds) rows.push_back({t.first + t.second, op});
+      std::sort(rows.rbegin(), rows.rend());
+      for (auto& [total, op] : rows) {
+        auto& t = e.op_seconds.at(op);
+        std::printf("  %-22s forward %7.2f s  reverse %7.2f s\n", op.c_str(), t.first, t.second);
+      }
+    }
     std::fflush(stdout);
   };
   QuantizedModel q = qat(model, *train, val.get(), cfg, o);

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "kernels/conv.h"
+#include "kernels/fake_quant.h"
 #include "kernels/requantize.h"
 #include "runtime/conv_geom.h"
 #include "runtime/op_util.h"
@@ -310,7 +311,7 @@ Outs op_IntMatMul(const OpContext& c) {
 // lowbit.FakeQuant(x, scale, zero_point) -> y: the quantizer of quantization-aware training, one op whose arithmetic
 // is QuantizeLinear followed by DequantizeLinear (and the Clip the QDQ export adds for a grid narrower than its
 // container), so that a trained model and its QDQ export give the same values:
-//   q = clamp(nearbyint(x / s) + nearbyint(z), qmin, qmax),  y = (q - nearbyint(z)) * s
+//   q = clamp(nearbyint(x / s) + z', qmin, qmax),  y = (q - z') * s,  z' = clamp(nearbyint(z), qmin, qmax)
 // x / s in float32, ties to even; NaN gives the zero point. Attributes: qmin, qmax (the grid), axis (the channel
 // axis when scale has more than one value), grad_scale (LSQ's gradient scale, read by the gradient rule only).
 // The zero point is a float (a learnable offset); it is rounded where it is used.
@@ -326,19 +327,15 @@ Outs op_FakeQuant(const OpContext& c) {
   const float* pz = zp.data<float>();
   for (int64_t i = 0; i < scale.numel(); ++i)
     check(ps[i] > 0 && std::isfinite(ps[i]), c.where(), ": scale ", i, " is ", ps[i], "; scales must be positive");
+  // [outer, channels, inner] around the channel axis (one channel for per-tensor).
+  int64_t channels = scale.numel(), inner = ax.per_axis ? ax.inner : x.numel(), outer = 1;
+  if (ax.per_axis) outer = x.numel() / std::max<int64_t>(1, channels * inner);
+  std::vector<float> zr((size_t)channels);
+  for (int64_t k = 0; k < channels; ++k)  // the zero point rounded and kept on the grid, as the export stores it
+    zr[(size_t)k] = std::min(std::max(std::nearbyint(pz[k]), (float)qmin), (float)qmax);
   Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
-  const float* px = x.data<float>();
-  float* py = y.data<float>();
-  float lo = (float)qmin, hi = (float)qmax;
-#pragma omp parallel for schedule(static) if (x.numel() > 65536)
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    int64_t k = ax(i);
-    float z = std::nearbyint(pz[k]);
-    float v = px[i] / ps[k];
-    float q = std::isnan(v) ? z : std::nearbyint(v) + z;
-    q = std::min(std::max(q, lo), hi);
-    py[i] = (q - z) * ps[k];
-  }
+  if (x.numel() > 0)
+    fake_quant_f32(x.data<float>(), y.data<float>(), outer, channels, inner, ps, zr.data(), (float)qmin, (float)qmax);
   return {y};
 }
 

@@ -5,8 +5,10 @@
 #include <omp.h>
 
 #include "kernels/broadcast.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "runtime/conv_geom.h"
+#include "train/conv_backward_dnnl.h"
 #include "train/grad.h"
 
 namespace lowbit::train {
@@ -82,6 +84,22 @@ Grads g_Conv(const GradContext& c) {
   int64_t K = q.k[0] * q.k[1] * q.k[2], S = q.in[0] * q.in[1] * q.in[2], O = q.out[0] * q.out[1] * q.out[2];
   int64_t rows = Cg * K;
   bool want_x = c.wants(0), want_w = c.wants(1), want_b = c.has(2) && c.wants(2);
+  if (fast_kernels_enabled() && N > 0)
+    if (auto fast = DnnlConvBackward::get(g, c.has(2))) {
+      Grads r(c.ins.size());
+      if (want_x) {
+        r[0] = Tensor::uninitialized(DType::Float32, x.shape());
+        fast->data(gy.data<float>(), w.data<float>(), r[0].data<float>());
+      }
+      if (want_w || want_b) {
+        Tensor gw = Tensor::uninitialized(DType::Float32, w.shape());
+        Tensor gb = c.has(2) ? Tensor::uninitialized(DType::Float32, {g.out_ch}) : Tensor();
+        fast->weights(x.data<float>(), gy.data<float>(), gw.data<float>(), gb.defined() ? gb.data<float>() : nullptr);
+        if (want_w) r[1] = gw;
+        if (want_b) r[2] = gb;
+      }
+      return r;
+    }
   Tensor gx = want_x ? Tensor(DType::Float32, x.shape()) : Tensor();
   int threads = omp_get_max_threads();
   // Weight gradients per thread, summed at the end (images run in parallel).

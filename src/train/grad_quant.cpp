@@ -4,8 +4,12 @@
 //   below (q < qmin): dy/dx = 0, dy/ds = qmin - z, dy/dzp = -s;  above (q > qmax): the same with qmax.
 // The scale's gradient is multiplied by the node's grad_scale attribute (LSQ: 1 / sqrt(N * qmax)); the zero point
 // is rounded with a straight-through estimator, so it learns as a real number (LSQ+).
-#include <cmath>
+#include <omp.h>
 
+#include <cmath>
+#include <vector>
+
+#include "kernels/fake_quant.h"
 #include "train/grad.h"
 
 namespace lowbit::train {
@@ -15,42 +19,57 @@ namespace {
 std::vector<Tensor> g_FakeQuant(const GradContext& c) {
   const Tensor& x = c.in(0);
   Tensor scale = c.in(1), zp = c.in(2);
-  int64_t qmin = c.node.attr_int("qmin", 0), qmax = c.node.attr_int("qmax", 255);
+  float qmin = (float)c.node.attr_int("qmin", 0), qmax = (float)c.node.attr_int("qmax", 255);
   float gscale = c.node.attr_float("grad_scale", 1.f);
-  int64_t S = scale.numel(), inner = 1;
+  int64_t S = scale.numel(), inner = x.numel(), outer = 1;
   if (S > 1) {
     int64_t axis = c.node.attr_int("axis", 1);
     if (axis < 0) axis += x.rank();
     check(axis >= 0 && axis < x.rank() && x.dim((int)axis) == S, c.where(), ": ", S, " scales do not match axis ", axis);
+    inner = 1;
     for (int d = (int)axis + 1; d < x.rank(); ++d) inner *= x.dim(d);
+    outer = x.numel() / std::max<int64_t>(1, S * inner);
   }
   Tensor g = c.gout(0);
   const float* px = x.data<float>();
   const float* pg = g.data<float>();
   const float* ps = scale.data<float>();
-  const float* pz = zp.data<float>();
+  std::vector<float> z((size_t)S);
+  for (int64_t k = 0; k < S; ++k) z[(size_t)k] = std::min(std::max(std::nearbyint(zp.data<float>()[k]), qmin), qmax);
   Tensor gx = c.wants(0) ? Tensor::uninitialized(DType::Float32, x.shape()) : Tensor();
   float* pgx = gx.defined() ? gx.data<float>() : nullptr;
-  std::vector<double> gs((size_t)S, 0.0), gz((size_t)S, 0.0);
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    int64_t k = S > 1 ? (i / inner) % S : 0;
-    float z = std::nearbyint(pz[k]);
-    float v = px[i] / ps[k];
-    float q = std::nearbyint(v) + z;
-    if (std::isnan(v)) {
-      if (pgx) pgx[i] = 0.f;
-      continue;
+  // Per-thread partial sums of the scale and zero-point gradients, added in thread order (deterministic).
+  int threads = omp_get_max_threads();
+  std::vector<double> part_s((size_t)(threads * S), 0.0), part_z((size_t)(threads * S), 0.0);
+  int64_t rows = outer * S;
+#pragma omp parallel for schedule(static) if (rows * inner > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t k = r % S;
+    int t = omp_get_thread_num();
+    float sk = ps[k], zk = z[(size_t)k];
+    double acc_s = 0, acc_z = 0;
+    for (int64_t i = r * inner; i < (r + 1) * inner; ++i) {
+      float v = scaled_clamped(px[i], sk);
+      if (v != v) {
+        if (pgx) pgx[i] = 0.f;
+        continue;
+      }
+      float rv = round_half_even_small(v), q = rv + zk;
+      if (q < qmin || q > qmax) {
+        if (pgx) pgx[i] = 0.f;
+        acc_s += (double)pg[i] * ((q < qmin ? qmin : qmax) - zk);
+        acc_z -= (double)pg[i] * sk;
+      } else {
+        if (pgx) pgx[i] = pg[i];
+        acc_s += (double)pg[i] * (rv - v);
+      }
     }
-    if (q < (float)qmin || q > (float)qmax) {
-      float edge = q < (float)qmin ? (float)qmin : (float)qmax;
-      if (pgx) pgx[i] = 0.f;
-      gs[(size_t)k] += (double)pg[i] * (edge - z);
-      gz[(size_t)k] -= (double)pg[i] * ps[k];
-    } else {
-      if (pgx) pgx[i] = pg[i];
-      gs[(size_t)k] += (double)pg[i] * (std::nearbyint(v) - v);
-    }
+    part_s[(size_t)(t * S + k)] += acc_s;
+    part_z[(size_t)(t * S + k)] += acc_z;
   }
+  std::vector<double> gs((size_t)S, 0.0), gz((size_t)S, 0.0);
+  for (int t = 0; t < threads; ++t)
+    for (int64_t k = 0; k < S; ++k) gs[(size_t)k] += part_s[(size_t)(t * S + k)], gz[(size_t)k] += part_z[(size_t)(t * S + k)];
   std::vector<Tensor> r(c.ins.size());
   r[0] = gx;
   if (c.wants(1)) {

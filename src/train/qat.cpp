@@ -231,6 +231,7 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
   int64_t total = per_epoch * o.epochs;
   check(o.distill == 0 || teacher, "QAT: distillation needs the FP32 teacher model");
   Tape tape(g.model);
+  tape.set_profiling(o.profile_ops);
   std::unique_ptr<Executor> teacher_ex;
   if (o.distill > 0) teacher_ex = std::make_unique<Executor>(*teacher);
   Optimizer opt(o.optim);
@@ -246,6 +247,7 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
   wrt.insert(quant.begin(), quant.end());
   std::vector<EpochLog> logs;
   using clock = std::chrono::steady_clock;
+  std::map<std::string, Tape::OpTime> prev;  // op times up to the last epoch
   for (int epoch = start; epoch < o.epochs; ++epoch) {
     std::vector<int64_t> order((size_t)rows);
     std::iota(order.begin(), order.end(), 0);
@@ -292,6 +294,8 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
         progress({epoch + 1, o.epochs, s + 1, per_epoch, loss_sum / (double)(s + 1), secs > 0 ? log.images / secs : 0});
     }
     log.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    for (auto& [op, t] : tape.op_times()) log.op_seconds[op] = {t.forward - prev[op].forward, t.backward - prev[op].backward};
+    prev = tape.op_times();
     log.images_per_second = log.seconds > 0 ? (double)log.images / log.seconds : 0;
     log.loss = loss_sum / (double)per_epoch;
     log.train_top1 = 100.0 * (double)correct / (double)log.images;

@@ -51,6 +51,8 @@ struct EpochLog {
   double val_top1 = -1;             // -1 when no validation ran
   double seconds = 0, images_per_second = 0;
   int64_t saved_bytes = 0;          // activations the tape kept for the reverse pass (last step)
+  // With QatOptions::profile_ops: seconds per op type this epoch, {forward, reverse}.
+  std::map<std::string, std::pair<double, double>> op_seconds;
 };
 
 struct QatOptions {
@@ -67,6 +69,7 @@ struct QatOptions {
   std::string checkpoint;       // written atomically after every epoch when set
   bool resume = false;          // continue from `checkpoint` (its epoch count and the optimizer state)
   int stop_after = 0;           // end after this many epochs of the `epochs` planned (0: all): train in parts
+  bool profile_ops = false;     // time every op type (EpochLog::op_seconds)
 };
 
 struct QatProgress {

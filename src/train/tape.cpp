@@ -1,5 +1,7 @@
 #include "train/tape.h"
 
+#include <chrono>
+
 #include "ir/passes.h"
 #include "train/grad.h"
 
@@ -52,7 +54,9 @@ void Tape::forward(const std::map<std::string, Tensor>& feeds) {
     for (auto& v : n.inputs) ins.push_back(v.empty() ? nullptr : &value(v));
     OpContext ctx{n, model_.opset(n.domain), ins};
     ctx.cache = caches_[i].get();
+    auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     auto outs = defs_[i]->compute(ctx);
+    if (profile_) times_[n.op_type].forward += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (size_t k = 0; k < n.outputs.size() && k < outs.size(); ++k)
       if (!n.outputs[k].empty()) values_[n.outputs[k]] = outs[k].to_plain();
   }
@@ -107,7 +111,9 @@ std::map<std::string, Tensor> Tape::backward(const std::map<std::string, Tensor>
     std::vector<Tensor> outs;
     for (auto& o : n.outputs) outs.push_back(o.empty() || !values_.count(o) ? Tensor() : values_.at(o));
     GradContext ctx{n, model_.opset(n.domain), ins, outs, gouts, need};
+    auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     auto gin = rule(ctx);
+    if (profile_) times_[n.op_type].backward += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       if (!need[k] || k >= gin.size() || !gin[k].defined()) continue;
       check(gin[k].shape() == ins[k]->shape(), n.describe(), ": gradient rule gave shape ", shape_str(gin[k].shape()),

@@ -37,11 +37,20 @@ class Tape {
   // path from a parameter to a seed.
   std::map<std::string, Tensor> backward(const std::map<std::string, Tensor>& seeds, const std::set<std::string>& wrt);
 
+  // Wall seconds per op type in the forward and reverse passes, accumulated while profiling is on.
+  struct OpTime {
+    double forward = 0, backward = 0;
+  };
+  void set_profiling(bool on) { profile_ = on; }
+  const std::map<std::string, OpTime>& op_times() const { return times_; }
+
  private:
   Model model_;
   std::vector<const OpDef*> defs_;
   std::vector<std::unique_ptr<KernelCache>> caches_;
   std::unordered_map<std::string, Tensor> values_;
+  bool profile_ = false;
+  std::map<std::string, OpTime> times_;
 };
 
 }  // namespace lowbit::train

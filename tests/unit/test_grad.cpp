@@ -14,6 +14,7 @@
 #include <random>
 
 #include "ir/builder.h"
+#include "kernels/dispatch.h"
 #include "runtime/executor.h"
 #include "test_util.h"
 #include "train/grad.h"
@@ -168,20 +169,67 @@ TEST(GradRules, ReductionsAndSoftmax) {
              "softmax opset 11 (flattened)");
 }
 
+std::vector<Case> conv_cases() {
+  std::vector<Case> v;
+  v.push_back({make_node("Conv", 3, {ints("pads", {1, 1, 1, 1})}), 13,
+               {random_tensor({2, 3, 5, 5}, 27), random_tensor({4, 3, 3, 3}, 28), random_tensor({4}, 29)}, {0, 1, 2}});
+  v.push_back({make_node("Conv", 2, {ints("pads", {1, 0, 2, 1}), ints("strides", {2, 1}), ints("dilations", {1, 2})}),
+               13, {random_tensor({1, 2, 7, 6}, 30), random_tensor({3, 2, 3, 2}, 31)}, {0, 1}});
+  v.push_back({make_node("Conv", 2, {attr_int("group", 2)}), 13,
+               {random_tensor({2, 4, 4, 4}, 32), random_tensor({6, 2, 2, 2}, 33)}, {0, 1}});
+  v.push_back({make_node("Conv", 3, {attr_int("group", 3), ints("pads", {1, 1, 1, 1})}), 13,
+               {random_tensor({1, 3, 4, 4}, 34), random_tensor({3, 1, 3, 3}, 35), random_tensor({3}, 36)}, {0, 1, 2}});
+  v.push_back({make_node("Conv", 2, {ints("pads", {1, 1})}), 13, {random_tensor({2, 2, 6}, 37), random_tensor({3, 2, 3}, 38)},
+               {0, 1}});
+  return v;
+}
+
+// Plain, strided + padded + dilated, grouped, depthwise, 1-D; through oneDNN's backward primitives and through the
+// reference loops.
 TEST(GradRules, Conv) {
-  // Plain, strided + padded + dilated, grouped, depthwise, 1-D.
-  check_case({make_node("Conv", 3, {ints("pads", {1, 1, 1, 1})}), 13,
-              {random_tensor({2, 3, 5, 5}, 27), random_tensor({4, 3, 3, 3}, 28), random_tensor({4}, 29)}, {0, 1, 2}},
-             "conv");
-  check_case({make_node("Conv", 2, {ints("pads", {1, 0, 2, 1}), ints("strides", {2, 1}), ints("dilations", {1, 2})}), 13,
-              {random_tensor({1, 2, 7, 6}, 30), random_tensor({3, 2, 3, 2}, 31)}, {0, 1}}, "conv strided dilated");
-  check_case({make_node("Conv", 2, {attr_int("group", 2)}), 13,
-              {random_tensor({2, 4, 4, 4}, 32), random_tensor({6, 2, 2, 2}, 33)}, {0, 1}}, "grouped");
-  check_case({make_node("Conv", 3, {attr_int("group", 3), ints("pads", {1, 1, 1, 1})}), 13,
-              {random_tensor({1, 3, 4, 4}, 34), random_tensor({3, 1, 3, 3}, 35), random_tensor({3}, 36)}, {0, 1, 2}},
-             "depthwise");
-  check_case({make_node("Conv", 2, {ints("pads", {1, 1})}), 13, {random_tensor({2, 2, 6}, 37), random_tensor({3, 2, 3}, 38)},
-              {0, 1}}, "conv1d");
+  for (bool fast : {true, false}) {
+    set_fast_kernels(fast);
+    int k = 0;
+    for (auto& c : conv_cases()) check_case(c, (fast ? "fast " : "reference ") + std::to_string(k++));
+  }
+  set_fast_kernels(true);
+}
+
+// The fast conv gradients against the reference loops within the float bound of a K-term sum: each gradient element
+// sums K products, so both are within K * eps32 * sum|terms| of the exact value, and sum|terms| is the reference
+// rule applied to |x|, |w|, |gy|.
+TEST(GradRules, ConvFastPathMatchesReference) {
+  const double eps32 = std::ldexp(1.0, -24);
+  for (auto c : conv_cases()) {
+    c.ins[0] = random_tensor(c.ins[0].shape(), 60);
+    auto outs = eval_node(c.node, c.opset, c.ins);
+    std::vector<Tensor> gy{random_tensor(outs[0].shape(), 61)};
+    std::vector<char> need(c.ins.size(), 1);
+    auto rule = train::find_grad_rule("", "Conv");
+    auto grads = [&](const std::vector<Tensor>& ins, const std::vector<Tensor>& g) {
+      std::vector<const Tensor*> p;
+      for (auto& t : ins) p.push_back(&t);
+      return rule(train::GradContext{c.node, c.opset, p, outs, g, need});
+    };
+    auto abs_of = [](const Tensor& t) {
+      Tensor a = t.clone();
+      for (int64_t i = 0; i < a.numel(); ++i) a.data<float>()[i] = std::fabs(a.data<float>()[i]);
+      return a;
+    };
+    set_fast_kernels(true);
+    auto fast = grads(c.ins, gy);
+    set_fast_kernels(false);
+    auto ref = grads(c.ins, gy);
+    std::vector<Tensor> abs_ins;
+    for (auto& t : c.ins) abs_ins.push_back(abs_of(t));
+    auto bound = grads(abs_ins, {abs_of(gy[0])});
+    set_fast_kernels(true);
+    int64_t K = outs[0].numel();  // no gradient element sums more terms than the output has elements
+    for (size_t i = 0; i < c.ins.size(); ++i)
+      for (int64_t j = 0; j < fast[i].numel(); ++j)
+        ASSERT_NEAR(fast[i].data<float>()[j], ref[i].data<float>()[j], 2 * K * eps32 * bound[i].data<float>()[j] + 1e-30)
+            << shape_str(c.ins[0].shape()) << " input " << i << " element " << j;
+  }
 }
 
 TEST(GradRules, Pooling) {
