@@ -93,6 +93,11 @@ def main():
         minmax = ["--range", "minmax", "--weight-range", "minmax"]
         r["ste_mm"] = qat(m, p("ste_mm"), 4, 4, quarter, log, ["--method", "ste"] + minmax)
         r["lsq_mm"] = qat(m, p("lsq_mm"), 4, 4, quarter, log, minmax)
+        if m != "vit":  # the ViT has no BatchNormalization
+            for bf in (1, 4):
+                r["bn%d" % bf] = qat(m, p("bn%d" % bf), 4, 4, quarter, log, ["--bn-fold", str(bf)] +
+                                     (["--freeze-bn-step", str(quarter * 3 // 4)] if bf == 4 else []))
+            r["bn0"] = qat(m, p("bn0"), 4, 4, quarter, log)
         r["torch_w4a4"] = torch_peer(m, 4, 4, full, log)
         r["torch_w4a8"] = torch_peer(m, 4, 8, half, log)
         rows.append(r)
@@ -108,8 +113,8 @@ def main():
     L.append("")
     L.append("Settings: weights per-channel symmetric, activations per-tensor asymmetric (unsigned), every quantizer "
              "at the stated bits (first and last layers and the model input included: nothing stays at 8 bits); "
-             "BatchNorms folded with their running statistics before training (strategy 0); Adam, lr 1e-4, cosine "
-             "schedule, batch 64, seed 0. Budgets: W4A4 LSQ %d steps (%.2f epochs), W4A8 LSQ %d steps, the LSQ/STE "
+             "Adam, lr 1e-4, cosine "
+             "schedule, batch 64, seed 0 (BatchNorm strategy 0 unless the strategy table says otherwise). Budgets: W4A4 LSQ %d steps (%.2f epochs), W4A8 LSQ %d steps, the LSQ/STE "
              "comparison %d steps each. PyTorch 1.13 runs the same steps, batch, optimizer and schedule from the "
              "same FP32 weights (`scripts/qat_torch_peer.py`: FX graph mode QAT, moving-average min-max "
              "FakeQuantize, BN statistics frozen; the ViT does not trace in FX and runs eager-mode QAT, which "
@@ -133,6 +138,14 @@ def main():
     for r in rows:
         L.append("| %s | %s | %s |" % (r["model"], f(r["ste_mm"]["top1"]), f(r["lsq_mm"]["top1"])))
     L.append("")
+    L.append("## BatchNorm folding strategies, W4A4 LSQ (%d steps; strategy 4 freezes its statistics after %d)" % (quarter, quarter * 3 // 4))
+    L.append("")
+    L.append("| model | 0: folded before training | 1: folded in the graph, gamma/beta trained | 4: batch-statistics BN after the quantized layer |")
+    L.append("|---|---:|---:|---:|")
+    for r in rows:
+        if "bn0" in r:
+            L.append("| %s | %s | %s | %s |" % (r["model"], f(r["bn0"]["top1"]), f(r["bn1"]["top1"]), f(r["bn4"]["top1"])))
+    L.append("")
     L.append("## Training throughput (images/s, W4A4, batch 64, 2 threads, same run)")
     L.append("")
     L.append("| model | lowbit | PyTorch 1.13 | lowbit / PyTorch |")
@@ -144,7 +157,7 @@ def main():
     L.append("## Commands")
     L.append("")
     for r in rows[:1]:
-        for k in ("lsq_w4a4", "lsq_w4a8", "ste_mm", "lsq_mm"):
+        for k in ("lsq_w4a4", "lsq_w4a8", "ste_mm", "lsq_mm", "bn1", "bn4"):
             L.append("- `lowbit %s`" % r[k]["cmd"].replace("build/qat_results/", ""))
     L.append("- `scripts/qat_torch_peer.py MODEL 4 4 %d` and `... 4 8 %d`" % (full, half))
     L.append("")

@@ -188,7 +188,7 @@ def qat(model, data, val=None, config=None, *, profile=None, weights: int = None
         optimizer: str = "adam", lr: float = 1e-4, quant_lr: float = 1.0, momentum: float = 0.9,
         nesterov: bool = False, weight_decay: float = 0.0, schedule: str = "cosine", warmup: int = 0,
         distill: float = 0.0, temperature: float = 1.0, seed: int = 0, checkpoint: str = "", resume: bool = False,
-        stop_after: int = 0, calib_samples: int = 1000, train_samples: int = -1, progress=True, on_epoch=None,
+        stop_after: int = 0, bn_fold: int = 0, freeze_bn_step: int = 0, calib_samples: int = 1000, train_samples: int = -1, progress=True, on_epoch=None,
         **data_options) -> QuantizedModel:
     """Quantization-aware training (`lowbit qat`): PTQ sets the starting quantizers (MSE ranges unless `config`,
     `profile` or range/weight_range say otherwise), then weights and quantizers train on `data` (labelled; a spec
@@ -234,7 +234,8 @@ def qat(model, data, val=None, config=None, *, profile=None, weights: int = None
                 optimizer=optimizer, lr=float(lr), quant_lr=float(quant_lr), momentum=float(momentum),
                 nesterov=bool(nesterov), weight_decay=float(weight_decay), schedule=schedule, warmup=int(warmup),
                 distill=float(distill), temperature=float(temperature), seed=int(seed), checkpoint=str(checkpoint),
-                resume=bool(resume), stop_after=int(stop_after), calib_samples=int(calib_samples),
+                resume=bool(resume), stop_after=int(stop_after), bn_fold=int(bn_fold),
+                freeze_bn_step=int(freeze_bn_step), calib_samples=int(calib_samples),
                 train_samples=int(train_samples))
     return _lowbit._qat(model, src, vsrc, cfg, profile, opts, progress, on_epoch)
 

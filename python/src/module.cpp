@@ -400,6 +400,8 @@ PYBIND11_MODULE(_lowbit, m) {
     t.checkpoint = o["checkpoint"].cast<std::string>();
     t.resume = o["resume"].cast<bool>();
     t.stop_after = o["stop_after"].cast<int>();
+    t.bn_fold = o["bn_fold"].cast<int>();
+    t.freeze_bn_step = o["freeze_bn_step"].cast<int64_t>();
     q.calib_samples = o["calib_samples"].cast<int64_t>();
     q.train_samples = o["train_samples"].cast<int64_t>();
     bool bar = py::isinstance<py::bool_>(progress) && progress.cast<bool>();

@@ -37,13 +37,19 @@ QuantizedModel qat(const Model& model, DataSource& train, DataSource* val, Quant
   qo.progress = opt.ptq_progress;
   QuantizedModel q = quantize(model, &calib, cfg, qo);
   QuantizedModel::State& st = *q.s_;
-  auto g = train::build_qat_graph(st.prepared, st.plan, opt.train.method, x.slice_rows(0, std::min<int64_t>(16, x.dim(0))));
+  auto g = train::build_qat_graph(st.prepared, st.plan, opt.train.method, x.slice_rows(0, std::min<int64_t>(16, x.dim(0))),
+                                  opt.train.bn_fold, st.prep.batch_norms);
   Model teacher = st.prepared;  // FP32, BatchNorms folded: the distillation target
   std::function<double(const Model&)> validate;
   if (val)
     validate = [&](const Model& m) {
+      // The model the export would write now: what the user gets, whatever the BatchNorm strategy trains with.
+      Model prepared = st.prepared;
+      quant::QuantSimPlan plan = st.plan;
+      train::write_back(g, m, prepared, plan);
+      Model qdq = quant::build_quantized_model(prepared, plan, st.cfg.mode, st.cfg.int32_bias);
       val->reset();
-      EvalResult r = evaluate(m, *val);
+      EvalResult r = evaluate(qdq, *val);
       check(r.has_labels, val->describe(), ": validation data need labels");
       return r.top1;
     };

@@ -105,7 +105,7 @@ struct QatArgs {
   int64_t val_samples = -1, calib_samples = 1000;
   std::string method = "lsq", optimizer = "adam", schedule = "cosine";
   int epochs = 1, bn_fold = 0, stop_after = 0;
-  int64_t steps_per_epoch = 0, warmup = 0;
+  int64_t steps_per_epoch = 0, warmup = 0, freeze_bn_step = 0;
   double lr = 1e-4, quant_lr = 1.0, momentum = 0.9, weight_decay = 0, distill = 0, temperature = 1;
   bool nesterov = false, resume = false, profile_ops = false;
   std::string checkpoint;

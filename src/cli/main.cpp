@@ -149,8 +149,12 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   cqt->add_option("--method", qt.method, "ste (scales fixed), lsq (learned scales) or lsq+ (scales and offsets)")
       ->capture_default_str();
-  cqt->add_option("--bn-fold", qt.bn_fold, "BatchNorm folding strategy (MQBench 0-4; 0 = fold running statistics once)")
+  cqt->add_option("--bn-fold", qt.bn_fold,
+                  "BatchNorm folding (MQBench): 0 fold once before training, 1 fold in the graph with gamma/beta "
+                  "trained, 4 BatchNorm with batch statistics after the quantized layer")
       ->capture_default_str();
+  cqt->add_option("--freeze-bn-step", qt.freeze_bn_step, "--bn-fold 4: use and keep the running statistics from this step on")
+      ->check(CLI::PositiveNumber);
   cqt->add_option("--optimizer", qt.optimizer, "sgd, adam or adamw")->capture_default_str();
   cqt->add_option("--lr", qt.lr, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
   cqt->add_option("--quant-lr", qt.quant_lr, "Learning-rate multiplier for scales and offsets")->capture_default_str();

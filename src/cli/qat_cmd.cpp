@@ -13,9 +13,6 @@ int cmd_qat(const QatArgs& a) {
   namespace fs = std::filesystem;
   check(!a.q.data.spec.empty(), "qat needs training data: --data SPEC (e.g. fashion-mnist:train)");
   check(fs::absolute(a.q.output) != fs::absolute(a.q.model), "refusing to overwrite the input model '", a.q.model, "'");
-  check(a.bn_fold == 0, "--bn-fold ", a.bn_fold,
-        ": only strategy 0 is implemented (BatchNorms folded into the convolutions with their running statistics "
-        "before training, MQBench's strategy 0 and the white paper's static folding)");
   QuantizeArgs qa = a.q;
   // QAT starts from MSE ranges (the white paper's Fig. 12) unless the config, a profile or a flag says otherwise.
   if (qa.config.empty() && qa.profile.empty()) {
@@ -60,6 +57,8 @@ int cmd_qat(const QatArgs& a) {
   t.resume = a.resume;
   t.stop_after = a.stop_after;
   t.profile_ops = a.profile_ops;
+  t.bn_fold = a.bn_fold;
+  t.freeze_bn_step = a.freeze_bn_step;
   std::unique_ptr<Progress> bar;
   int bar_epoch = -1;
   o.progress = [&](const QatProgress& p) {

@@ -81,9 +81,14 @@ int fold_batch_norms(Model& m, std::map<std::string, BnParams>* record) {
     // The layer takes over the BatchNormalization's output name (so graph outputs keep their names); the
     // BatchNormalization, its only reader, goes.
     layer.outputs[0] = bn.outputs[0];
-    if (record)
-      (*record)[bn.outputs[0]] = {std::vector<float>(beta.span<float>().begin(), beta.span<float>().end()),
-                                  std::vector<float>(gamma.span<float>().begin(), gamma.span<float>().end())};
+    if (record) {
+      auto vec = [](const Tensor& t) { return std::vector<float>(t.span<float>().begin(), t.span<float>().end()); };
+      BnParams p;
+      p.beta = vec(beta), p.gamma = vec(gamma), p.mean = vec(mean), p.var = vec(var);
+      p.eps = bn.attr_float("epsilon", 1e-5f);
+      p.layer = layer.name;
+      (*record)[bn.outputs[0]] = p;
+    }
     dead.push_back(bi);
     ++folded;
   }

@@ -19,9 +19,13 @@ void fold_bn(float* w, float* b, int64_t outer, int64_t channels, int64_t inner,
 // Graph pass: every BatchNormalization whose input is produced by a Conv (or a Gemm with a constant weight) that
 // has no other reader is folded into that layer's weight and bias, and removed. Weights and biases are copied
 // before folding (shared initializers are never changed for another reader). Returns the number folded.
-// The shift and scale of a folded BatchNormalization, kept for BN-based (data-free) range setting.
+// A folded BatchNormalization: its shift and scale (BN-based range setting; CLE rescales them with the layer), its
+// running statistics and epsilon, and the layer it was folded into (QAT's BN-folding strategies rebuild it).
 struct BnParams {
   std::vector<float> beta, gamma;
+  std::vector<float> mean, var;
+  float eps = 1e-5f;
+  std::string layer;  // node name
 };
 // `record` (optional) receives, for every folded BN, its output value name -> (beta, gamma).
 int fold_batch_norms(Model& m, std::map<std::string, BnParams>* record = nullptr);

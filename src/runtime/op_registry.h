@@ -1,4 +1,5 @@
-// Op definitions: one table entry per (domain, op type) with a reference kernel and a slot for a backward rule.
+// Op definitions: one table entry per (domain, op type) with its reference kernel. Gradient rules are not kernels'
+// business: the training layer keeps its own table (train/grad.h).
 #pragma once
 #include <memory>
 #include <mutex>
@@ -56,17 +57,12 @@ struct OpContext {
 };
 
 using ComputeFn = std::vector<Tensor> (*)(const OpContext&);
-// Reverse-mode rule: given the forward context, its outputs and the gradients of the outputs, returns the
-// gradients of the inputs (undefined tensors where an input has none). Filled in as AdaRound/QAT need them.
-using BackwardFn = std::vector<Tensor> (*)(const OpContext&, const std::vector<Tensor>& outputs,
-                                           const std::vector<Tensor>& grad_outputs);
 
 struct OpDef {
   std::string op_type;
   std::string domain;  // "" = ai.onnx
   int since_version = 1;  // lowest opset the kernel implements (older versions differ in semantics)
   ComputeFn compute = nullptr;
-  BackwardFn backward = nullptr;
   // Takes channels-last inputs (core/tensor.h Layout) as they are; every other kernel gets plain inputs only.
   bool layout_aware = false;
   // Applies OpContext::fused_clamp to its first output.

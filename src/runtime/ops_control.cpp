@@ -169,9 +169,9 @@ Outs op_Scan(const OpContext& c) {
 }  // namespace
 
 void register_control_ops(OpRegistry& r) {
-  r.add({"If", "", 1, op_If, nullptr});
-  r.add({"Loop", "", 1, op_Loop, nullptr});
-  r.add({"Scan", "", 9, op_Scan, nullptr});
+  r.add({"If", "", 1, op_If});
+  r.add({"Loop", "", 1, op_Loop});
+  r.add({"Scan", "", 9, op_Scan});
 }
 
 }  // namespace lowbit

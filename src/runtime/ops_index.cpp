@@ -274,7 +274,7 @@ void register_index_ops(OpRegistry& r) {
       {"EyeLike", op_EyeLike, 9}, {"GatherND", op_GatherND, 11}, {"ScatterND", op_ScatterND, 11},
       {"ScatterElements", op_ScatterElements, 11}, {"NonZero", op_NonZero, 9},
   };
-  for (auto& e : table) r.add({e.name, "", e.since, e.fn, nullptr});
+  for (auto& e : table) r.add({e.name, "", e.since, e.fn});
 }
 
 }  // namespace lowbit

@@ -662,7 +662,7 @@ void register_math_ops(OpRegistry& r) {
       {"ReduceLogSumExp", op_reduce<Red::LogSumExp>, 1}, {"ReduceSumSquare", op_reduce<Red::SumSquare>, 1},
       {"ArgMax", op_arg<true>, 1}, {"ArgMin", op_arg<false>, 1}, {"MatMul", op_MatMul, 1}, {"Gemm", op_Gemm, 7},
   };
-  for (auto& e : table) r.add({e.name, "", e.since, e.fn, nullptr});
+  for (auto& e : table) r.add({e.name, "", e.since, e.fn});
 }
 
 }  // namespace lowbit

@@ -567,16 +567,16 @@ Outs op_Resize(const OpContext& c) {
 }  // namespace
 
 void register_nn_ops(OpRegistry& r) {
-  r.add({"Conv", "", 1, op_Conv, nullptr});
-  r.add({"ConvTranspose", "", 1, op_ConvTranspose, nullptr});
-  r.add({"MaxPool", "", 1, op_pool<true>, nullptr});
-  r.add({"AveragePool", "", 1, op_pool<false>, nullptr});
-  r.add({"GlobalAveragePool", "", 1, op_global_pool<false>, nullptr});
-  r.add({"GlobalMaxPool", "", 1, op_global_pool<true>, nullptr});
-  r.add({"BatchNormalization", "", 7, op_BatchNormalization, nullptr});
-  r.add({"LayerNormalization", "", 17, op_LayerNormalization, nullptr});
-  r.add({"InstanceNormalization", "", 6, op_InstanceNormalization, nullptr});
-  r.add({"Resize", "", 10, op_Resize, nullptr});
+  r.add({"Conv", "", 1, op_Conv});
+  r.add({"ConvTranspose", "", 1, op_ConvTranspose});
+  r.add({"MaxPool", "", 1, op_pool<true>});
+  r.add({"AveragePool", "", 1, op_pool<false>});
+  r.add({"GlobalAveragePool", "", 1, op_global_pool<false>});
+  r.add({"GlobalMaxPool", "", 1, op_global_pool<true>});
+  r.add({"BatchNormalization", "", 7, op_BatchNormalization});
+  r.add({"LayerNormalization", "", 17, op_LayerNormalization});
+  r.add({"InstanceNormalization", "", 6, op_InstanceNormalization});
+  r.add({"Resize", "", 10, op_Resize});
 }
 
 }  // namespace lowbit

@@ -342,16 +342,16 @@ Outs op_FakeQuant(const OpContext& c) {
 }  // namespace
 
 void register_quant_ops(OpRegistry& r) {
-  r.add({"FakeQuant", "lowbit", 1, op_FakeQuant, nullptr});
-  r.add({"IntConv", "lowbit.int", 1, op_IntConv, nullptr});
-  r.add({"IntMatMul", "lowbit.int", 1, op_IntMatMul, nullptr});
-  r.add({"QuantizeLinear", "", 10, op_QuantizeLinear, nullptr});
-  r.add({"DequantizeLinear", "", 10, op_DequantizeLinear, nullptr});
-  r.add({"DynamicQuantizeLinear", "", 11, op_DynamicQuantizeLinear, nullptr});
-  r.add({"ConvInteger", "", 10, op_ConvInteger, nullptr});
-  r.add({"MatMulInteger", "", 10, op_MatMulInteger, nullptr});
-  r.add({"QLinearConv", "", 10, op_QLinearConv, nullptr});
-  r.add({"QLinearMatMul", "", 10, op_QLinearMatMul, nullptr});
+  r.add({"FakeQuant", "lowbit", 1, op_FakeQuant});
+  r.add({"IntConv", "lowbit.int", 1, op_IntConv});
+  r.add({"IntMatMul", "lowbit.int", 1, op_IntMatMul});
+  r.add({"QuantizeLinear", "", 10, op_QuantizeLinear});
+  r.add({"DequantizeLinear", "", 10, op_DequantizeLinear});
+  r.add({"DynamicQuantizeLinear", "", 11, op_DynamicQuantizeLinear});
+  r.add({"ConvInteger", "", 10, op_ConvInteger});
+  r.add({"MatMulInteger", "", 10, op_MatMulInteger});
+  r.add({"QLinearConv", "", 10, op_QLinearConv});
+  r.add({"QLinearMatMul", "", 10, op_QLinearMatMul});
 }
 
 }  // namespace lowbit

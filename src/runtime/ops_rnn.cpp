@@ -262,9 +262,9 @@ Outs op_LSTM(const OpContext& c) { return run_recurrent(c, Cell::Lstm); }
 }  // namespace
 
 void register_rnn_ops(OpRegistry& r) {
-  r.add({"RNN", "", 7, op_RNN, nullptr});
-  r.add({"GRU", "", 7, op_GRU, nullptr});
-  r.add({"LSTM", "", 7, op_LSTM, nullptr});
+  r.add({"RNN", "", 7, op_RNN});
+  r.add({"GRU", "", 7, op_GRU});
+  r.add({"LSTM", "", 7, op_LSTM});
 }
 
 }  // namespace lowbit

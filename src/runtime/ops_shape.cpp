@@ -562,7 +562,7 @@ void register_shape_ops(OpRegistry& r) {
       {"ConstantOfShape", op_ConstantOfShape, 9}, {"Range", op_Range, 11}, {"DepthToSpace", op_DepthToSpace, 1},
       {"SpaceToDepth", op_SpaceToDepth, 1},
   };
-  for (auto& e : table) r.add({e.name, "", e.since, e.fn, nullptr});
+  for (auto& e : table) r.add({e.name, "", e.since, e.fn});
 }
 
 }  // namespace lowbit

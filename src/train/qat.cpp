@@ -54,8 +54,142 @@ std::map<std::string, int64_t> per_sample_sizes(const Model& m, const std::strin
 
 }  // namespace
 
+namespace {
+
+Node make(const std::string& op, std::vector<std::string> ins, std::vector<std::string> outs, const std::string& name,
+          std::vector<Attribute> attrs = {}) {
+  Node n;
+  n.op_type = op, n.name = name, n.inputs = std::move(ins), n.outputs = std::move(outs), n.attrs = std::move(attrs);
+  return n;
+}
+
+// Rebuilds the layer a BatchNormalization was folded into (MQBench §3.2; formulas in docs/qat.md). With k = gamma /
+// sqrt(var + eps), the folded weight W and bias b become W' = W / k and b' = mean + (b - beta) / k, so that folding
+// them again gives W and b exactly (whatever CLE did to the folded layer, whose gamma and beta it rescaled too).
+//   strategy 1: W_fold = W' * k, b_fold = (b' - mean) * k + beta, in the graph, with gamma, beta, W', b' trained and
+//               the running statistics fixed;
+//   strategy 4: y = Conv(x, Q(W' * k)) / k + b', then BatchNormalization with batch statistics (training mode), its
+//               running statistics updated each step; inference folds k with the running statistics again.
+QatGraph::BnFold unfold_layer(Graph& g, NameAllocator& names, const std::string& bn_out, const quant::BnParams& p,
+                              int strategy, std::set<std::string>& frozen,
+                              std::vector<std::pair<std::string, std::string>>& stats) {
+  int li = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == p.layer) li = (int)i;
+  check(li >= 0, "BatchNorm folding: no layer '", p.layer, "'");
+  Node& L = g.nodes[(size_t)li];
+  check(L.outputs[0] == bn_out && L.inputs.size() >= 3 && g.is_initializer(L.inputs[1]) && g.is_initializer(L.inputs[2]),
+        L.describe(), ": not the folded layer of BatchNormalization output '", bn_out, "'");
+  bool gemm = L.op_type == "Gemm";
+  int axis = gemm && L.attr_int("transB", 0) == 0 ? 1 : 0;
+  const Tensor& W = g.initializers.at(L.inputs[1]);
+  const Tensor& B = g.initializers.at(L.inputs[2]);
+  int64_t M = (int64_t)p.gamma.size();
+  check(W.dim(axis) == M && B.numel() == M, L.describe(), ": weight and bias do not match ", M, " BatchNorm channels");
+  QatGraph::BnFold f;
+  f.layer = L.name, f.folded_weight = L.inputs[1], f.folded_bias = L.inputs[2], f.eps = p.eps, f.axis = axis;
+  int64_t inner = 1, outer = 1;
+  for (int d = axis + 1; d < W.rank(); ++d) inner *= W.dim(d);
+  for (int d = 0; d < axis; ++d) outer *= W.dim(d);
+  std::vector<double> k((size_t)M);
+  for (int64_t c = 0; c < M; ++c) {
+    k[(size_t)c] = p.gamma[(size_t)c] / std::sqrt((double)p.var[(size_t)c] + p.eps);
+    check(k[(size_t)c] != 0 && std::isfinite(k[(size_t)c]), L.describe(), ": BatchNorm channel ", c,
+          " has gamma 0; strategies 1 and 4 divide by it (use --bn-fold 0)");
+  }
+  Tensor w0 = Tensor::uninitialized(DType::Float32, W.shape());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < M; ++c)
+      for (int64_t i = 0; i < inner; ++i) {
+        int64_t at = (o * M + c) * inner + i;
+        w0.data<float>()[at] = (float)(W.data<float>()[at] / k[(size_t)c]);
+      }
+  std::vector<float> b0((size_t)M), inv((size_t)M);
+  for (int64_t c = 0; c < M; ++c) {
+    b0[(size_t)c] = (float)(p.mean[(size_t)c] + (B.data<float>()[c] - p.beta[(size_t)c]) / k[(size_t)c]);
+    inv[(size_t)c] = (float)(1.0 / std::sqrt((double)p.var[(size_t)c] + p.eps));
+  }
+  std::string base = L.name;
+  auto init = [&](const std::string& what, Tensor t) {
+    std::string n = names.fresh(base + "/" + what);
+    g.initializers[n] = std::move(t);
+    return n;
+  };
+  auto vec = [&](const std::vector<float>& v) { return Tensor::from_vector<float>({M}, v); };
+  f.weight = init("weight", w0);
+  f.bias = init("bias", vec(b0));
+  f.gamma = init("gamma", vec(p.gamma));
+  f.beta = init("beta", vec(p.beta));
+  f.mean = init("running_mean", vec(p.mean));
+  frozen.insert(f.mean);
+  Shape ws(W.rank(), 1);
+  ws[(size_t)axis] = M;
+  std::string wshape = init("weight_shape", Tensor::from_vector<int64_t>({(int64_t)ws.size()}, ws));
+  std::vector<Node> add;
+  auto v = [&](const std::string& what) { return names.fresh(base + "/" + what); };
+  std::string kk = v("k");
+  if (strategy == 1) {
+    f.var_or_inv_std = init("inv_std", vec(inv));
+    frozen.insert(f.var_or_inv_std);
+    add.push_back(make("Mul", {f.gamma, f.var_or_inv_std}, {kk}, v("k_mul")));
+  } else {
+    f.var_or_inv_std = init("running_var", vec(p.var));
+    frozen.insert(f.var_or_inv_std);
+    std::string eps = init("eps", Tensor::scalar<float>(p.eps)), ve = v("var_eps"), sd = v("std");
+    add.push_back(make("Add", {f.var_or_inv_std, eps}, {ve}, v("var_add")));
+    add.push_back(make("Sqrt", {ve}, {sd}, v("sqrt")));
+    add.push_back(make("Div", {f.gamma, sd}, {kk}, v("k_div")));
+  }
+  std::string kw = v("k_weight");
+  f.w_fold = v("w_fold");
+  add.push_back(make("Reshape", {kk, wshape}, {kw}, v("k_reshape")));
+  add.push_back(make("Mul", {f.weight, kw}, {f.w_fold}, v("w_mul")));
+  L.inputs[1] = f.w_fold;
+  if (strategy == 1) {
+    std::string t1 = v("bias_centered"), t2 = v("bias_scaled"), bf = v("b_fold");
+    add.push_back(make("Sub", {f.bias, f.mean}, {t1}, v("bias_sub")));
+    add.push_back(make("Mul", {t1, kk}, {t2}, v("bias_mul")));
+    add.push_back(make("Add", {t2, f.beta}, {bf}, v("bias_add")));
+    L.inputs[2] = bf;
+  } else {
+    // Output channels on axis 1 of the layer's output ([N, M, ...] for Conv, [N, M] for Gemm).
+    int out_rank = gemm ? 2 : W.rank();
+    Shape ys(out_rank, 1);
+    ys[1] = M;
+    std::string yshape = init("output_shape", Tensor::from_vector<int64_t>({(int64_t)ys.size()}, ys));
+    std::string ky = v("k_output"), y = v("conv"), y2 = v("unscaled"), by = v("bias_output"), y3 = v("biased");
+    L.inputs.resize(2);
+    L.outputs[0] = y;
+    add.push_back(make("Reshape", {kk, yshape}, {ky}, v("k_out_reshape")));
+    add.push_back(make("Div", {y, ky}, {y2}, v("unscale")));
+    add.push_back(make("Reshape", {f.bias, yshape}, {by}, v("bias_reshape")));
+    add.push_back(make("Add", {y2, by}, {y3}, v("bias_add")));
+    f.bn = v("bn");
+    f.mean_out = v("batch_mean"), f.var_out = v("batch_var");
+    add.push_back(make("BatchNormalization", {y3, f.gamma, f.beta, f.mean, f.var_or_inv_std}, {bn_out, f.mean_out, f.var_out},
+                       f.bn, {attr_float("epsilon", p.eps), attr_float("momentum", 0.9f), attr_int("training_mode", 1)}));
+    stats.push_back({f.mean, f.mean_out});
+    stats.push_back({f.var_or_inv_std, f.var_out});
+  }
+  std::string old_w = f.folded_weight, old_b = f.folded_bias;
+  g.nodes.insert(g.nodes.end(), add.begin(), add.end());
+  // The folded initializers are no longer read (unless shared): they are rebuilt from the trained values at export.
+  auto unused = [&](const std::string& n) {
+    for (auto& node : g.nodes)
+      for (auto& in : node.inputs)
+        if (in == n) return false;
+    return true;
+  };
+  if (unused(old_w)) g.initializers.erase(old_w);
+  if (unused(old_b)) g.initializers.erase(old_b);
+  return f;
+}
+
+}  // namespace
+
 QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan, QatMethod method,
-                         const Tensor& sample) {
+                         const Tensor& sample, int bn_fold,
+                         const std::map<std::string, quant::BnParams>& batch_norms) {
   QatGraph q;
   q.model = prepared;
   Graph& g = q.model.graph;
@@ -74,7 +208,18 @@ QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan,
   }
   auto per_sample = per_sample_sizes(prepared, q.input, sample, act_names);
   NameAllocator names(g);
-  std::set<std::string> quant_names;
+  std::set<std::string> quant_names, frozen;
+  check(bn_fold == 0 || bn_fold == 1 || bn_fold == 4, "--bn-fold ", bn_fold, ": strategies 0, 1 and 4 are implemented "
+        "(docs/qat.md); 2 and 3 (batch statistics through a second convolution) are not");
+  q.bn_fold = bn_fold;
+  std::map<std::string, std::string> weight_source;  // layer -> the value it reads as its weight now
+  if (bn_fold != 0) {
+    for (auto& [out, p] : batch_norms) {
+      q.bn_folds.push_back(unfold_layer(g, names, out, p, bn_fold, frozen, q.stats));
+      weight_source[p.layer] = q.bn_folds.back().w_fold;
+    }
+    if (bn_fold == 4) q.model.opsets[""] = std::max<int64_t>(q.model.opset(""), 14);  // BN training mode
+  }
   auto add_quantizer = [&](const std::string& base, const quant::Encoding& e, int64_t n_per_scale) {
     std::vector<float> zp(e.zero_point.begin(), e.zero_point.end());
     std::string s = names.fresh(base + "/scale"), z = names.fresh(base + "/offset");
@@ -96,17 +241,18 @@ QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan,
     const auto& w = plan.weights[i];
     check_spec(w.enc.spec, method, "weight '" + w.tensor + "'");
     check(!w.enc.scale.empty(), "weight '", w.tensor, "' has no encoding");
-    check(g.is_initializer(w.tensor), "weight '", w.tensor, "' is not an initializer");
-    int64_t per = g.initializers.at(w.tensor).numel() / (int64_t)w.enc.scale.size();
+    std::string src = weight_source.count(w.node) ? weight_source.at(w.node) : w.tensor;
+    check(src != w.tensor || g.is_initializer(w.tensor), "weight '", w.tensor, "' is not an initializer");
+    int64_t per = shape_numel(w.enc.shape) / (int64_t)w.enc.scale.size();
     auto [n, sz] = add_quantizer(w.tensor, w.enc, per);
     std::string out = names.fresh(w.tensor + "/fq");
-    n.inputs = {w.tensor, sz.first, sz.second};
+    n.inputs = {src, sz.first, sz.second};
     n.outputs = {out};
     bool found = false;
     for (auto& node : g.nodes)
       if (node.name == w.node)
         for (auto& in : node.inputs)
-          if (in == w.tensor) in = out, found = true;
+          if (in == src) in = out, found = true;
     check(found, "weight quantizer for '", w.tensor, "': node '", w.node, "' does not read it");
     added.push_back(n);
     q.quantizers.push_back({true, i, sz.first, sz.second});
@@ -137,14 +283,43 @@ QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan,
   g.nodes.insert(g.nodes.end(), added.begin(), added.end());
   q.model.opsets["lowbit"] = 1;
   for (auto& [name, t] : g.initializers)
-    if (t.dtype() == DType::Float32 && t.numel() > 1 && !quant_names.count(name) && !g.is_graph_input(name))
+    if (t.dtype() == DType::Float32 && t.numel() > 1 && !quant_names.count(name) && !frozen.count(name) &&
+        !g.is_graph_input(name))
       q.weights.push_back(name);
   return q;
 }
 
 void write_back(const QatGraph& q, const Model& trained, Model& prepared, quant::QuantSimPlan& plan) {
   const auto& init = trained.graph.initializers;
-  for (auto& w : q.weights) prepared.graph.initializers[w] = init.at(w).clone();
+  for (auto& w : q.weights)
+    if (prepared.graph.is_initializer(w)) prepared.graph.initializers[w] = init.at(w).clone();
+  // Strategies 1 and 4: the folded weight and bias from the trained parameters (and, for 4, the running statistics
+  // as they stand), in float32 operation for operation as the training graph computes W_fold.
+  for (auto& f : q.bn_folds) {
+    const Tensor& W = init.at(f.weight);
+    auto val = [&](const std::string& n) { return init.at(n).data<float>(); };
+    const float *gamma = val(f.gamma), *beta = val(f.beta), *mean = val(f.mean), *vs = val(f.var_or_inv_std),
+                *b0 = val(f.bias);
+    int64_t M = init.at(f.gamma).numel();
+    std::vector<float> k((size_t)M);
+    for (int64_t c = 0; c < M; ++c)
+      k[(size_t)c] = q.bn_fold == 1 ? gamma[c] * vs[c] : gamma[c] / std::sqrt(vs[c] + f.eps);
+    int axis = f.axis;
+    int64_t inner = 1, outer = 1;
+    for (int d = axis + 1; d < W.rank(); ++d) inner *= W.dim(d);
+    for (int d = 0; d < axis; ++d) outer *= W.dim(d);
+    Tensor wf = Tensor::uninitialized(DType::Float32, W.shape());
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < M; ++c)
+        for (int64_t i = 0; i < inner; ++i) {
+          int64_t at = (o * M + c) * inner + i;
+          wf.data<float>()[at] = W.data<float>()[at] * k[(size_t)c];
+        }
+    Tensor bf = Tensor::uninitialized(DType::Float32, {M});
+    for (int64_t c = 0; c < M; ++c) bf.data<float>()[c] = (b0[c] - mean[c]) * k[(size_t)c] + beta[c];
+    prepared.graph.initializers[f.folded_weight] = wf;
+    prepared.graph.initializers[f.folded_bias] = bf;
+  }
   for (auto& fq : q.quantizers) {
     quant::Encoding& e = fq.weight ? plan.weights[fq.index].enc : plan.acts[fq.index].enc;
     const Tensor& s = init.at(fq.scale);
@@ -177,6 +352,8 @@ void save_checkpoint(const std::string& path, const Tape& tape, const QatGraph& 
                      const QatOptions& o) {
   std::map<std::string, Tensor> a;
   for (auto& w : g.weights) a[kParam + w] = tape.model().graph.initializers.at(w);
+  for (auto& st : g.stats) a[kParam + st.first] = tape.model().graph.initializers.at(st.first);
+  a["bn_fold"] = Tensor::scalar<int64_t>(o.bn_fold);
   for (auto& fq : g.quantizers) {
     a[kParam + fq.scale] = tape.model().graph.initializers.at(fq.scale);
     a[kParam + fq.offset] = tape.model().graph.initializers.at(fq.offset);
@@ -199,7 +376,9 @@ int load_checkpoint(const std::string& path, Tape& tape, const QatGraph& g, Opti
   int64_t planned = get("epochs").to_i64().at(0);
   check(planned == o.epochs, path, ": the checkpoint belongs to a run of --epochs ", planned, " (the learning-rate "
         "schedule spans them); resume with the same --epochs");
+  check(get("bn_fold").to_i64().at(0) == o.bn_fold, path, ": the checkpoint was trained with another --bn-fold");
   std::vector<std::string> names = g.weights;
+  for (auto& st : g.stats) names.push_back(st.first);
   for (auto& fq : g.quantizers) names.push_back(fq.scale), names.push_back(fq.offset);
   for (auto& n : names) {
     const Tensor& t = get(kParam + n);
@@ -230,8 +409,29 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
   if (o.steps_per_epoch > 0) per_epoch = std::min(per_epoch, o.steps_per_epoch);
   int64_t total = per_epoch * o.epochs;
   check(o.distill == 0 || teacher, "QAT: distillation needs the FP32 teacher model");
-  Tape tape(g.model);
-  tape.set_profiling(o.profile_ops);
+  check(o.bn_fold == g.bn_fold, "QAT: the options' BatchNorm strategy (", o.bn_fold, ") is not the graph's (", g.bn_fold, ")");
+  auto tape_ptr = std::make_unique<Tape>(g.model);
+  tape_ptr->set_profiling(o.profile_ops);
+  std::map<std::string, Tape::OpTime> carried, prev;  // op times of replaced tapes; totals at the last epoch's end
+  auto total_times = [&] {
+    auto t = carried;
+    for (auto& [op, v] : tape_ptr->op_times()) t[op].forward += v.forward, t[op].backward += v.backward;
+    return t;
+  };
+  // Strategy 4 after freeze_bn_step: the BatchNormalizations use their running statistics, which stop changing.
+  auto freeze = [&]() {
+    Model m = tape_ptr->model();
+    for (auto& n : m.graph.nodes)
+      for (auto& f : g.bn_folds)
+        if (n.name == f.bn) {
+          n.set_attr(attr_int("training_mode", 0));
+          n.outputs.resize(1);
+        }
+    carried = total_times();
+    tape_ptr = std::make_unique<Tape>(m);
+    tape_ptr->set_profiling(o.profile_ops);
+  };
+  bool frozen = g.stats.empty();
   std::unique_ptr<Executor> teacher_ex;
   if (o.distill > 0) teacher_ex = std::make_unique<Executor>(*teacher);
   Optimizer opt(o.optim);
@@ -239,15 +439,15 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
   if (o.resume) {
     check(!o.checkpoint.empty(), "--resume needs a checkpoint path");
     check(std::filesystem::exists(o.checkpoint), "--resume: no checkpoint at '", o.checkpoint, "'");
-    start = load_checkpoint(o.checkpoint, tape, g, opt, o);
+    start = load_checkpoint(o.checkpoint, *tape_ptr, g, opt, o);
     check(start <= o.epochs, o.checkpoint, ": the checkpoint has ", start, " epochs, more than --epochs ", o.epochs);
   }
+  if (!frozen && o.freeze_bn_step > 0 && (int64_t)start * per_epoch >= o.freeze_bn_step) freeze(), frozen = true;
   std::set<std::string> wrt(g.weights.begin(), g.weights.end());
   std::set<std::string> quant(g.quant_params.begin(), g.quant_params.end());
   wrt.insert(quant.begin(), quant.end());
   std::vector<EpochLog> logs;
   using clock = std::chrono::steady_clock;
-  std::map<std::string, Tape::OpTime> prev;  // op times up to the last epoch
   for (int epoch = start; epoch < o.epochs; ++epoch) {
     std::vector<int64_t> order((size_t)rows);
     std::iota(order.begin(), order.end(), 0);
@@ -258,6 +458,8 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
     double loss_sum = 0;
     int64_t correct = 0;
     for (int64_t s = 0; s < per_epoch; ++s) {
+      if (!frozen && o.freeze_bn_step > 0 && epoch * per_epoch + s >= o.freeze_bn_step) freeze(), frozen = true;
+      Tape& tape = *tape_ptr;
       std::vector<int64_t> idx(order.begin() + s * o.batch_size, order.begin() + (s + 1) * o.batch_size);
       Tensor xb = gather_rows(x, idx);
       std::vector<int64_t> yb;
@@ -286,6 +488,8 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
           for (int64_t i = 0; i < nv.numel(); ++i) nv.data<float>()[i] = std::max(nv.data<float>()[i], 1e-8f);
         p = nv;
       }
+      if (!frozen)
+        for (auto& [param, out] : g.stats) tape.param(param) = tape.value(out).clone();
       loss_sum += loss;
       correct += ce.correct;
       log.steps = s + 1, log.images = (s + 1) * o.batch_size;
@@ -294,18 +498,19 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
         progress({epoch + 1, o.epochs, s + 1, per_epoch, loss_sum / (double)(s + 1), secs > 0 ? log.images / secs : 0});
     }
     log.seconds = std::chrono::duration<double>(clock::now() - t0).count();
-    for (auto& [op, t] : tape.op_times()) log.op_seconds[op] = {t.forward - prev[op].forward, t.backward - prev[op].backward};
-    prev = tape.op_times();
+    auto now = total_times();
+    for (auto& [op, t] : now) log.op_seconds[op] = {t.forward - prev[op].forward, t.backward - prev[op].backward};
+    prev = now;
     log.images_per_second = log.seconds > 0 ? (double)log.images / log.seconds : 0;
     log.loss = loss_sum / (double)per_epoch;
     log.train_top1 = 100.0 * (double)correct / (double)log.images;
-    if (validate) log.val_top1 = validate(tape.model());
-    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, tape, g, opt, epoch + 1, o);
+    if (validate) log.val_top1 = validate(tape_ptr->model());
+    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, *tape_ptr, g, opt, epoch + 1, o);
     if (on_epoch) on_epoch(log);
     logs.push_back(log);
     if (o.stop_after > 0 && epoch + 1 >= o.stop_after) break;
   }
-  g.model = tape.model();
+  g.model = tape_ptr->model();
   return logs;
 }
 

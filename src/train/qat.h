@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "quant/fold_bn.h"
 #include "quant/quantsim.h"
 #include "train/optim.h"
 
@@ -31,14 +32,32 @@ struct QatGraph {
   };
   std::vector<Quantizer> quantizers;
   std::string input, logits;        // the single float input, and output 0
+  // BatchNorm-folding strategies 1 and 4 (docs/qat.md): each folded layer rebuilt around its BatchNormalization.
+  int bn_fold = 0;
+  struct BnFold {
+    std::string layer;                        // node name
+    std::string folded_weight, folded_bias;   // the prepared model's initializers the export writes
+    std::string weight, bias, gamma, beta, mean, var_or_inv_std;  // the training graph's initializers
+    std::string w_fold;                       // the value the layer reads as its weight (and is quantized)
+    std::string bn, mean_out, var_out;        // strategy 4: the BatchNormalization node and its statistic outputs
+    float eps = 1e-5f;
+    int axis = 0;                             // the folded weight's output-channel axis
+  };
+  std::vector<BnFold> bn_folds;
+  // Strategy 4: running statistics (initializer <- BatchNormalization output) updated after every step until frozen.
+  std::vector<std::pair<std::string, std::string>> stats;
 };
 
 // `prepared` is the model the plan was made for (BatchNormalizations folded: MQBench's strategy 0, the white paper's
 // static folding); `sample` one batch of the input, which sizes LSQ's gradient scale for activations. Throws Error
 // for what QAT does not cover: dynamic or fp16 modes, per-group weights, half-away rounding, learned power-of-two
 // scales, quantizers without encodings, models with more than one input.
+// bn_fold: 0 (folded before training), 1 (running statistics folded in the graph, gamma and beta trained) or 4
+// (a BatchNormalization with batch statistics after the quantized layer); `batch_norms` from
+// prepare_for_quantization names the folded layers. Strategies 2 and 3 are not implemented (Error).
 QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan, QatMethod method,
-                         const Tensor& sample);
+                         const Tensor& sample, int bn_fold = 0,
+                         const std::map<std::string, quant::BnParams>& batch_norms = {});
 
 // Copies the trained parameters of `trained` (a QatGraph model after training) into `prepared` and the trained
 // scales and offsets (rounded to the grid) into the plan's encodings.
@@ -70,6 +89,8 @@ struct QatOptions {
   bool resume = false;          // continue from `checkpoint` (its epoch count and the optimizer state)
   int stop_after = 0;           // end after this many epochs of the `epochs` planned (0: all): train in parts
   bool profile_ops = false;     // time every op type (EpochLog::op_seconds)
+  int bn_fold = 0;              // the graph's strategy (build_qat_graph), recorded in checkpoints
+  int64_t freeze_bn_step = 0;   // strategy 4: from this step on, running statistics (0: never frozen)
 };
 
 struct QatProgress {

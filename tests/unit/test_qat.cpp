@@ -43,6 +43,34 @@ Model residual_cnn(uint32_t seed = 1) {
   return typed(b.build());
 }
 
+// x[N,2,6,6] -> Conv(4) -> BN -> Relu -> Conv(3, bias) -> BN -> GAP -> Flatten -> Gemm(4) -> BN-free logits
+Model bn_cnn(uint32_t seed = 1) {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {-1, 2, 6, 6});
+  b.initializer("w1", random_tensor({4, 2, 3, 3}, seed, -0.5f, 0.5f));
+  b.initializer("w2", random_tensor({3, 4, 3, 3}, seed + 1, -0.3f, 0.3f));
+  b.initializer("b2", random_tensor({3}, seed + 2, -0.1f, 0.1f));
+  b.initializer("fw", random_tensor({4, 3}, seed + 3));
+  for (int k : {1, 2}) {
+    int64_t c = k == 1 ? 4 : 3;
+    std::string s = std::to_string(k);
+    b.initializer("g" + s, random_tensor({c}, seed + 10 * k, 0.5f, 1.5f));
+    b.initializer("be" + s, random_tensor({c}, seed + 10 * k + 1, -0.2f, 0.2f));
+    b.initializer("m" + s, random_tensor({c}, seed + 10 * k + 2, -0.2f, 0.2f));
+    b.initializer("v" + s, random_tensor({c}, seed + 10 * k + 3, 0.5f, 2.f));
+  }
+  auto c1 = b.node("Conv", {"x", "w1"}, {attr_ints("pads", {1, 1, 1, 1})}, 1, "conv1");
+  auto n1 = b.node("BatchNormalization", {c1, "g1", "be1", "m1", "v1"}, {}, 1, "bn1");
+  auto r1 = b.node("Relu", {n1}, {}, 1, "relu1");
+  auto c2 = b.node("Conv", {r1, "w2", "b2"}, {attr_ints("pads", {1, 1, 1, 1})}, 1, "conv2");
+  auto n2 = b.node("BatchNormalization", {c2, "g2", "be2", "m2", "v2"}, {}, 1, "bn2");
+  auto gap = b.node("GlobalAveragePool", {n2}, {}, 1, "gap");
+  auto f = b.node("Flatten", {gap}, {}, 1, "flatten");
+  auto y = b.node("Gemm", {f, "fw"}, {attr_int("transB", 1)}, 1, "fc");
+  b.output(y);
+  return typed(b.build());
+}
+
 // Labels the FP32 model itself gives: a task the model can solve exactly, which quantization then disturbs.
 std::vector<int64_t> teacher_labels(const Model& m, const Tensor& x) {
   Executor ex(m);
@@ -58,10 +86,11 @@ std::vector<int64_t> teacher_labels(const Model& m, const Tensor& x) {
 struct Prepared {
   Model m;
   QuantSimPlan plan;
+  std::map<std::string, BnParams> batch_norms;
 };
 Prepared prepare(const Model& model, const QuantConfig& cfg, const Tensor& calib) {
-  Prepared p{model, {}};
-  prepare_for_quantization(p.m);
+  Prepared p{model, {}, {}};
+  p.batch_norms = prepare_for_quantization(p.m).batch_norms;
   p.plan = plan_quantizers(p.m, cfg);
   compute_weight_encodings(p.m, p.plan);
   bool given = false;
@@ -245,6 +274,83 @@ TEST(Qat, RefusesWhatItDoesNotCover) {
   EXPECT_NE(testing::error_of([&] { train::build_qat_graph(pp.m, pp.plan, train::QatMethod::Lsq, x); })
                 .find("--method ste"), std::string::npos);
   EXPECT_NO_THROW(train::build_qat_graph(pp.m, pp.plan, train::QatMethod::Ste, x));
+}
+
+// Strategy 1 folds the running statistics in the graph (gamma, beta, W', b' train): before training it computes the
+// folded model's function (up to the float rounding of W' = W / k), and after training the export, which folds the
+// trained values, gives the trained graph's outputs bit for bit.
+TEST(QatBnFold, StrategyOneTrainsGammaBetaAndExportsExactly) {
+  Model m = bn_cnn(11);
+  Tensor x = random_tensor({256, 2, 6, 6}, 71);
+  auto labels = teacher_labels(m, x);
+  Prepared p = prepare(m, bits(4, 4), x.slice_rows(0, 64));
+  ASSERT_EQ(p.batch_norms.size(), 2u);
+  auto g0 = train::build_qat_graph(p.m, p.plan, train::QatMethod::Lsq, x.slice_rows(0, 8), 0, p.batch_norms);
+  auto g1 = train::build_qat_graph(p.m, p.plan, train::QatMethod::Lsq, x.slice_rows(0, 8), 1, p.batch_norms);
+  ASSERT_EQ(g1.bn_folds.size(), 2u);
+  for (auto& f : g1.bn_folds)  // gamma and beta train; the running statistics do not
+    for (auto& n : {f.gamma, f.beta, f.weight, f.bias}) EXPECT_NE(std::find(g1.weights.begin(), g1.weights.end(), n), g1.weights.end()) << n;
+  for (auto& f : g1.bn_folds)
+    for (auto& n : {f.mean, f.var_or_inv_std}) EXPECT_EQ(std::find(g1.weights.begin(), g1.weights.end(), n), g1.weights.end()) << n;
+  Tensor probe = random_tensor({16, 2, 6, 6}, 72);
+  Tensor a = run_first(g0.model, probe), b = run_first(g1.model, probe);
+  int agree = 0;
+  for (int64_t n = 0; n < 16; ++n) {
+    const float *ra = a.data<float>() + n * 4, *rb = b.data<float>() + n * 4;
+    agree += std::max_element(ra, ra + 4) - ra == std::max_element(rb, rb + 4) - rb;
+  }
+  EXPECT_GE(agree, 15);  // a rounding flip on a grid boundary may move one
+  train::QatOptions o;
+  o.epochs = 2, o.batch_size = 32, o.optim.lr = 3e-3, o.bn_fold = 1;
+  train::train_qat(g1, x, labels, nullptr, o, {}, {}, {});
+  Model prepared = p.m;
+  QuantSimPlan plan = p.plan;
+  train::write_back(g1, g1.model, prepared, plan);
+  EXPECT_TRUE(run_first(g1.model, probe).bit_equal(run_first(build_quantized_model(prepared, plan, Mode::Static), probe)));
+  EXPECT_FALSE(g1.model.graph.initializers.at(g1.bn_folds[0].gamma).bit_equal(
+      g0.model.graph.initializers.count(g1.bn_folds[0].gamma) ? g0.model.graph.initializers.at(g1.bn_folds[0].gamma)
+                                                              : Tensor::from_vector<float>({4}, p.batch_norms.begin()->second.gamma)));
+}
+
+// Strategy 4: a BatchNormalization with batch statistics follows each quantized layer; its running statistics move
+// with training until freeze_bn_step and not after; the export folds them, and agrees with the trained graph run
+// with those statistics (inference mode) up to float rounding (same arg-max on all but rounding-boundary rows).
+TEST(QatBnFold, StrategyFourUpdatesThenFreezesRunningStatistics) {
+  Model m = bn_cnn(12);
+  Tensor x = random_tensor({256, 2, 6, 6}, 73);
+  auto labels = teacher_labels(m, x);
+  Prepared p = prepare(m, bits(4, 8), x.slice_rows(0, 64));
+  auto g = train::build_qat_graph(p.m, p.plan, train::QatMethod::Lsq, x.slice_rows(0, 8), 4, p.batch_norms);
+  ASSERT_EQ(g.stats.size(), 4u);
+  EXPECT_GE(g.model.opset(""), 14);
+  std::string var = g.stats[1].first;
+  Tensor var0 = g.model.graph.initializers.at(var).clone();
+  train::QatOptions o;
+  o.epochs = 2, o.batch_size = 32, o.optim.lr = 1e-3, o.bn_fold = 4, o.freeze_bn_step = 8;  // 8 steps per epoch
+  train::QatOptions first = o;
+  first.stop_after = 1;
+  auto g1 = g;
+  train::train_qat(g1, x, labels, nullptr, first, {}, {}, {});
+  Tensor var1 = g1.model.graph.initializers.at(var).clone();
+  EXPECT_FALSE(var1.bit_equal(var0));  // moved during the first epoch
+  auto g2 = g;
+  train::train_qat(g2, x, labels, nullptr, o, {}, {}, {});
+  // Frozen after step 8: the second epoch leaves the statistics where the first one left them.
+  EXPECT_TRUE(g2.model.graph.initializers.at(var).bit_equal(var1));
+  Model prepared = p.m;
+  QuantSimPlan plan = p.plan;
+  train::write_back(g2, g2.model, prepared, plan);
+  Tensor probe = random_tensor({64, 2, 6, 6}, 74);
+  Tensor a = run_first(g2.model, probe);  // frozen: the BatchNormalizations run in inference mode
+  Tensor b = run_first(build_quantized_model(prepared, plan, Mode::Static), probe);
+  int agree = 0;
+  for (int64_t n = 0; n < 64; ++n) {
+    const float *ra = a.data<float>() + n * 4, *rb = b.data<float>() + n * 4;
+    agree += std::max_element(ra, ra + 4) - ra == std::max_element(rb, rb + 4) - rb;
+  }
+  EXPECT_GE(agree, 62);
+  EXPECT_NE(testing::error_of([&] { train::build_qat_graph(p.m, p.plan, train::QatMethod::Lsq, x, 2, p.batch_norms); })
+                .find("strategies 0, 1 and 4"), std::string::npos);
 }
 
 // Optimizers against their update rules on one parameter, two steps.
