@@ -94,9 +94,9 @@ def main():
         r["ste_mm"] = qat(m, p("ste_mm"), 4, 4, quarter, log, ["--method", "ste"] + minmax)
         r["lsq_mm"] = qat(m, p("lsq_mm"), 4, 4, quarter, log, minmax)
         if m != "vit":  # the ViT has no BatchNormalization
-            for bf in (1, 4):
+            for bf in (1, 2, 3, 4):
                 r["bn%d" % bf] = qat(m, p("bn%d" % bf), 4, 4, quarter, log, ["--bn-fold", str(bf)] +
-                                     (["--freeze-bn-step", str(quarter * 3 // 4)] if bf == 4 else []))
+                                     (["--freeze-bn-step", str(quarter * 3 // 4)] if bf >= 2 else []))
             r["bn0"] = qat(m, p("bn0"), 4, 4, quarter, log)
         r["torch_w4a4"] = torch_peer(m, 4, 4, full, log)
         r["torch_w4a8"] = torch_peer(m, 4, 8, half, log)
@@ -138,13 +138,16 @@ def main():
     for r in rows:
         L.append("| %s | %s | %s |" % (r["model"], f(r["ste_mm"]["top1"]), f(r["lsq_mm"]["top1"])))
     L.append("")
-    L.append("## BatchNorm folding strategies, W4A4 LSQ (%d steps; strategy 4 freezes its statistics after %d)" % (quarter, quarter * 3 // 4))
+    L.append("## BatchNorm folding strategies (docs/qat.md), W4A4 LSQ, %d steps; 2-4 freeze their statistics after %d"
+             % (quarter, quarter * 3 // 4))
     L.append("")
-    L.append("| model | 0: folded before training | 1: folded in the graph, gamma/beta trained | 4: batch-statistics BN after the quantized layer |")
-    L.append("|---|---:|---:|---:|")
+    L.append("| model | 0 | 1 | 2 | 3 | 4 |")
+    L.append("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         if "bn0" in r:
-            L.append("| %s | %s | %s | %s |" % (r["model"], f(r["bn0"]["top1"]), f(r["bn1"]["top1"]), f(r["bn4"]["top1"])))
+            L.append("| %s | %s |" % (r["model"], " | ".join(f(r["bn%d" % k]["top1"]) for k in range(5))))
+    L.append("")
+    L.append("The ViT has no BatchNormalization.")
     L.append("")
     L.append("## Training throughput (images/s, W4A4, batch 64, 2 threads, same run)")
     L.append("")
@@ -157,7 +160,7 @@ def main():
     L.append("## Commands")
     L.append("")
     for r in rows[:1]:
-        for k in ("lsq_w4a4", "lsq_w4a8", "ste_mm", "lsq_mm", "bn1", "bn4"):
+        for k in ("lsq_w4a4", "lsq_w4a8", "ste_mm", "lsq_mm", "bn1", "bn2", "bn3", "bn4"):
             L.append("- `lowbit %s`" % r[k]["cmd"].replace("build/qat_results/", ""))
     L.append("- `scripts/qat_torch_peer.py MODEL 4 4 %d` and `... 4 8 %d`" % (full, half))
     L.append("")

@@ -193,7 +193,8 @@ def qat(model, data, val=None, config=None, *, profile=None, weights: int = None
     """Quantization-aware training (`lowbit qat`): PTQ sets the starting quantizers (MSE ranges unless `config`,
     `profile` or range/weight_range say otherwise), then weights and quantizers train on `data` (labelled; a spec
     string, a DataSource or an iterable of (inputs, labels)), validated on `val` after each epoch. Returns the same
-    QuantizedModel as quantize(): export_qdq, save_encodings, evaluate. The keywords mirror the CLI flags.
+    QuantizedModel as quantize(): export_qdq, save_encodings, evaluate. The keywords mirror the CLI flags
+    (method: "ste", "lsq", "lsq+" or "pact"; bn_fold: 0, 1 or 4).
     `progress`: True (a bar on stderr), False, or a callable(dict); `on_epoch`: a callable(dict) after each epoch."""
     if not isinstance(model, Model):
         model = Model.load(str(model))

@@ -147,13 +147,14 @@ int main(int argc, char** argv) {
   cqt->add_option("--epochs", qt.epochs, "Epochs")->capture_default_str()->check(CLI::PositiveNumber);
   cqt->add_option("--steps-per-epoch", qt.steps_per_epoch, "Stop each epoch after this many steps (default: a full pass)")
       ->check(CLI::PositiveNumber);
-  cqt->add_option("--method", qt.method, "ste (scales fixed), lsq (learned scales) or lsq+ (scales and offsets)")
+  cqt->add_option("--method", qt.method, "ste (scales fixed), lsq (learned scales), lsq+ (scales and offsets) or pact (learned activation clipping)")
       ->capture_default_str();
   cqt->add_option("--bn-fold", qt.bn_fold,
-                  "BatchNorm folding (MQBench): 0 fold once before training, 1 fold in the graph with gamma/beta "
-                  "trained, 4 BatchNorm with batch statistics after the quantized layer")
+                  "BatchNorm folding (MQBench 0-4): 0 fold once before training, 1 fold in the graph with gamma/beta "
+                  "trained, 2 fold batch statistics of a float copy, 3 fold running statistics and correct to batch "
+                  "statistics, 4 BatchNorm with batch statistics after the quantized layer")
       ->capture_default_str();
-  cqt->add_option("--freeze-bn-step", qt.freeze_bn_step, "--bn-fold 4: use and keep the running statistics from this step on")
+  cqt->add_option("--freeze-bn-step", qt.freeze_bn_step, "--bn-fold 2-4: use and keep the running statistics from this step on")
       ->check(CLI::PositiveNumber);
   cqt->add_option("--optimizer", qt.optimizer, "sgd, adam or adamw")->capture_default_str();
   cqt->add_option("--lr", qt.lr, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);

@@ -33,4 +33,44 @@ ConvGeom node_window_geom(const Node& n, const Shape& xs, const std::vector<int6
   return g;
 }
 
+ConvGeom conv_transpose_geom(const Node& n, const Shape& xs, const Shape& ws) {
+  std::string where = n.describe();
+  check(ws.size() == xs.size(), where, ": weight rank ", ws.size(), " differs from input rank ", xs.size());
+  ConvGeom g = node_window_geom(n, xs, Shape(ws.begin() + 2, ws.end()));
+  g.group = n.attr_int("group", 1);
+  check(g.group > 0, where, ": group must be positive");
+  check(ws[0] == g.in_ch, where, ": weight ", shape_str(ws), " does not match ", g.in_ch, " input channels");
+  g.out_ch = ws[1] * g.group;
+  size_t r = g.in.size();
+  auto out_pad = n.attr_ints("output_padding", std::vector<int64_t>(r, 0));
+  auto out_shape = n.attr_ints("output_shape");
+  std::string ap = n.attr_string("auto_pad", "NOTSET");
+  check(out_pad.size() == r, where, ": output_padding has ", out_pad.size(), " values for ", r, " spatial dims");
+  check(out_shape.empty() || out_shape.size() >= r, where, ": output_shape has fewer than ", r, " values");
+  g.out.assign(r, 0);
+  for (size_t i = 0; i < r; ++i) {
+    int64_t span = (g.kernel[i] - 1) * g.dilation[i] + 1;
+    int64_t full = g.stride[i] * (g.in[i] - 1) + out_pad[i] + span;
+    if (!out_shape.empty() || ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+      int64_t target = !out_shape.empty() ? out_shape[out_shape.size() - r + i] : g.in[i] * g.stride[i];
+      // total may be negative (output_shape larger than the full result): floor division, as the ONNX spec's
+      // reference, turns that into extra rows at the end.
+      int64_t total = full - target;
+      int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);
+      if (ap == "SAME_UPPER") {
+        g.pad_begin[i] = half;
+        g.pad_end[i] = total - half;
+      } else {
+        g.pad_begin[i] = total - half;
+        g.pad_end[i] = half;
+      }
+      g.out[i] = target;
+    } else {
+      if (ap == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
+      g.out[i] = full - g.pad_begin[i] - g.pad_end[i];
+    }
+  }
+  return g;
+}
+
 }  // namespace lowbit

@@ -116,37 +116,7 @@ Outs op_Conv(const OpContext& c) {
 
 Outs op_ConvTranspose(const OpContext& c) {
   Tensor x = as_f32(c.in(0), c), w = as_f32(c.in(1), c);
-  ConvGeom g = window_geom(c, x.shape(), Shape(w.shape().begin() + 2, w.shape().end()));
-  g.group = c.node.attr_int("group", 1);
-  check(w.dim(0) == g.in_ch, c.where(), ": weight ", shape_str(w.shape()), " does not match ", g.in_ch, " input channels");
-  g.out_ch = w.dim(1) * g.group;
-  size_t r = g.in.size();
-  auto out_pad = c.node.attr_ints("output_padding", std::vector<int64_t>(r, 0));
-  auto out_shape = c.node.attr_ints("output_shape");
-  std::string ap = c.node.attr_string("auto_pad", "NOTSET");
-  g.out.assign(r, 0);
-  for (size_t i = 0; i < r; ++i) {
-    int64_t span = (g.kernel[i] - 1) * g.dilation[i] + 1;
-    int64_t full = g.stride[i] * (g.in[i] - 1) + out_pad[i] + span;
-    if (!out_shape.empty() || ap == "SAME_UPPER" || ap == "SAME_LOWER") {
-      int64_t target = !out_shape.empty() ? out_shape[out_shape.size() - r + i] : g.in[i] * g.stride[i];
-      // total may be negative (output_shape larger than the full result): floor division, as the ONNX spec's
-      // reference, turns that into extra rows at the end.
-      int64_t total = full - target;
-      int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);
-      if (ap == "SAME_UPPER") {
-        g.pad_begin[i] = half;
-        g.pad_end[i] = total - half;
-      } else {
-        g.pad_begin[i] = total - half;
-        g.pad_end[i] = half;
-      }
-      g.out[i] = target;
-    } else {
-      if (ap == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
-      g.out[i] = full - g.pad_begin[i] - g.pad_end[i];
-    }
-  }
+  ConvGeom g = conv_transpose_geom(c.node, x.shape(), w.shape());
   Tensor b;
   if (c.has(2)) b = as_f32(c.in(2), c);
   Shape ys = {g.batch, g.out_ch};

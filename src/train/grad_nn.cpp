@@ -154,6 +154,67 @@ Grads g_Conv(const GradContext& c) {
   return r;
 }
 
+// ConvTranspose, per group: y = col2im(W_g^T x_g) over the window geometry whose "input" is y's (large) image and
+// whose "output" positions are x's, so the same im2col walk serves: with cols = im2col(gy_g),
+// dx_g = W_g cols and dW_g = x_g cols^T (W_g is [C/group, M/group * K] as stored), db = sum of gy.
+Grads g_ConvTranspose(const GradContext& c) {
+  check(c.in(0).dtype() == DType::Float32 && c.in(1).dtype() == DType::Float32, c.where(), ": gradients need float32");
+  const Tensor& x = c.in(0);
+  const Tensor& w = c.in(1);
+  ConvGeom g = conv_transpose_geom(c.node, x.shape(), w.shape());
+  ConvGeom swapped = g;
+  swapped.in = g.out, swapped.out = g.in;
+  Geom3 q = geom3(swapped, c.where());
+  Tensor gy = c.gout(0);
+  int64_t N = g.batch, G = g.group, Cg = g.in_ch / G, Mg = g.out_ch / G;
+  int64_t K = q.k[0] * q.k[1] * q.k[2], S = q.in[0] * q.in[1] * q.in[2], O = q.out[0] * q.out[1] * q.out[2];
+  int64_t rows = Mg * K;
+  check(gy.numel() == N * g.out_ch * S && x.numel() == N * g.in_ch * O, c.where(), ": shapes do not match the geometry");
+  bool want_x = c.wants(0), want_w = c.wants(1), want_b = c.has(2) && c.wants(2);
+  Tensor gx = want_x ? Tensor::uninitialized(DType::Float32, x.shape()) : Tensor();
+  int threads = omp_get_max_threads();
+  std::vector<std::vector<float>> gw_part(want_w ? threads : 0, std::vector<float>(want_w ? w.numel() : 0, 0.f));
+  const float* px = x.data<float>();
+  const float* pw = w.data<float>();
+  const float* pgy = gy.data<float>();
+#pragma omp parallel
+  {
+    std::vector<float> col((size_t)(rows * O));
+    int tid = omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t gi = 0; gi < G; ++gi) {
+        const float* gyi = pgy + (n * g.out_ch + gi * Mg) * S;
+        for_each_window(q, Mg, [&](int64_t j, int64_t src) { col[(size_t)j] = src < 0 ? 0.f : gyi[src]; });
+        const float* wg = pw + gi * Cg * rows;
+        const float* xi = px + (n * g.in_ch + gi * Cg) * O;
+        if (want_x) sgemm(false, false, Cg, O, rows, 1.f, wg, rows, col.data(), O, 0.f,
+                          gx.data<float>() + (n * g.in_ch + gi * Cg) * O, O);
+        if (want_w) sgemm(false, true, Cg, rows, O, 1.f, xi, O, col.data(), O, 1.f,
+                          gw_part[(size_t)tid].data() + gi * Cg * rows, rows);
+      }
+  }
+  Grads r(c.ins.size());
+  if (want_x) r[0] = gx;
+  if (want_w) {
+    Tensor gw(DType::Float32, w.shape());
+    for (auto& part : gw_part)
+      for (int64_t i = 0; i < gw.numel(); ++i) gw.data<float>()[i] += part[(size_t)i];
+    r[1] = gw;
+  }
+  if (want_b) {
+    Tensor gb(DType::Float32, {g.out_ch});
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t m = 0; m < g.out_ch; ++m) {
+        double acc = 0;
+        for (int64_t k = 0; k < S; ++k) acc += pgy[(n * g.out_ch + m) * S + k];
+        gb.data<float>()[m] += (float)acc;
+      }
+    r[2] = gb;
+  }
+  return r;
+}
+
 // MaxPool / AveragePool: the forward window walked again per output.
 template <bool IsMax>
 Grads g_pool(const GradContext& c) {
@@ -382,6 +443,7 @@ Grads g_BatchNormalization(const GradContext& c) {
 
 void add_nn_rules(GradTable& t) {
   t.add("Conv", g_Conv);
+  t.add("ConvTranspose", g_ConvTranspose);
   t.add("MaxPool", g_pool<true>);
   t.add("AveragePool", g_pool<false>);
   t.add("GlobalAveragePool", g_GlobalAveragePool);

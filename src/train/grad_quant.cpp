@@ -3,7 +3,9 @@
 //   inside the grid (qmin <= q <= qmax): dy/dx = 1 (straight-through), dy/ds = round(v) - v, dy/dzp = 0;
 //   below (q < qmin): dy/dx = 0, dy/ds = qmin - z, dy/dzp = -s;  above (q > qmax): the same with qmax.
 // The scale's gradient is multiplied by the node's grad_scale attribute (LSQ: 1 / sqrt(N * qmax)); the zero point
-// is rounded with a straight-through estimator, so it learns as a real number (LSQ+).
+// is rounded with a straight-through estimator, so it learns as a real number (LSQ+). With the attribute
+// inside_grad = 0 (PACT), elements inside the grid contribute nothing to the scale's gradient: only clipping moves
+// the clipping level s * qmax, as PACT's dy/dalpha = 1 above alpha, 0 below.
 #include <omp.h>
 
 #include <cmath>
@@ -21,6 +23,7 @@ std::vector<Tensor> g_FakeQuant(const GradContext& c) {
   Tensor scale = c.in(1), zp = c.in(2);
   float qmin = (float)c.node.attr_int("qmin", 0), qmax = (float)c.node.attr_int("qmax", 255);
   float gscale = c.node.attr_float("grad_scale", 1.f);
+  bool inside_grad = c.node.attr_int("inside_grad", 1) != 0;
   int64_t S = scale.numel(), inner = x.numel(), outer = 1;
   if (S > 1) {
     int64_t axis = c.node.attr_int("axis", 1);
@@ -61,7 +64,7 @@ std::vector<Tensor> g_FakeQuant(const GradContext& c) {
         acc_z -= (double)pg[i] * sk;
       } else {
         if (pgx) pgx[i] = pg[i];
-        acc_s += (double)pg[i] * (rv - v);
+        if (inside_grad) acc_s += (double)pg[i] * (rv - v);
       }
     }
     part_s[(size_t)(t * S + k)] += acc_s;

@@ -10,6 +10,7 @@
 
 #include "io/npy.h"
 #include "ir/builder.h"
+#include "ir/passes.h"
 #include "runtime/executor.h"
 #include "train/tape.h"
 
@@ -19,13 +20,15 @@ QatMethod parse_qat_method(const std::string& s) {
   if (s == "ste") return QatMethod::Ste;
   if (s == "lsq") return QatMethod::Lsq;
   if (s == "lsq+") return QatMethod::LsqPlus;
-  fail("unknown QAT method '", s, "' (expected ste, lsq or lsq+)");
+  if (s == "pact") return QatMethod::Pact;
+  fail("unknown QAT method '", s, "' (expected ste, lsq, lsq+ or pact)");
 }
 const char* qat_method_name(QatMethod m) {
   switch (m) {
     case QatMethod::Ste: return "ste";
     case QatMethod::Lsq: return "lsq";
     case QatMethod::LsqPlus: return "lsq+";
+    case QatMethod::Pact: return "pact";
   }
   return "?";
 }
@@ -70,8 +73,8 @@ Node make(const std::string& op, std::vector<std::string> ins, std::vector<std::
 //               the running statistics fixed;
 //   strategy 4: y = Conv(x, Q(W' * k)) / k + b', then BatchNormalization with batch statistics (training mode), its
 //               running statistics updated each step; inference folds k with the running statistics again.
-QatGraph::BnFold unfold_layer(Graph& g, NameAllocator& names, const std::string& bn_out, const quant::BnParams& p,
-                              int strategy, std::set<std::string>& frozen,
+QatGraph::BnFold unfold_layer(Graph& g, int64_t opset, NameAllocator& names, const std::string& bn_out,
+                              const quant::BnParams& p, int strategy, std::set<std::string>& frozen,
                               std::vector<std::pair<std::string, std::string>>& stats) {
   int li = -1;
   for (size_t i = 0; i < g.nodes.size(); ++i)
@@ -127,43 +130,109 @@ QatGraph::BnFold unfold_layer(Graph& g, NameAllocator& names, const std::string&
   std::string wshape = init("weight_shape", Tensor::from_vector<int64_t>({(int64_t)ws.size()}, ws));
   std::vector<Node> add;
   auto v = [&](const std::string& what) { return names.fresh(base + "/" + what); };
-  std::string kk = v("k");
+  // Output channels on axis 1 of the layer's output ([N, M, ...] for Conv, [N, M] for Gemm).
+  int out_rank = gemm ? 2 : W.rank();
+  Shape ys(out_rank, 1);
+  ys[1] = M;
+  std::string yshape = init("output_shape", Tensor::from_vector<int64_t>({(int64_t)ys.size()}, ys));
+  auto reshape = [&](const std::string& t, const std::string& shape, const std::string& what) {
+    std::string o = v(what);
+    add.push_back(make("Reshape", {t, shape}, {o}, v(what + "_reshape")));
+    return o;
+  };
+  // k = gamma / sqrt(var + eps) from a variance value.
+  auto k_of = [&](const std::string& var, const std::string& what) {
+    std::string eps = init(what + "_eps", Tensor::scalar<float>(p.eps)), ve = v(what + "_var_eps"), sd = v(what + "_std"),
+                k = v(what);
+    add.push_back(make("Add", {var, eps}, {ve}, v(what + "_add")));
+    add.push_back(make("Sqrt", {ve}, {sd}, v(what + "_sqrt")));
+    add.push_back(make("Div", {f.gamma, sd}, {k}, v(what + "_div")));
+    return k;
+  };
+  auto folded_bias = [&](const std::string& mean, const std::string& k) {  // (b' - mean) * k + beta
+    std::string t1 = v("bias_centered"), t2 = v("bias_scaled"), bf = v("b_fold");
+    add.push_back(make("Sub", {f.bias, mean}, {t1}, v("bias_sub")));
+    add.push_back(make("Mul", {t1, k}, {t2}, v("bias_mul")));
+    add.push_back(make("Add", {t2, f.beta}, {bf}, v("bias_add")));
+    return bf;
+  };
+  auto fold_weight = [&](const std::string& k) {
+    f.w_fold = v("w_fold");
+    add.push_back(make("Mul", {f.weight, reshape(k, wshape, "k_weight")}, {f.w_fold}, v("w_mul")));
+    L.inputs[1] = f.w_fold;
+  };
   if (strategy == 1) {
     f.var_or_inv_std = init("inv_std", vec(inv));
     frozen.insert(f.var_or_inv_std);
+    std::string kk = v("k");
     add.push_back(make("Mul", {f.gamma, f.var_or_inv_std}, {kk}, v("k_mul")));
+    fold_weight(kk);
+    L.inputs[2] = folded_bias(f.mean, kk);
   } else {
     f.var_or_inv_std = init("running_var", vec(p.var));
     frozen.insert(f.var_or_inv_std);
-    std::string eps = init("eps", Tensor::scalar<float>(p.eps)), ve = v("var_eps"), sd = v("std");
-    add.push_back(make("Add", {f.var_or_inv_std, eps}, {ve}, v("var_add")));
-    add.push_back(make("Sqrt", {ve}, {sd}, v("sqrt")));
-    add.push_back(make("Div", {f.gamma, sd}, {kk}, v("k_div")));
   }
-  std::string kw = v("k_weight");
-  f.w_fold = v("w_fold");
-  add.push_back(make("Reshape", {kk, wshape}, {kw}, v("k_reshape")));
-  add.push_back(make("Mul", {f.weight, kw}, {f.w_fold}, v("w_mul")));
-  L.inputs[1] = f.w_fold;
-  if (strategy == 1) {
-    std::string t1 = v("bias_centered"), t2 = v("bias_scaled"), bf = v("b_fold");
-    add.push_back(make("Sub", {f.bias, f.mean}, {t1}, v("bias_sub")));
-    add.push_back(make("Mul", {t1, kk}, {t2}, v("bias_mul")));
-    add.push_back(make("Add", {t2, f.beta}, {bf}, v("bias_add")));
-    L.inputs[2] = bf;
-  } else {
-    // Output channels on axis 1 of the layer's output ([N, M, ...] for Conv, [N, M] for Gemm).
-    int out_rank = gemm ? 2 : W.rank();
-    Shape ys(out_rank, 1);
-    ys[1] = M;
-    std::string yshape = init("output_shape", Tensor::from_vector<int64_t>({(int64_t)ys.size()}, ys));
-    std::string ky = v("k_output"), y = v("conv"), y2 = v("unscaled"), by = v("bias_output"), y3 = v("biased");
+  if (strategy == 2 || strategy == 3) {
+    // Batch statistics of the float layer: z = Layer(x, W', b'), mean and (population) variance over every axis
+    // but the channels', and the running statistics' update (momentum 0.9, as BatchNormalization's default).
+    Node fl = L;
+    fl.name = v("float_layer");
+    fl.inputs[1] = f.weight;
+    if (fl.inputs.size() < 3) fl.inputs.resize(3);
+    fl.inputs[2] = f.bias;
+    std::string z = v("float_out");
+    fl.outputs = {z};
+    add.push_back(fl);
+    std::vector<int64_t> axes;
+    for (int d = 0; d < out_rank; ++d)
+      if (d != 1) axes.push_back(d);
+    auto mean_over = [&](const std::string& t, const std::string& what) {
+      std::string o = v(what);
+      Node n = make("ReduceMean", {t}, {o}, v(what + "_reduce"), {attr_int("keepdims", 0)});
+      if (opset >= 18) n.inputs.push_back(init(what + "_axes", Tensor::from_vector<int64_t>({(int64_t)axes.size()}, axes)));
+      else n.attrs.push_back(attr_ints("axes", axes));
+      add.push_back(n);
+      return o;
+    };
+    f.batch_mean = mean_over(z, "batch_mean");
+    std::string d = v("centered"), d2 = v("squared");
+    add.push_back(make("Sub", {z, reshape(f.batch_mean, yshape, "batch_mean_out")}, {d}, v("center")));
+    add.push_back(make("Mul", {d, d}, {d2}, v("square")));
+    f.batch_var = mean_over(d2, "batch_var");
+    for (auto [run, batch] : {std::make_pair(f.mean, f.batch_mean), std::make_pair(f.var_or_inv_std, f.batch_var)}) {
+      std::string m0 = init(batch + "_keep", Tensor::scalar<float>(0.9f)), m1 = init(batch + "_take", Tensor::scalar<float>(0.1f));
+      std::string a = v(batch + "_old"), b = v(batch + "_new"), c = v(batch + "_running");
+      add.push_back(make("Mul", {run, m0}, {a}, v(batch + "_mul_old")));
+      add.push_back(make("Mul", {batch, m1}, {b}, v(batch + "_mul_new")));
+      add.push_back(make("Add", {a, b}, {c}, v(batch + "_update")));
+      stats.push_back({run, c});
+    }
+    std::string kb = k_of(f.batch_var, "k_batch");
+    if (strategy == 2) {
+      // The quantized layer folds the batch statistics: Layer(x, Q(W' * k_b)) + (b' - mean_b) * k_b + beta.
+      fold_weight(kb);
+      L.inputs[2] = folded_bias(f.batch_mean, kb);
+    } else {
+      // Jacob et al.: the quantized layer folds the running statistics, and its output is corrected to the batch
+      // statistics: Layer(x, Q(W' * k_r)) * (k_b / k_r) + (b' - mean_b) * k_b + beta.
+      std::string kr = k_of(f.var_or_inv_std, "k_running");
+      fold_weight(kr);
+      L.inputs.resize(2);
+      std::string yq = v("quantized_out"), c = v("correction"), y1 = v("corrected"), bias = folded_bias(f.batch_mean, kb);
+      L.outputs[0] = yq;
+      add.push_back(make("Div", {kb, kr}, {c}, v("correction_div")));
+      add.push_back(make("Mul", {yq, reshape(c, yshape, "correction_out")}, {y1}, v("correct")));
+      add.push_back(make("Add", {y1, reshape(bias, yshape, "bias_out")}, {bn_out}, v("bias_add_out")));
+    }
+  }
+  if (strategy == 4) {
+    std::string kk = k_of(f.var_or_inv_std, "k");
+    fold_weight(kk);
+    std::string y = v("conv"), y2 = v("unscaled"), y3 = v("biased");
     L.inputs.resize(2);
     L.outputs[0] = y;
-    add.push_back(make("Reshape", {kk, yshape}, {ky}, v("k_out_reshape")));
-    add.push_back(make("Div", {y, ky}, {y2}, v("unscale")));
-    add.push_back(make("Reshape", {f.bias, yshape}, {by}, v("bias_reshape")));
-    add.push_back(make("Add", {y2, by}, {y3}, v("bias_add")));
+    add.push_back(make("Div", {y, reshape(kk, yshape, "k_output")}, {y2}, v("unscale")));
+    add.push_back(make("Add", {y2, reshape(f.bias, yshape, "bias_output")}, {y3}, v("bias_add")));
     f.bn = v("bn");
     f.mean_out = v("batch_mean"), f.var_out = v("batch_var");
     add.push_back(make("BatchNormalization", {y3, f.gamma, f.beta, f.mean, f.var_or_inv_std}, {bn_out, f.mean_out, f.var_out},
@@ -209,31 +278,35 @@ QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan,
   auto per_sample = per_sample_sizes(prepared, q.input, sample, act_names);
   NameAllocator names(g);
   std::set<std::string> quant_names, frozen;
-  check(bn_fold == 0 || bn_fold == 1 || bn_fold == 4, "--bn-fold ", bn_fold, ": strategies 0, 1 and 4 are implemented "
-        "(docs/qat.md); 2 and 3 (batch statistics through a second convolution) are not");
+  check(bn_fold >= 0 && bn_fold <= 4, "--bn-fold ", bn_fold, ": the strategies are 0 to 4 (docs/qat.md)");
   q.bn_fold = bn_fold;
   std::map<std::string, std::string> weight_source;  // layer -> the value it reads as its weight now
   if (bn_fold != 0) {
     for (auto& [out, p] : batch_norms) {
-      q.bn_folds.push_back(unfold_layer(g, names, out, p, bn_fold, frozen, q.stats));
+      q.bn_folds.push_back(unfold_layer(g, q.model.opset(""), names, out, p, bn_fold, frozen, q.stats));
       weight_source[p.layer] = q.bn_folds.back().w_fold;
     }
     if (bn_fold == 4) q.model.opsets[""] = std::max<int64_t>(q.model.opset(""), 14);  // BN training mode
   }
-  auto add_quantizer = [&](const std::string& base, const quant::Encoding& e, int64_t n_per_scale) {
+  auto add_quantizer = [&](const std::string& base, const quant::Encoding& e, int64_t n_per_scale, bool weight) {
     std::vector<float> zp(e.zero_point.begin(), e.zero_point.end());
     std::string s = names.fresh(base + "/scale"), z = names.fresh(base + "/offset");
     g.initializers[s] = Tensor::from_vector<float>({(int64_t)e.scale.size()}, e.scale);
     g.initializers[z] = Tensor::from_vector<float>({(int64_t)zp.size()}, zp);
-    if (method != QatMethod::Ste) q.quant_params.push_back(s);
+    bool pact = method == QatMethod::Pact;
+    if (method == QatMethod::Lsq || method == QatMethod::LsqPlus || (pact && !weight)) q.quant_params.push_back(s);
+    if (pact && !weight) q.decayed_quant_params.push_back(s);
     if (method == QatMethod::LsqPlus && !e.spec.symmetric) q.quant_params.push_back(z);
     quant_names.insert(s), quant_names.insert(z);
     Node n;
     n.op_type = "FakeQuant", n.domain = "lowbit", n.name = names.fresh(base + "/fq");
+    // PACT learns the clipping level alpha = s * qmax with dy/dalpha = 1 above it: the scale's gradient is qmax
+    // times that, so grad_scale 1 / qmax^2 makes the step in alpha PACT's.
+    double lsq = 1.0 / std::sqrt((double)std::max<int64_t>(1, n_per_scale) * std::max(1, e.spec.grid.qmax()));
+    double qm = std::max(1, e.spec.grid.qmax());
     n.attrs = {attr_int("qmin", e.spec.grid.qmin()), attr_int("qmax", e.spec.grid.qmax()),
-               attr_int("axis", e.spec.axis),
-               attr_float("grad_scale", (float)(1.0 / std::sqrt((double)std::max<int64_t>(1, n_per_scale) *
-                                                                 std::max(1, e.spec.grid.qmax()))))};
+               attr_int("axis", e.spec.axis), attr_float("grad_scale", (float)(pact ? 1.0 / (qm * qm) : lsq)),
+               attr_int("inside_grad", pact ? 0 : 1)};
     return std::make_pair(n, std::make_pair(s, z));
   };
   std::vector<Node> added;
@@ -244,7 +317,7 @@ QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan,
     std::string src = weight_source.count(w.node) ? weight_source.at(w.node) : w.tensor;
     check(src != w.tensor || g.is_initializer(w.tensor), "weight '", w.tensor, "' is not an initializer");
     int64_t per = shape_numel(w.enc.shape) / (int64_t)w.enc.scale.size();
-    auto [n, sz] = add_quantizer(w.tensor, w.enc, per);
+    auto [n, sz] = add_quantizer(w.tensor, w.enc, per, true);
     std::string out = names.fresh(w.tensor + "/fq");
     n.inputs = {src, sz.first, sz.second};
     n.outputs = {out};
@@ -261,7 +334,7 @@ QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan,
     const auto& a = plan.acts[i];
     check_spec(a.enc.spec, method, "activation '" + a.tensor + "'");
     check(!a.enc.scale.empty(), "activation '", a.tensor, "' has no encoding (calibrate first)");
-    auto [n, sz] = add_quantizer(a.tensor, a.enc, per_sample.count(a.tensor) ? per_sample.at(a.tensor) : 1);
+    auto [n, sz] = add_quantizer(a.tensor, a.enc, per_sample.count(a.tensor) ? per_sample.at(a.tensor) : 1, false);
     int p = g.producer(a.tensor);
     if (p < 0) {  // a graph input: its readers read the quantized copy
       std::string out = names.fresh(a.tensor + "/fq");
@@ -418,15 +491,23 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
     for (auto& [op, v] : tape_ptr->op_times()) t[op].forward += v.forward, t[op].backward += v.backward;
     return t;
   };
-  // Strategy 4 after freeze_bn_step: the BatchNormalizations use their running statistics, which stop changing.
+  // After freeze_bn_step the running statistics stop changing and take the batch statistics' place: strategy 4's
+  // BatchNormalizations switch to inference mode; strategies 2 and 3 read the running statistics where they read the
+  // batch ones, and the float copies of the layers that computed those go.
   auto freeze = [&]() {
     Model m = tape_ptr->model();
     for (auto& n : m.graph.nodes)
-      for (auto& f : g.bn_folds)
+      for (auto& f : g.bn_folds) {
         if (n.name == f.bn) {
           n.set_attr(attr_int("training_mode", 0));
           n.outputs.resize(1);
         }
+        for (auto& in : n.inputs) {
+          if (!f.batch_mean.empty() && in == f.batch_mean) in = f.mean;
+          if (!f.batch_var.empty() && in == f.batch_var) in = f.var_or_inv_std;
+        }
+      }
+    remove_dead_nodes(m.graph);
     carried = total_times();
     tape_ptr = std::make_unique<Tape>(m);
     tape_ptr->set_profiling(o.profile_ops);
@@ -445,6 +526,7 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
   if (!frozen && o.freeze_bn_step > 0 && (int64_t)start * per_epoch >= o.freeze_bn_step) freeze(), frozen = true;
   std::set<std::string> wrt(g.weights.begin(), g.weights.end());
   std::set<std::string> quant(g.quant_params.begin(), g.quant_params.end());
+  std::set<std::string> decayed(g.decayed_quant_params.begin(), g.decayed_quant_params.end());
   wrt.insert(quant.begin(), quant.end());
   std::vector<EpochLog> logs;
   using clock = std::chrono::steady_clock;
@@ -483,7 +565,7 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
       for (auto& [name, gr] : grads) {
         bool is_q = quant.count(name) > 0;
         Tensor& p = tape.param(name);
-        Tensor nv = opt.update(name, p, gr, is_q ? lr * o.quant_lr_scale : lr, !is_q && p.rank() >= 2);
+        Tensor nv = opt.update(name, p, gr, is_q ? lr * o.quant_lr_scale : lr, decayed.count(name) || (!is_q && p.rank() >= 2));
         if (is_q && name.size() > 6 && name.compare(name.size() - 6, 6, "/scale") == 0)
           for (int64_t i = 0; i < nv.numel(); ++i) nv.data<float>()[i] = std::max(nv.data<float>()[i], 1e-8f);
         p = nv;

@@ -16,8 +16,9 @@
 namespace lowbit::train {
 
 // ste: quantizer parameters stay at their PTQ values, weights learn through the straight-through estimator;
-// lsq: scales learn too (LSQ, gradient scale 1 / sqrt(N * qmax)); lsq+: scales and zero points (offsets) learn.
-enum class QatMethod { Ste, Lsq, LsqPlus };
+// lsq: scales learn too (LSQ, gradient scale 1 / sqrt(N * qmax)); lsq+: scales and zero points (offsets) learn;
+// pact: activation clipping levels learn from clipped elements only (PACT), with L2 decay; weight scales fixed.
+enum class QatMethod { Ste, Lsq, LsqPlus, Pact };
 QatMethod parse_qat_method(const std::string& s);
 const char* qat_method_name(QatMethod m);
 
@@ -25,6 +26,7 @@ struct QatGraph {
   Model model;                      // the float model with FakeQuant nodes
   std::vector<std::string> weights; // trained model parameters (float initializers with more than one element)
   std::vector<std::string> quant_params;  // trained scales and offsets
+  std::vector<std::string> decayed_quant_params;  // PACT's clipping levels: L2 decay as on weights
   struct Quantizer {
     bool weight = false;
     size_t index = 0;               // into plan.weights or plan.acts
@@ -32,7 +34,7 @@ struct QatGraph {
   };
   std::vector<Quantizer> quantizers;
   std::string input, logits;        // the single float input, and output 0
-  // BatchNorm-folding strategies 1 and 4 (docs/qat.md): each folded layer rebuilt around its BatchNormalization.
+  // BatchNorm-folding strategies 1-4 (docs/qat.md): each folded layer rebuilt around its BatchNormalization.
   int bn_fold = 0;
   struct BnFold {
     std::string layer;                        // node name
@@ -40,11 +42,12 @@ struct QatGraph {
     std::string weight, bias, gamma, beta, mean, var_or_inv_std;  // the training graph's initializers
     std::string w_fold;                       // the value the layer reads as its weight (and is quantized)
     std::string bn, mean_out, var_out;        // strategy 4: the BatchNormalization node and its statistic outputs
+    std::string batch_mean, batch_var;        // strategies 2, 3: the batch statistics (running ones once frozen)
     float eps = 1e-5f;
     int axis = 0;                             // the folded weight's output-channel axis
   };
   std::vector<BnFold> bn_folds;
-  // Strategy 4: running statistics (initializer <- BatchNormalization output) updated after every step until frozen.
+  // Strategies 2-4: running statistics (initializer <- value) updated after every step until frozen.
   std::vector<std::pair<std::string, std::string>> stats;
 };
 
@@ -52,9 +55,10 @@ struct QatGraph {
 // static folding); `sample` one batch of the input, which sizes LSQ's gradient scale for activations. Throws Error
 // for what QAT does not cover: dynamic or fp16 modes, per-group weights, half-away rounding, learned power-of-two
 // scales, quantizers without encodings, models with more than one input.
-// bn_fold: 0 (folded before training), 1 (running statistics folded in the graph, gamma and beta trained) or 4
-// (a BatchNormalization with batch statistics after the quantized layer); `batch_norms` from
-// prepare_for_quantization names the folded layers. Strategies 2 and 3 are not implemented (Error).
+// bn_fold: MQBench's strategy (docs/qat.md): 0 folded before training; 1 running statistics folded in the graph,
+// gamma and beta trained; 2 batch statistics of a float copy of the layer folded into the quantized one; 3 running
+// statistics folded, the output corrected to the batch statistics (Jacob et al.); 4 a BatchNormalization with batch
+// statistics after the quantized layer. `batch_norms` from prepare_for_quantization names the folded layers.
 QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan, QatMethod method,
                          const Tensor& sample, int bn_fold = 0,
                          const std::map<std::string, quant::BnParams>& batch_norms = {});
@@ -90,7 +94,7 @@ struct QatOptions {
   int stop_after = 0;           // end after this many epochs of the `epochs` planned (0: all): train in parts
   bool profile_ops = false;     // time every op type (EpochLog::op_seconds)
   int bn_fold = 0;              // the graph's strategy (build_qat_graph), recorded in checkpoints
-  int64_t freeze_bn_step = 0;   // strategy 4: from this step on, running statistics (0: never frozen)
+  int64_t freeze_bn_step = 0;   // strategies 2-4: from this step on, running statistics (0: never frozen)
 };
 
 struct QatProgress {

@@ -52,7 +52,7 @@ if "$bin" qat "$model" "${train[@]}" --epochs 2 --steps-per-epoch 6 --checkpoint
 else bad "resume: $(tail -3 "$tmp/resume.log")"; fi
 
 # 3. Bad input: one error line, no output.
-expect_error "unimplemented BN strategy" "strategies 0, 1 and 4 are implemented" qat "$model" "${train[@]}" --bn-fold 3 -o "$tmp/x.onnx"
+expect_error "unknown BN strategy" "the strategies are 0 to 4" qat "$model" "${train[@]}" --bn-fold 7 -o "$tmp/x.onnx"
 expect_error "unknown method" "unknown QAT method 'lsqq'" qat "$model" "${train[@]}" --method lsqq -o "$tmp/x.onnx"
 expect_error "resume without a checkpoint file" "no checkpoint at" qat "$model" "${train[@]}" --resume \
   --checkpoint "$tmp/none.npz" -o "$tmp/x.onnx"

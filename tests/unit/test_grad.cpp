@@ -195,6 +195,20 @@ TEST(GradRules, Conv) {
   set_fast_kernels(true);
 }
 
+// ConvTranspose: strided, padded, output_padding, grouped, dilated, 1-D, and output_shape (negative begin pads).
+TEST(GradRules, ConvTranspose) {
+  check_case({make_node("ConvTranspose", 3, {ints("strides", {2, 2}), ints("pads", {1, 0, 0, 1}),
+                                             ints("output_padding", {1, 0})}), 13,
+              {random_tensor({2, 3, 3, 4}, 62), random_tensor({3, 2, 3, 3}, 63), random_tensor({2}, 64)}, {0, 1, 2}},
+             "strided padded");
+  check_case({make_node("ConvTranspose", 2, {attr_int("group", 2), ints("dilations", {2, 1})}), 13,
+              {random_tensor({1, 4, 3, 3}, 65), random_tensor({4, 3, 2, 2}, 66)}, {0, 1}}, "grouped dilated");
+  check_case({make_node("ConvTranspose", 2, {ints("strides", {3})}), 13,
+              {random_tensor({2, 2, 4}, 67), random_tensor({2, 3, 2}, 68)}, {0, 1}}, "1-d");
+  check_case({make_node("ConvTranspose", 2, {ints("strides", {2, 2}), ints("output_shape", {8, 7})}), 13,
+              {random_tensor({1, 2, 3, 3}, 69), random_tensor({2, 2, 3, 3}, 70)}, {0, 1}}, "output_shape");
+}
+
 // The fast conv gradients against the reference loops within the float bound of a K-term sum: each gradient element
 // sums K products, so both are within K * eps32 * sum|terms| of the exact value, and sum|terms| is the reference
 // rule applied to |x|, |w|, |gy|.
@@ -318,11 +332,17 @@ TEST(GradRules, FakeQuantEstimators) {
   double ds = (0 - 1) * 1 + (0 - 0.2) * 2 + (0 - 0.48) * 3 + (3 - 1) * 4;
   EXPECT_NEAR(g[1].to_f64()[0], 0.5 * ds, 1e-6);
   EXPECT_NEAR(g[2].to_f64()[0], 0.5 * (-0.5 * 1 - 0.5 * 4), 1e-6);
+  // PACT (inside_grad 0): the elements inside the grid no longer move the scale.
+  n.set_attr(attr_int("inside_grad", 0));
+  train::GradContext pact{n, 1, p, outs, gouts, need};
+  auto gp = train::find_grad_rule("lowbit", "FakeQuant")(pact);
+  EXPECT_NEAR(gp[1].to_f64()[0], 0.5 * ((0 - 1) * 1 + (3 - 1) * 4), 1e-6);
+  EXPECT_EQ(gp[0].to_f64(), g[0].to_f64());
 }
 
 // Every op type of the zoo models (after BatchNormalization folding) has a rule.
 TEST(GradRules, CoverTheZoo) {
-  for (const char* op : {"Conv", "Relu", "Add", "GlobalAveragePool", "Flatten", "Gemm", "Clip", "MaxPool", "Concat",
+  for (const char* op : {"Conv", "ConvTranspose", "Relu", "Add", "GlobalAveragePool", "Flatten", "Gemm", "Clip", "MaxPool", "Concat",
                          "Identity", "Reshape", "Transpose", "ReduceMean", "Sub", "Pow", "Sqrt", "Div", "Mul", "Gather",
                          "MatMul", "Unsqueeze", "Softmax", "Erf", "Slice", "BatchNormalization", "LayerNormalization"})
     EXPECT_NE(train::find_grad_rule("", op), nullptr) << op;

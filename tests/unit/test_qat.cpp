@@ -217,6 +217,30 @@ TEST(Qat, SteKeepsScales) {
   EXPECT_FALSE(prepared.graph.initializers.at("w2").bit_equal(p.m.graph.initializers.at("w2")));
 }
 
+// PACT learns the activations' clipping levels (with decay) and keeps the weight scales.
+TEST(Qat, PactLearnsActivationClippingOnly) {
+  Model m = residual_cnn(8);
+  Tensor x = random_tensor({128, 2, 6, 6}, 36);
+  auto labels = teacher_labels(m, x);
+  Prepared p = prepare(m, bits(4, 4), x);
+  auto g = train::build_qat_graph(p.m, p.plan, train::QatMethod::Pact, x.slice_rows(0, 8));
+  EXPECT_EQ(g.quant_params.size(), p.plan.acts.size());
+  EXPECT_EQ(g.decayed_quant_params.size(), p.plan.acts.size());
+  train::QatOptions o;
+  o.method = train::QatMethod::Pact;
+  o.batch_size = 32;
+  o.optim.lr = 1e-2;
+  o.optim.weight_decay = 1e-3;
+  train::train_qat(g, x, labels, nullptr, o, {}, {}, {});
+  Model prepared = p.m;
+  QuantSimPlan plan = p.plan;
+  train::write_back(g, g.model, prepared, plan);
+  for (size_t i = 0; i < plan.weights.size(); ++i) EXPECT_EQ(plan.weights[i].enc.scale, p.plan.weights[i].enc.scale);
+  bool moved = false;
+  for (size_t i = 0; i < plan.acts.size(); ++i) moved = moved || plan.acts[i].enc.scale != p.plan.acts[i].enc.scale;
+  EXPECT_TRUE(moved);
+}
+
 // Two epochs straight and one epoch, a checkpoint, and a resumed second epoch give the same parameters bit for bit.
 TEST(Qat, ResumeFromACheckpointIsExact) {
   Model m = residual_cnn(7);
@@ -349,8 +373,54 @@ TEST(QatBnFold, StrategyFourUpdatesThenFreezesRunningStatistics) {
     agree += std::max_element(ra, ra + 4) - ra == std::max_element(rb, rb + 4) - rb;
   }
   EXPECT_GE(agree, 62);
-  EXPECT_NE(testing::error_of([&] { train::build_qat_graph(p.m, p.plan, train::QatMethod::Lsq, x, 2, p.batch_norms); })
-                .find("strategies 0, 1 and 4"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { train::build_qat_graph(p.m, p.plan, train::QatMethod::Lsq, x, 5, p.batch_norms); })
+                .find("the strategies are 0 to 4"), std::string::npos);
+}
+
+// Strategies 2 and 3: batch statistics from a float copy of each layer (folded into the quantized layer, or as a
+// correction of its output); the running statistics follow them until frozen, after which the graph is the
+// deployed one: strategy 2's export gives the frozen graph's outputs bit for bit, strategy 3's up to the float
+// rounding of adding the bias after (not inside) the convolution.
+TEST(QatBnFold, StrategiesTwoAndThreeFreezeIntoTheDeployedGraph) {
+  for (int strategy : {2, 3}) {
+    SCOPED_TRACE("strategy " + std::to_string(strategy));
+    Model m = bn_cnn(13);
+    Tensor x = random_tensor({256, 2, 6, 6}, 75);
+    auto labels = teacher_labels(m, x);
+    Prepared p = prepare(m, bits(4, 8), x.slice_rows(0, 64));
+    auto g = train::build_qat_graph(p.m, p.plan, train::QatMethod::Lsq, x.slice_rows(0, 8), strategy, p.batch_norms);
+    ASSERT_EQ(g.stats.size(), 4u);
+    std::string mean = g.stats[0].first;
+    Tensor mean0 = g.model.graph.initializers.at(mean).clone();
+    size_t nodes_before = g.model.graph.nodes.size();
+    train::QatOptions o;
+    o.epochs = 2, o.batch_size = 32, o.optim.lr = 1e-3, o.bn_fold = strategy, o.freeze_bn_step = 8;
+    train::QatOptions first = o;
+    first.stop_after = 1;
+    auto g1 = g;
+    train::train_qat(g1, x, labels, nullptr, first, {}, {}, {});
+    Tensor mean1 = g1.model.graph.initializers.at(mean).clone();
+    EXPECT_FALSE(mean1.bit_equal(mean0));
+    auto g2 = g;
+    train::train_qat(g2, x, labels, nullptr, o, {}, {}, {});
+    EXPECT_TRUE(g2.model.graph.initializers.at(mean).bit_equal(mean1));
+    EXPECT_LT(g2.model.graph.nodes.size(), nodes_before);  // the float copies are gone
+    Model prepared = p.m;
+    QuantSimPlan plan = p.plan;
+    train::write_back(g2, g2.model, prepared, plan);
+    Tensor probe = random_tensor({64, 2, 6, 6}, 76);
+    Tensor a = run_first(g2.model, probe), b = run_first(build_quantized_model(prepared, plan, Mode::Static), probe);
+    if (strategy == 2) {
+      EXPECT_TRUE(a.bit_equal(b));
+    } else {
+      int agree = 0;
+      for (int64_t n = 0; n < 64; ++n) {
+        const float *ra = a.data<float>() + n * 4, *rb = b.data<float>() + n * 4;
+        agree += std::max_element(ra, ra + 4) - ra == std::max_element(rb, rb + 4) - rb;
+      }
+      EXPECT_GE(agree, 62);
+    }
+  }
 }
 
 // Optimizers against their update rules on one parameter, two steps.
