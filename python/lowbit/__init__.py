@@ -134,6 +134,27 @@ def _granularity(per_tensor, group):
     return {"granularity": "per_tensor" if per_tensor else "per_channel"}
 
 
+def _with_flags(cfg, weights, acts, per_tensor, group, range, weight_range, mode):
+    """The config with the CLI's bit-width, granularity, range and mode flags applied (None: not given)."""
+    w, a, edits = {}, {}, {}
+    if weights is not None:
+        w["bits"] = int(weights)
+    if acts is not None:
+        a["bits"] = int(acts)
+    w.update(_granularity(per_tensor, group))
+    if range is not None:
+        a["range"] = range
+    if weight_range is not None:
+        w["range"] = weight_range
+    if w:
+        edits["weights"] = w
+    if a:
+        edits["activations"] = a
+    if mode is not None:
+        edits["mode"] = mode.replace("-", "_")
+    return globals()["config"](cfg, **edits) if edits else cfg
+
+
 def quantize(model, data=None, config=None, *, profile=None, weights: int = None, acts: int = None,
              per_tensor: bool = None, group: int = None, range: str = None, weight_range: str = None,
              mode: str = None, pipeline: str = None, load_encodings: str = None, strict: bool = False, progress=True,
@@ -160,25 +181,7 @@ def quantize(model, data=None, config=None, *, profile=None, weights: int = None
             cfg.apply_standard_pipeline(src is not None)
         elif pipeline != "none":
             raise Error("pipeline '%s': expected standard or none" % pipeline)
-    edits = {}
-    w, a = {}, {}
-    if weights is not None:
-        w["bits"] = int(weights)
-    if acts is not None:
-        a["bits"] = int(acts)
-    w.update(_granularity(per_tensor, group))
-    if range is not None:
-        a["range"] = range
-    if weight_range is not None:
-        w["range"] = weight_range
-    if w:
-        edits["weights"] = w
-    if a:
-        edits["activations"] = a
-    if mode is not None:
-        edits["mode"] = mode.replace("-", "_")
-    if edits:
-        cfg = globals()["config"](cfg, **edits)
+    cfg = _with_flags(cfg, weights, acts, per_tensor, group, range, weight_range, mode)
     return _lowbit._quantize(model, src, cfg, profile, load_encodings or "", strict, progress)
 
 
@@ -214,23 +217,7 @@ def qat(model, data, val=None, config=None, *, profile=None, weights: int = None
     if config is None and profile is None:
         range = range or "mse"
         weight_range = weight_range or "mse"
-    w, a = {}, {}
-    if weights is not None:
-        w["bits"] = int(weights)
-    if acts is not None:
-        a["bits"] = int(acts)
-    w.update(_granularity(per_tensor, None))
-    if range is not None:
-        a["range"] = range
-    if weight_range is not None:
-        w["range"] = weight_range
-    edits = {}
-    if w:
-        edits["weights"] = w
-    if a:
-        edits["activations"] = a
-    if edits:
-        cfg = globals()["config"](cfg, **edits)
+    cfg = _with_flags(cfg, weights, acts, per_tensor, None, range, weight_range, None)
     opts = dict(method=method, epochs=int(epochs), batch_size=int(batch_size), steps_per_epoch=int(steps_per_epoch),
                 optimizer=optimizer, lr=float(lr), quant_lr=float(quant_lr), momentum=float(momentum),
                 nesterov=bool(nesterov), weight_decay=float(weight_decay), schedule=schedule, warmup=int(warmup),

@@ -11,6 +11,7 @@ namespace lowbit {
 QuantizedModel qat(const Model& model, DataSource& train, DataSource* val, QuantConfig cfg, const QatOptions& opt) {
   check(cfg.mode == quant::Mode::Static,
         "QAT trains static quantization; set the config's mode to static (weight-only, dynamic and fp16 are PTQ only)");
+  train::check_qat_options(opt.train);
   std::string input;
   for (auto& in : model.graph.inputs)
     if (!model.graph.is_initializer(in.name)) {

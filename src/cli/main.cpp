@@ -26,6 +26,21 @@ void add_data_options(CLI::App* cmd, lowbit::cli::DataArgs& d, const char* spec_
   cmd->add_option("--std", d.pre.std, "Per-channel std divided after subtracting the mean")->delimiter(',');
   cmd->add_flag("--bgr", d.pre.bgr, "Feed 3-channel images in BGR order");
 }
+// The quantizer options analyze and qat share with quantize (help texts differ where the meaning does).
+void add_quant_options(CLI::App* cmd, lowbit::cli::QuantizeArgs& q, const char* range_help,
+                       const char* weight_range_help, const char* pipeline_help, const char* cle_help) {
+  cmd->add_option("--config", q.config, "Quantization config JSON");
+  cmd->add_option("--profile", q.profile, "Hardware profile name or JSON file (see quantize --help)");
+  cmd->add_option("--weights", q.weights, "Weight bit width, e.g. w8, w4");
+  cmd->add_option("--acts", q.acts, "Activation bit width, e.g. a8, a4");
+  auto* pt = cmd->add_flag("--per-tensor", q.per_tensor, "Per-tensor weight quantization");
+  auto* pc = cmd->add_flag("--per-channel", q.per_channel, "Per-channel weight quantization (default)");
+  pt->excludes(pc);
+  cmd->add_option("--range", q.range, range_help);
+  cmd->add_option("--weight-range", q.weight_range, weight_range_help);
+  cmd->add_option("--pipeline", q.pipeline, pipeline_help);
+  cmd->add_flag("--cle,!--no-cle", q.cle, cle_help);
+}
 // Output paths must name something: an empty -o used to surface as a filesystem exception.
 const CLI::Validator kNonEmptyPath(
     [](std::string& s) { return s.empty() ? std::string("the path is empty") : std::string(); }, "PATH", "NonEmptyPath");
@@ -120,17 +135,8 @@ int main(int argc, char** argv) {
   ca->add_option("--target-drop", an.target_drop,
                  "Mixed-precision fix: raise the most sensitive quantizers until the accuracy drop is within this");
   ca->add_option("--raise-bits", an.raise_bits, "Bits for raised quantizers (default: 8 below 8 bits, else 16)");
-  ca->add_option("--config", an.q.config, "Quantization config JSON");
-  ca->add_option("--profile", an.q.profile, "Hardware profile name or JSON file (see quantize --help)");
-  ca->add_option("--weights", an.q.weights, "Weight bit width, e.g. w8, w4");
-  ca->add_option("--acts", an.q.acts, "Activation bit width, e.g. a8, a4");
-  auto* apt = ca->add_flag("--per-tensor", an.q.per_tensor, "Per-tensor weight quantization");
-  auto* apc = ca->add_flag("--per-channel", an.q.per_channel, "Per-channel weight quantization (default)");
-  apt->excludes(apc);
-  ca->add_option("--range", an.q.range, "Activation range method");
-  ca->add_option("--weight-range", an.q.weight_range, "Weight range: minmax or mse");
-  ca->add_option("--pipeline", an.q.pipeline, "standard: analyze the model after the standard PTQ pipeline");
-  ca->add_flag("--cle,!--no-cle", an.q.cle, "Cross-layer equalization on/off");
+  add_quant_options(ca, an.q, "Activation range method", "Weight range: minmax or mse",
+                    "standard: analyze the model after the standard PTQ pipeline", "Cross-layer equalization on/off");
   lowbit::cli::QatArgs qt;
   auto* cqt = app.add_subcommand("qat", "Quantization-aware training: PTQ initialisation, training with quantizers "
                                         "in the loop, then the same QDQ export as quantize");
@@ -172,17 +178,9 @@ int main(int argc, char** argv) {
   cqt->add_flag("--profile-ops", qt.profile_ops, "Print the forward and reverse seconds per op type after each epoch");
   cqt->add_option("--stop-after", qt.stop_after, "End after this many of the --epochs (continue later with --resume)")
       ->check(CLI::PositiveNumber);
-  cqt->add_option("--config", qt.q.config, "Quantization config JSON");
-  cqt->add_option("--profile", qt.q.profile, "Hardware profile name or JSON file (see quantize --help)");
-  cqt->add_option("--weights", qt.q.weights, "Weight bit width, e.g. w4");
-  cqt->add_option("--acts", qt.q.acts, "Activation bit width, e.g. a4");
-  auto* qpt = cqt->add_flag("--per-tensor", qt.q.per_tensor, "Per-tensor weight quantization");
-  auto* qpc = cqt->add_flag("--per-channel", qt.q.per_channel, "Per-channel weight quantization (default)");
-  qpt->excludes(qpc);
-  cqt->add_option("--range", qt.q.range, "Initial activation ranges (default mse)");
-  cqt->add_option("--weight-range", qt.q.weight_range, "Initial weight ranges: minmax or mse (default mse)");
-  cqt->add_option("--pipeline", qt.q.pipeline, "standard: start from the standard PTQ pipeline");
-  cqt->add_flag("--cle,!--no-cle", qt.q.cle, "Cross-layer equalization before training on/off");
+  add_quant_options(cqt, qt.q, "Initial activation ranges (default mse)",
+                    "Initial weight ranges: minmax or mse (default mse)", "standard: start from the standard PTQ pipeline",
+                    "Cross-layer equalization before training on/off");
   cqt->add_option("--save-encodings", qt.q.save_encodings, "Also write the trained encodings to this JSON file");
   lowbit::cli::BenchArgs bn;
   auto* cb = app.add_subcommand("bench", "Time FP32 inference in-process (warm-up, median and p90, images/s, peak "

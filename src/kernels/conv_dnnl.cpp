@@ -4,25 +4,24 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "kernels/dnnl_util.h"
+
 #include "core/error.h"
 
 namespace lowbit {
 
-namespace {
 using dnnl::memory;
 
-dnnl::engine& cpu_engine() {
+dnnl::engine& dnnl_cpu_engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
   return e;
 }
 
-// Dense row-major layout of the given dims (lowbit's own layout for every tensor).
-memory::desc plain_desc(const memory::dims& d) {
+memory::desc dnnl_plain_desc(const memory::dims& d) {
   memory::dims strides(d.size(), 1);
   for (int i = (int)d.size() - 2; i >= 0; --i) strides[(size_t)i] = strides[(size_t)i + 1] * d[(size_t)i + 1];
   return memory::desc(d, memory::data_type::f32, strides);
 }
-}  // namespace
 
 // Row-major layout of dims permuted by `order` (a list of dims from outermost to innermost storage).
 memory::desc permuted_desc(const memory::dims& d, const std::vector<int>& order) {
@@ -61,9 +60,9 @@ DnnlConv::DnnlConv(const ConvGeom& g, bool has_bias, float clamp_lo, float clamp
   }
   try {
     Impl& m = *impl_;
-    m.src_plain = plain_desc(src);
-    m.dst_plain = plain_desc(dst);
-    m.w_plain = plain_desc(w);
+    m.src_plain = dnnl_plain_desc(src);
+    m.dst_plain = dnnl_plain_desc(dst);
+    m.w_plain = dnnl_plain_desc(w);
     m.bias_desc = has_bias ? memory::desc({g.out_ch}, memory::data_type::f32, memory::format_tag::x) : memory::desc();
     auto any = [](const memory::dims& d) { return memory::desc(d, memory::data_type::f32, memory::format_tag::any); };
     bool cl = r == 2;
@@ -80,7 +79,7 @@ DnnlConv::DnnlConv(const ConvGeom& g, bool has_bias, float clamp_lo, float clamp
       po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, clamp_lo, clamp_hi);
       attr.set_post_ops(po);
     }
-    m.pd = dnnl::convolution_forward::primitive_desc(cd, attr, cpu_engine());
+    m.pd = dnnl::convolution_forward::primitive_desc(cd, attr, dnnl_cpu_engine());
     m.conv = dnnl::convolution_forward(m.pd);
   } catch (const dnnl::error& e) {
     unsupported("oneDNN has no convolution for this geometry (", e.what(), ")");
@@ -91,7 +90,7 @@ DnnlConv::~DnnlConv() = default;
 
 std::shared_ptr<const void> DnnlConv::prepare_weights(const float* w) const {
   const Impl& m = *impl_;
-  auto& eng = cpu_engine();
+  auto& eng = dnnl_cpu_engine();
   auto out = std::make_shared<memory>(m.pd.weights_desc(), eng);
   memory src(m.w_plain, eng, const_cast<float*>(w));
   dnnl::stream s(eng);
@@ -104,7 +103,7 @@ void DnnlConv::run(const float* x, const std::shared_ptr<const void>& weights, c
                    bool x_cl, bool y_cl) const {
   const Impl& m = *impl_;
   check(channels_last_capable() || (!x_cl && !y_cl), "DnnlConv: channels-last needs a 2-D convolution");
-  auto& eng = cpu_engine();
+  auto& eng = dnnl_cpu_engine();
   dnnl::stream s(eng);
   memory xu(x_cl ? m.src_cl : m.src_plain, eng, const_cast<float*>(x)), yu(y_cl ? m.dst_cl : m.dst_plain, eng, y);
   memory xi = xu, yi = yu;

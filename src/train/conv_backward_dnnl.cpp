@@ -6,21 +6,13 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "kernels/dnnl_util.h"
 
 namespace lowbit::train {
 
 namespace {
 using dnnl::memory;
 
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-memory::desc plain(const memory::dims& d) {
-  memory::dims strides(d.size(), 1);
-  for (int i = (int)d.size() - 2; i >= 0; --i) strides[(size_t)i] = strides[(size_t)i + 1] * d[(size_t)i + 1];
-  return memory::desc(d, memory::data_type::f32, strides);
-}
 memory::desc any(const memory::dims& d) { return memory::desc(d, memory::data_type::f32, memory::format_tag::any); }
 
 // Runs `prim` with user (plain) memories reordered into and out of the layouts its descriptor chose.
@@ -32,7 +24,7 @@ struct Arg {
   bool out;
 };
 void run(const dnnl::primitive& prim, const std::vector<Arg>& args) {
-  auto& eng = engine();
+  auto& eng = dnnl_cpu_engine();
   dnnl::stream s(eng);
   std::unordered_map<int, memory> exec;
   std::vector<std::pair<memory, memory>> back;
@@ -83,9 +75,9 @@ DnnlConvBackward::DnnlConvBackward(const ConvGeom& g, bool has_bias) : impl_(new
     Impl& m = *impl_;
     m.has_bias = has_bias;
     m.out_ch = g.out_ch;
-    m.src = plain(src), m.dst = plain(dst), m.w = plain(w);
+    m.src = dnnl_plain_desc(src), m.dst = dnnl_plain_desc(dst), m.w = dnnl_plain_desc(w);
     m.bias = memory::desc({g.out_ch}, memory::data_type::f32, memory::format_tag::x);
-    auto& eng = engine();
+    auto& eng = dnnl_cpu_engine();
     dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                        any(src), any(w), has_bias ? m.bias : memory::desc(), any(dst), strides, dil,
                                        pl, pr);

@@ -438,18 +438,26 @@ void save_checkpoint(const std::string& path, const Tape& tape, const QatGraph& 
   save_npz(path, a);  // written to a temporary file and renamed: never half-written
 }
 
-int load_checkpoint(const std::string& path, Tape& tape, const QatGraph& g, Optimizer& opt, const QatOptions& o) {
-  auto a = load_npz(path);
-  auto get = [&](const std::string& k) -> const Tensor& {
-    auto it = a.find(k);
-    check(it != a.end(), path, ": not a checkpoint of this training (no '", k, "')");
-    return it->second;
-  };
-  check(get("method").to_i64().at(0) == (int64_t)o.method, path, ": the checkpoint was trained with another --method");
-  int64_t planned = get("epochs").to_i64().at(0);
+const Tensor& entry(const std::map<std::string, Tensor>& a, const std::string& path, const std::string& k) {
+  auto it = a.find(k);
+  check(it != a.end(), path, ": not a checkpoint of this training (no '", k, "')");
+  return it->second;
+}
+
+// The run a checkpoint belongs to must be this one.
+void check_checkpoint_meta(const std::map<std::string, Tensor>& a, const std::string& path, const QatOptions& o) {
+  check(entry(a, path, "method").to_i64().at(0) == (int64_t)o.method, path,
+        ": the checkpoint was trained with another --method");
+  int64_t planned = entry(a, path, "epochs").to_i64().at(0);
   check(planned == o.epochs, path, ": the checkpoint belongs to a run of --epochs ", planned, " (the learning-rate "
         "schedule spans them); resume with the same --epochs");
-  check(get("bn_fold").to_i64().at(0) == o.bn_fold, path, ": the checkpoint was trained with another --bn-fold");
+  check(entry(a, path, "bn_fold").to_i64().at(0) == o.bn_fold, path, ": the checkpoint was trained with another --bn-fold");
+}
+
+int load_checkpoint(const std::string& path, Tape& tape, const QatGraph& g, Optimizer& opt, const QatOptions& o) {
+  auto a = load_npz(path);
+  auto get = [&](const std::string& k) -> const Tensor& { return entry(a, path, k); };
+  check_checkpoint_meta(a, path, o);
   std::vector<std::string> names = g.weights;
   for (auto& st : g.stats) names.push_back(st.first);
   for (auto& fq : g.quantizers) names.push_back(fq.scale), names.push_back(fq.offset);
@@ -469,13 +477,22 @@ int load_checkpoint(const std::string& path, Tape& tape, const QatGraph& g, Opti
 
 }  // namespace
 
+void check_qat_options(const QatOptions& o) {
+  check(o.bn_fold >= 0 && o.bn_fold <= 4, "--bn-fold ", o.bn_fold, ": the strategies are 0 to 4 (docs/qat.md)");
+  check(o.epochs > 0 && o.batch_size > 0, "QAT: batch size and epochs must be positive");
+  if (!o.resume) return;
+  check(!o.checkpoint.empty(), "--resume needs a checkpoint path");
+  check(std::filesystem::exists(o.checkpoint), "--resume: no checkpoint at '", o.checkpoint, "'");
+  check_checkpoint_meta(load_npz(o.checkpoint), o.checkpoint, o);
+}
+
 std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<int64_t>& labels, const Model* teacher,
                                 const QatOptions& o, const std::function<double(const Model&)>& validate,
                                 const std::function<void(const QatProgress&)>& progress,
                                 const std::function<void(const EpochLog&)>& on_epoch) {
   check(x.rank() >= 1 && x.dim(0) == (int64_t)labels.size(), "QAT: ", labels.size(), " labels for ",
         x.rank() ? x.dim(0) : 0, " training rows");
-  check(o.batch_size > 0 && o.epochs > 0, "QAT: batch size and epochs must be positive");
+  check_qat_options(o);
   int64_t rows = x.dim(0);
   int64_t per_epoch = rows / o.batch_size;
   check(per_epoch > 0, "QAT: ", rows, " training rows do not fill one batch of ", o.batch_size);
@@ -518,8 +535,6 @@ std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<
   Optimizer opt(o.optim);
   int start = 0;
   if (o.resume) {
-    check(!o.checkpoint.empty(), "--resume needs a checkpoint path");
-    check(std::filesystem::exists(o.checkpoint), "--resume: no checkpoint at '", o.checkpoint, "'");
     start = load_checkpoint(o.checkpoint, *tape_ptr, g, opt, o);
     check(start <= o.epochs, o.checkpoint, ": the checkpoint has ", start, " epochs, more than --epochs ", o.epochs);
   }

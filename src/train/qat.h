@@ -103,6 +103,10 @@ struct QatProgress {
   double loss = 0, images_per_second = 0;
 };
 
+// Checks before any work that `opt` can run: the BatchNorm strategy is 0-4, and with resume the checkpoint exists
+// and belongs to a run of the same method, strategy and --epochs. Throws Error naming what differs.
+void check_qat_options(const QatOptions& opt);
+
 // Trains g.model in place on (x, labels) rows. `teacher`: the FP32 model for distillation (nullptr without).
 // `validate`, when set, is called after each epoch with the current graph and returns top-1 in %.
 std::vector<EpochLog> train_qat(QatGraph& g, const Tensor& x, const std::vector<int64_t>& labels, const Model* teacher,

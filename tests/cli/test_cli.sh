@@ -9,25 +9,8 @@ data=$root/tests/data
 model=$root/models/fashion_cnn.onnx
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-
-# expect_error NAME PATTERN ARGS...: the command fails with one error line matching PATTERN.
-expect_error() {
-  local name=$1 pattern=$2
-  shift 2
-  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  local lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" -ne 1 ]; then bad "$name: exit code $rc, expected 1"; return; fi
-  if [ "$lines" -ne 1 ]; then bad "$name: $lines stderr lines, expected 1: $(cat "$tmp/err")"; return; fi
-  if ! grep -q "^lowbit: error: " "$tmp/err"; then bad "$name: no 'lowbit: error:' prefix: $(cat "$tmp/err")"; return; fi
-  if ! grep -qE -e "$pattern" "$tmp/err"; then bad "$name: message does not match /$pattern/: $(cat "$tmp/err")"; return; fi
-  ok
-}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # --- working commands ---
 if "$bin" info "$model" >"$tmp/info" && grep -qE "Conv +3" "$tmp/info" && grep -q "image" "$tmp/info"; then ok; else bad "info"; fi

@@ -10,21 +10,8 @@ root=$2
 model=$root/models/fashion_cnn.onnx
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect_error() {
-  local name=$1 pattern=$2
-  shift 2
-  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  local n
-  n=$(grep -c "^lowbit: error: " "$tmp/err")
-  if [ "$rc" -ne 1 ]; then bad "$name: exit code $rc, expected 1"; return; fi
-  if [ "$n" -ne 1 ] || ! grep -qE -e "$pattern" "$tmp/err"; then bad "$name: $(cat "$tmp/err")"; return; fi
-  ok
-}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 train=(--data "fashion-mnist:train" -n 1280 --batch-size 32 --calib-samples 256 --weights w4 --acts a4 --lr 1e-3)
 val=(--val "fashion-mnist:test[0:500]")
 

@@ -113,6 +113,17 @@ QuantConfig bits(int w, int a, bool per_channel = true, bool symmetric_acts = fa
 
 Tensor run_first(const Model& m, const Tensor& x) { return Executor(m).run({{"x", x}}).begin()->second; }
 
+// Rows of two [N, C] outputs with the same arg-max.
+int argmax_agreement(const Tensor& a, const Tensor& b) {
+  int agree = 0;
+  int64_t C = a.dim(1);
+  for (int64_t n = 0; n < a.dim(0); ++n) {
+    const float *ra = a.data<float>() + n * C, *rb = b.data<float>() + n * C;
+    agree += std::max_element(ra, ra + C) - ra == std::max_element(rb, rb + C) - rb;
+  }
+  return agree;
+}
+
 // The gradient the tape gives for a whole graph (fan-out, residual Add, MaxPool, Gemm) against finite differences
 // of the cross-entropy loss: catches plumbing the per-op tester cannot (accumulation over readers, renamed values).
 TEST(Tape, WholeGraphGradientsMatchFiniteDifferences) {
@@ -318,11 +329,7 @@ TEST(QatBnFold, StrategyOneTrainsGammaBetaAndExportsExactly) {
     for (auto& n : {f.mean, f.var_or_inv_std}) EXPECT_EQ(std::find(g1.weights.begin(), g1.weights.end(), n), g1.weights.end()) << n;
   Tensor probe = random_tensor({16, 2, 6, 6}, 72);
   Tensor a = run_first(g0.model, probe), b = run_first(g1.model, probe);
-  int agree = 0;
-  for (int64_t n = 0; n < 16; ++n) {
-    const float *ra = a.data<float>() + n * 4, *rb = b.data<float>() + n * 4;
-    agree += std::max_element(ra, ra + 4) - ra == std::max_element(rb, rb + 4) - rb;
-  }
+  int agree = argmax_agreement(a, b);
   EXPECT_GE(agree, 15);  // a rounding flip on a grid boundary may move one
   train::QatOptions o;
   o.epochs = 2, o.batch_size = 32, o.optim.lr = 3e-3, o.bn_fold = 1;
@@ -367,11 +374,7 @@ TEST(QatBnFold, StrategyFourUpdatesThenFreezesRunningStatistics) {
   Tensor probe = random_tensor({64, 2, 6, 6}, 74);
   Tensor a = run_first(g2.model, probe);  // frozen: the BatchNormalizations run in inference mode
   Tensor b = run_first(build_quantized_model(prepared, plan, Mode::Static), probe);
-  int agree = 0;
-  for (int64_t n = 0; n < 64; ++n) {
-    const float *ra = a.data<float>() + n * 4, *rb = b.data<float>() + n * 4;
-    agree += std::max_element(ra, ra + 4) - ra == std::max_element(rb, rb + 4) - rb;
-  }
+  int agree = argmax_agreement(a, b);
   EXPECT_GE(agree, 62);
   EXPECT_NE(testing::error_of([&] { train::build_qat_graph(p.m, p.plan, train::QatMethod::Lsq, x, 5, p.batch_norms); })
                 .find("the strategies are 0 to 4"), std::string::npos);
@@ -413,11 +416,7 @@ TEST(QatBnFold, StrategiesTwoAndThreeFreezeIntoTheDeployedGraph) {
     if (strategy == 2) {
       EXPECT_TRUE(a.bit_equal(b));
     } else {
-      int agree = 0;
-      for (int64_t n = 0; n < 64; ++n) {
-        const float *ra = a.data<float>() + n * 4, *rb = b.data<float>() + n * 4;
-        agree += std::max_element(ra, ra + 4) - ra == std::max_element(rb, rb + 4) - rb;
-      }
+      int agree = argmax_agreement(a, b);
       EXPECT_GE(agree, 62);
     }
   }
