@@ -17,6 +17,26 @@ dnnl::engine& dnnl_cpu_engine() {
   return e;
 }
 
+DnnlConvDims dnnl_conv_dims(const ConvGeom& g) {
+  size_t r = g.in.size();
+  if (r < 1 || r > 3) unsupported("oneDNN convolution takes 1 to 3 spatial dims, not ", r);
+  DnnlConvDims d;
+  d.src = {g.batch, g.in_ch}, d.dst = {g.batch, g.out_ch};
+  if (g.group > 1) d.w = {g.group, g.out_ch / g.group, g.in_ch / g.group};
+  else d.w = {g.out_ch, g.in_ch};
+  for (size_t i = 0; i < r; ++i) {
+    d.src.push_back(g.in[i]);
+    d.dst.push_back(g.out[i]);
+    d.w.push_back(g.kernel[i]);
+    d.strides.push_back(g.stride[i]);
+    d.dil.push_back(g.dilation[i] - 1);  // oneDNN counts the gaps between taps
+    d.pl.push_back(g.pad_begin[i]);
+    d.pr.push_back(g.pad_end[i]);
+    if (g.pad_begin[i] < 0 || g.pad_end[i] < 0) unsupported("negative convolution padding");
+  }
+  return d;
+}
+
 memory::desc dnnl_plain_desc(const memory::dims& d) {
   memory::dims strides(d.size(), 1);
   for (int i = (int)d.size() - 2; i >= 0; --i) strides[(size_t)i] = strides[(size_t)i + 1] * d[(size_t)i + 1];
@@ -43,21 +63,9 @@ struct DnnlConv::Impl {
 
 DnnlConv::DnnlConv(const ConvGeom& g, bool has_bias, float clamp_lo, float clamp_hi)
     : geom_(g), has_bias_(has_bias), lo_(clamp_lo), hi_(clamp_hi), impl_(new Impl) {
+  DnnlConvDims dd = dnnl_conv_dims(g);
+  auto &src = dd.src, &dst = dd.dst, &w = dd.w, &strides = dd.strides, &dil = dd.dil, &pl = dd.pl, &pr = dd.pr;
   size_t r = g.in.size();
-  if (r < 1 || r > 3) unsupported("oneDNN convolution takes 1 to 3 spatial dims, not ", r);
-  memory::dims src{g.batch, g.in_ch}, dst{g.batch, g.out_ch}, w, strides, dil, pl, pr;
-  if (g.group > 1) w = {g.group, g.out_ch / g.group, g.in_ch / g.group};
-  else w = {g.out_ch, g.in_ch};
-  for (size_t i = 0; i < r; ++i) {
-    src.push_back(g.in[i]);
-    dst.push_back(g.out[i]);
-    w.push_back(g.kernel[i]);
-    strides.push_back(g.stride[i]);
-    dil.push_back(g.dilation[i] - 1);  // oneDNN counts the gaps between taps
-    pl.push_back(g.pad_begin[i]);
-    pr.push_back(g.pad_end[i]);
-    if (g.pad_begin[i] < 0 || g.pad_end[i] < 0) unsupported("negative convolution padding");
-  }
   try {
     Impl& m = *impl_;
     m.src_plain = dnnl_plain_desc(src);

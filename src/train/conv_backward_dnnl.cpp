@@ -56,21 +56,8 @@ struct DnnlConvBackward::Impl {
 };
 
 DnnlConvBackward::DnnlConvBackward(const ConvGeom& g, bool has_bias) : impl_(new Impl) {
-  size_t r = g.in.size();
-  if (r < 1 || r > 3) unsupported("oneDNN convolution takes 1 to 3 spatial dims, not ", r);
-  memory::dims src{g.batch, g.in_ch}, dst{g.batch, g.out_ch}, w, strides, dil, pl, pr;
-  if (g.group > 1) w = {g.group, g.out_ch / g.group, g.in_ch / g.group};
-  else w = {g.out_ch, g.in_ch};
-  for (size_t i = 0; i < r; ++i) {
-    src.push_back(g.in[i]);
-    dst.push_back(g.out[i]);
-    w.push_back(g.kernel[i]);
-    strides.push_back(g.stride[i]);
-    dil.push_back(g.dilation[i] - 1);
-    pl.push_back(g.pad_begin[i]);
-    pr.push_back(g.pad_end[i]);
-    if (g.pad_begin[i] < 0 || g.pad_end[i] < 0) unsupported("negative convolution padding");
-  }
+  DnnlConvDims dd = dnnl_conv_dims(g);
+  auto &src = dd.src, &dst = dd.dst, &w = dd.w, &strides = dd.strides, &dil = dd.dil, &pl = dd.pl, &pr = dd.pr;
   try {
     Impl& m = *impl_;
     m.has_bias = has_bias;
