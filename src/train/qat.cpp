@@ -366,7 +366,7 @@ void write_back(const QatGraph& q, const Model& trained, Model& prepared, quant:
   const auto& init = trained.graph.initializers;
   for (auto& w : q.weights)
     if (prepared.graph.is_initializer(w)) prepared.graph.initializers[w] = init.at(w).clone();
-  // Strategies 1 and 4: the folded weight and bias from the trained parameters (and, for 4, the running statistics
+  // Strategies 1-4: the folded weight and bias from the trained parameters (and, for 2-4, the running statistics
   // as they stand), in float32 operation for operation as the training graph computes W_fold.
   for (auto& f : q.bn_folds) {
     const Tensor& W = init.at(f.weight);
