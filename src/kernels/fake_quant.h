@@ -19,6 +19,10 @@ inline float scaled_clamped(float x, float s) {
   return v > big ? big : (v < -big ? -big : v);
 }
 
+// Elements per work item of the fake-quant kernel and of its gradient rule (train/grad_quant.cpp), whose partial sums
+// are kept per block and added in block order: the scale's gradient is then the same for any thread count.
+constexpr int64_t kFakeQuantBlock = 16384;
+
 // z: the zero points already rounded to integers (as floats), qmin/qmax: the grid (|q| <= 2^16).
 void fake_quant_f32(const float* x, float* y, int64_t outer, int64_t channels, int64_t inner, const float* s,
                     const float* z, float qmin, float qmax);

@@ -446,6 +446,25 @@ Outs op_reduce(const OpContext& c) {
     if (!red[d] || keep) out.push_back(out_keep[d]);
   }
   int64_t on = shape_numel(out_keep);
+  // float32 Sum/Mean over trailing axes (LayerNorm's mean over the last axis): rows summed in parallel, each in
+  // element order in double, as the generic loop below sums them: the same values, without the double copy.
+  int64_t first_red = r;
+  while (first_red > 0 && red[(size_t)first_red - 1]) --first_red;
+  bool trailing = first_red < r;
+  for (int64_t d = 0; d < first_red; ++d) trailing = trailing && !red[(size_t)d];
+  if ((R == Red::Sum || R == Red::Mean) && fast_kernels_enabled() && x.dtype() == DType::Float32 && trailing && on > 0) {
+    const int64_t n = x.numel() / on;
+    const float* px = x.data<float>();
+    Tensor y(DType::Float32, out);
+    float* py = y.data<float>();
+#pragma omp parallel for schedule(static) if (x.numel() > 65536)
+    for (int64_t o = 0; o < on; ++o) {
+      double a = 0;
+      for (int64_t k = 0; k < n; ++k) a += (double)px[o * n + k];
+      py[o] = (float)(R == Red::Mean ? a / (double)n : a);
+    }
+    return {y};
+  }
   double init = R == Red::Max ? -INFINITY : R == Red::Min ? INFINITY : R == Red::Prod ? 1.0 : 0.0;
   std::vector<double> acc((size_t)on, init), mx;
   std::vector<double> xv = x.to_f64();

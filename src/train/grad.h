@@ -54,5 +54,8 @@ void add_math_rules(GradTable& t);
 void add_nn_rules(GradTable& t);
 void add_move_rules(GradTable& t);
 void add_quant_rules(GradTable& t);
+// The generic data-movement rule (run the op on index tensors, scatter the gradient back), which the direct rules
+// for Reshape, Transpose and Gather are tested against.
+GradRule index_method_rule();
 
 }  // namespace lowbit::train

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels/broadcast.h"
+#include "kernels/gemm.h"
 #include "runtime/executor.h"
 #include "runtime/op_util.h"
 #include "train/grad.h"
@@ -19,8 +20,9 @@ Tensor bcast(const Tensor& a, const Tensor& b, const Shape& out, F f) {
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* py = y.data<float>();
-  broadcast_for_each<2>(out, {a.shape(), b.shape()},
-                        [&](int64_t i, const std::array<int64_t, 2>& o) { py[i] = f(pa[o[0]], pb[o[1]]); });
+  broadcast_runs(out, a.shape(), b.shape(), [&](int64_t o, int64_t oa, int64_t ob, int64_t len, int64_t sa, int64_t sb) {
+    for (int64_t j = 0; j < len; ++j) py[o + j] = f(pa[oa + j * sa], pb[ob + j * sb]);
+  });
   return y;
 }
 // y[i] = f(a[i], b[i]) for tensors of one shape.
@@ -31,7 +33,23 @@ Tensor zip(const Tensor& a, const Tensor& b, F f) {
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* py = y.data<float>();
-  for (int64_t i = 0; i < y.numel(); ++i) py[i] = f(pa[i], pb[i]);
+  const int64_t n = y.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i]);
+  return y;
+}
+// y[i] = f(a[i], b[i], c[i]) for tensors of one shape.
+template <typename F>
+Tensor zip3(const Tensor& a, const Tensor& b, const Tensor& c, F f) {
+  check(a.shape() == b.shape() && a.shape() == c.shape(), "gradient rule: shapes differ");
+  Tensor y = Tensor::uninitialized(DType::Float32, a.shape());
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  const float* pc = c.data<float>();
+  float* py = y.data<float>();
+  const int64_t n = y.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i], pc[i]);
   return y;
 }
 
@@ -81,7 +99,11 @@ Grads g_Pow(const GradContext& c) {
   check_float(c, 0);
   Tensor e = c.in(1).cast(DType::Float32);
   Grads r(2);
-  if (c.wants(0)) {
+  if (c.wants(0) && e.numel() == 1 && c.in(0).shape() == g.shape()) {  // one exponent (x^2 in LayerNorms): no broadcast
+    const float p = e.data<float>()[0];
+    r[0] = p == 2.f ? zip(g, c.in(0), [](float a, float x) { return a * (2.f * x); })
+                    : zip(g, c.in(0), [p](float a, float x) { return a * (p * std::pow(x, p - 1)); });
+  } else if (c.wants(0)) {
     Tensor d = bcast(c.in(0), e, g.shape(), [](float x, float p) { return p * std::pow(x, p - 1); });
     r[0] = reduce_to_shape(zip(g, d, [](float a, float b) { return a * b; }), c.in(0).shape());
   }
@@ -94,9 +116,7 @@ Grads unary(const GradContext& c) {
   Grads r(c.ins.size());
   if (!c.wants(0)) return r;
   check_float(c, 0);
-  Tensor g = c.gout(0);
-  Tensor d = zip(c.in(0), c.outs[0], [](float x, float y) { return D(x, y); });
-  r[0] = zip(g, d, [](float a, float b) { return a * b; });
+  r[0] = zip3(c.gout(0), c.in(0), c.outs[0], [](float g, float x, float y) { return g * D(x, y); });
   return r;
 }
 float d_relu(float x, float) { return x > 0 ? 1.f : 0.f; }
@@ -150,7 +170,16 @@ Grads g_MatMul(const GradContext& c) {
   g = g.reshaped(gs);
   Grads r(2);
   if (c.wants(0)) r[0] = reduce_to_shape(matmul(g, transpose_last2(B), c.where()), A.shape()).reshaped(ga);
-  if (c.wants(1)) r[1] = reduce_to_shape(matmul(transpose_last2(A), g, c.where()), B.shape()).reshaped(gb);
+  if (c.wants(1) && sb.size() == 2 && A.rank() >= 2) {
+    // A weight shared by every batch (x[B, T, D] times W[D, E]): dW = x^T g over all B * T rows as one GEMM, rather
+    // than B products summed afterwards.
+    const int64_t K = A.dim(A.rank() - 1), N = sb[1], rows = A.numel() / K;
+    Tensor d = Tensor::uninitialized(DType::Float32, sb);
+    sgemm(true, false, K, N, rows, 1.f, A.data<float>(), K, g.data<float>(), N, 0.f, d.data<float>(), N);
+    r[1] = d;
+  } else if (c.wants(1)) {
+    r[1] = reduce_to_shape(matmul(transpose_last2(A), g, c.where()), B.shape()).reshaped(gb);
+  }
   return r;
 }
 

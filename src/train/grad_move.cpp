@@ -2,6 +2,8 @@
 // method: the op is run forward on integer tensors holding each element's own index (1-based, so that 0 marks an
 // element no input provides, such as padding), and the output gradient is added back at the indices that come out.
 // The rule is thus exactly the op's own indexing: no second implementation of its semantics to get wrong.
+#include <algorithm>
+
 #include "runtime/executor.h"
 #include "train/grad.h"
 
@@ -62,12 +64,94 @@ Grads g_move(const GradContext& c) {
   return r;
 }
 
+// Direct rules for the busiest movers, each checked against g_move's index method (tests/unit/test_grad.cpp)
+// as well as against finite differences.
+
+// Ops that keep every element in place (Reshape, Flatten, Squeeze, Unsqueeze, Identity, inference Dropout): the
+// gradient is the output's gradient in the input's shape.
+Grads g_reshape(const GradContext& c) {
+  if (c.node.op_type == "Dropout") return g_move(c);  // its training-mode check lives there
+  Grads r(c.ins.size());
+  if (c.wants(0) && c.in(0).dtype() == DType::Float32) r[0] = c.gout(0).reshaped(c.in(0).shape());
+  return r;
+}
+
+// Transpose: the output's gradient transposed back by the inverse permutation.
+Grads g_transpose(const GradContext& c) {
+  Grads r(c.ins.size());
+  if (!c.wants(0) || c.in(0).dtype() != DType::Float32) return r;
+  const int64_t rank = c.in(0).rank();
+  std::vector<int64_t> perm = c.node.attr_ints("perm");
+  if (perm.empty())
+    for (int64_t d = rank - 1; d >= 0; --d) perm.push_back(d);
+  check((int64_t)perm.size() == rank, c.where(), ": perm has ", perm.size(), " entries for rank ", rank);
+  std::vector<int64_t> inv((size_t)rank);
+  for (int64_t d = 0; d < rank; ++d) inv[(size_t)perm[(size_t)d]] = d;
+  Node n;
+  n.op_type = "Transpose";
+  Attribute a;
+  a.name = "perm", a.type = AttrType::Ints, a.ints = inv;
+  n.attrs.push_back(a);
+  r[0] = eval_node(n, c.opset, {c.gout(0)})[0];
+  return r;
+}
+
+// Gather along `axis`: the output's gradient added back at the gathered positions (repeated indices accumulate).
+Grads g_gather(const GradContext& c) {
+  Grads r(c.ins.size());
+  if (!c.wants(0) || c.in(0).dtype() != DType::Float32) return r;
+  const Tensor& x = c.in(0);
+  const int64_t rank = x.rank();
+  int64_t axis = c.node.attr_int("axis", 0);
+  if (axis < 0) axis += rank;
+  check(axis >= 0 && axis < rank, c.where(), ": axis out of range");
+  const std::vector<int64_t> idx = c.in(1).to_i64();
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x.dim((int)d);
+  for (int64_t d = axis + 1; d < rank; ++d) inner *= x.dim((int)d);
+  const int64_t n = x.dim((int)axis), m = (int64_t)idx.size();
+  const Tensor g = c.gout(0);
+  check(g.numel() == outer * m * inner, c.where(), ": output gradient has the wrong size");
+  std::vector<int64_t> pos((size_t)m);
+  std::vector<char> seen((size_t)n, 0);
+  bool repeats = false;
+  for (int64_t j = 0; j < m; ++j) {
+    int64_t k = idx[(size_t)j] < 0 ? idx[(size_t)j] + n : idx[(size_t)j];
+    check(k >= 0 && k < n, c.where(), ": index ", idx[(size_t)j], " out of range for ", n);
+    repeats = repeats || seen[(size_t)k];
+    seen[(size_t)k] = 1, pos[(size_t)j] = k;
+  }
+  const float* pg = g.data<float>();
+  Tensor gx(DType::Float32, x.shape());
+  if (!repeats) {  // each position receives at most one value: copied
+    float* px = gx.data<float>();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < m; ++j)
+        std::copy(pg + (o * m + j) * inner, pg + (o * m + j + 1) * inner, px + (o * n + pos[(size_t)j]) * inner);
+  } else {  // summed in double, then rounded once (as the index method does), so repeated indices round alike
+    std::vector<double> acc((size_t)x.numel(), 0.0);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < m; ++j) {
+        double* dst = acc.data() + (o * n + pos[(size_t)j]) * inner;
+        const float* src = pg + (o * m + j) * inner;
+        for (int64_t i = 0; i < inner; ++i) dst[i] += src[i];
+      }
+    for (int64_t i = 0; i < x.numel(); ++i) gx.data<float>()[i] = (float)acc[(size_t)i];
+  }
+  r[0] = gx;
+  return r;
+}
+
 }  // namespace
 
 void add_move_rules(GradTable& t) {
-  for (const char* op : {"Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice",
-                         "Gather", "Concat", "Split", "Expand", "Tile", "Pad", "DepthToSpace", "SpaceToDepth"})
+  for (const char* op : {"Slice", "Concat", "Split", "Expand", "Tile", "Pad", "DepthToSpace", "SpaceToDepth"})
     t.add(op, g_move);
+  for (const char* op : {"Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}) t.add(op, g_reshape);
+  t.add("Transpose", g_transpose);
+  t.add("Gather", g_gather);
 }
+
+GradRule index_method_rule() { return g_move; }
 
 }  // namespace lowbit::train

@@ -201,6 +201,29 @@ TEST(ElementwiseFastPaths, ClipAndPowSameBits) {
   }
 }
 
+// ReduceSum/ReduceMean over trailing axes (the row path) against the generic loops: the same bits, NaN and
+// infinities included. Other axis sets take the generic path on both sides.
+TEST(ElementwiseFastPaths, TrailingReductionsSameBits) {
+  Tensor x = random_tensor({3, 5, 7, 11}, 37, -1e3f, 1e3f);
+  float specials[] = {NAN, INFINITY, -INFINITY, 1e-40f, 3.4e38f, 3.4e38f};
+  for (size_t i = 0; i < std::size(specials); ++i) x.data<float>()[i * 97] = specials[i];
+  for (const char* op : {"ReduceSum", "ReduceMean"})
+    for (auto axes : std::vector<std::vector<int64_t>>{{-1}, {2, 3}, {1, 2, 3}, {}, {1}, {0, 3}})
+      for (int64_t keep : {0, 1}) {
+        Node n;
+        n.op_type = op;
+        n.outputs = {"y"};
+        n.attrs = {attr_int("keepdims", keep)};
+        if (!axes.empty()) n.attrs.push_back(attr_ints("axes", axes));
+        set_fast_kernels(false);
+        Tensor ref = eval_node(n, 11, {x})[0];
+        set_fast_kernels(true);
+        Tensor fast = eval_node(n, 11, {x})[0];
+        EXPECT_TRUE(fast.bit_equal(ref)) << op << " over " << axes.size() << " axes, keepdims " << keep;
+        EXPECT_EQ(fast.shape(), ref.shape());
+      }
+}
+
 TEST(StoragePool, BlocksAreReusedAndTheLimitHolds) {
   storage_cache_clear();
   set_storage_cache_limit(1 << 20);

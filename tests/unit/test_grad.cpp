@@ -10,6 +10,8 @@
 // FakeQuant), which each case states.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 #include <random>
 
@@ -295,6 +297,128 @@ TEST(GradRules, DataMovement) {
               {0}}, "pad");
   check_case({make_node("Identity", 1), 13, {x}, {0}}, "identity");
   check_case({make_node("Dropout", 1), 13, {x}, {0}}, "dropout (inference)");
+}
+
+// reduce_to_shape sums over the broadcast dimensions, each output in double in increasing index order: its row
+// (trailing dims reduced) and column (leading dims reduced) paths and the generic one give exactly a plain loop's
+// values, for targets of every kind (large enough for the threaded paths). Catches a wrong row/column stride or
+// a path that sums a dimension it should keep.
+TEST(GradRules, ReduceToShapeSumsInIndexOrder) {
+  const Shape gs{4, 300, 70};
+  Tensor g = random_tensor(gs, 66);
+  for (const Shape& t : std::vector<Shape>{{4, 300, 1}, {1, 1, 70}, {70}, {}, {1}, {4, 1, 70}, {300, 70}, {4, 1, 1},
+                                           {1, 300, 1}, {300, 1}})
+  {
+    SCOPED_TRACE(shape_str(t));
+    Shape ta(gs.size(), 1);
+    std::copy(t.begin(), t.end(), ta.end() - (ptrdiff_t)t.size());
+    std::vector<double> acc((size_t)shape_numel(t), 0.0);
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      int64_t rem = i, o = 0, mul = 1;
+      for (int d = (int)gs.size() - 1; d >= 0; --d) {
+        int64_t id = rem % gs[(size_t)d];
+        rem /= gs[(size_t)d];
+        o += (ta[(size_t)d] == 1 ? 0 : id) * mul;
+        mul *= ta[(size_t)d];
+      }
+      acc[(size_t)o] += g.data<float>()[i];
+    }
+    Tensor r = train::reduce_to_shape(g, t);
+    ASSERT_EQ(r.shape(), t);
+    for (int64_t o = 0; o < r.numel(); ++o) EXPECT_EQ(r.data<float>()[o], (float)acc[(size_t)o]) << o;
+  }
+}
+
+// The direct rules of Reshape-like ops, Transpose and Gather give exactly what the generic index method gives (run
+// the op on index tensors, scatter back). Catches a wrong inverse permutation, a missed repeated index, or a
+// negative index not wrapped.
+TEST(GradRules, DirectMoveRulesMatchTheIndexMethod) {
+  Tensor x = random_tensor({2, 3, 4}, 61);
+  Tensor idx2 = Tensor::from_vector<int64_t>({2, 2}, {1, -1, 1, 0});
+  std::vector<Case> cases = {
+      {make_node("Reshape", 2), 14, {x, Tensor::from_vector<int64_t>({2}, {4, 6})}, {0}},
+      {make_node("Flatten", 1, {attr_int("axis", 2)}), 13, {x}, {0}},
+      {make_node("Unsqueeze", 2), 13, {x, Tensor::from_vector<int64_t>({1}, {0})}, {0}},
+      {make_node("Squeeze", 2), 13, {random_tensor({2, 1, 3}, 62), Tensor::from_vector<int64_t>({1}, {1})}, {0}},
+      {make_node("Identity", 1), 13, {x}, {0}},
+      {make_node("Transpose", 1, {ints("perm", {1, 2, 0})}), 13, {x}, {0}},
+      {make_node("Transpose", 1), 13, {x}, {0}},
+      {make_node("Gather", 2, {attr_int("axis", 1)}), 13, {x, Tensor::from_vector<int64_t>({4}, {2, 0, 2, -1})}, {0}},
+      {make_node("Gather", 2), 13, {x, idx2}, {0}},
+      {make_node("Gather", 2, {attr_int("axis", -1)}), 13, {x, Tensor::scalar<int64_t>(3)}, {0}},
+  };
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.node.op_type);
+    auto outs = eval_node(c.node, c.opset, c.ins);
+    std::vector<Tensor> r{random_tensor(outs[0].shape(), 63)};
+    std::vector<const Tensor*> ins;
+    for (auto& t : c.ins) ins.push_back(&t);
+    std::vector<char> need(c.ins.size(), 0);
+    need[0] = 1;
+    train::GradContext ctx{c.node, c.opset, ins, outs, r, need};
+    auto direct = train::find_grad_rule("", c.node.op_type)(ctx);
+    auto generic = train::index_method_rule()(ctx);
+    ASSERT_TRUE(direct[0].defined());
+    EXPECT_EQ(direct[0].shape(), c.ins[0].shape());
+    EXPECT_EQ(direct[0].to_f64(), generic[0].to_f64());
+  }
+}
+
+// FakeQuant's gradient over several work items (about kFakeQuantBlock elements each): per-tensor over a long vector,
+// and per-channel on the last axis (MatMul weights, rows of S channels per item). The input gradient equals a plain
+// loop's element for element; the scale and zero-point gradients equal a plain double-precision sum up to the rule's
+// arithmetic: each term one float product (rv - v is exact), summed in double in another order, the total rounded to
+// float once (bound: eps32 * sum|terms| + n * eps64 * sum|terms| + eps32 * |total|), and they are
+// bit-identical for 1 and 2 threads. Catches per-thread partial sums (thread-count dependent), an item boundary
+// that drops or repeats elements, and a channel index off by one on the last-axis path.
+TEST(GradRules, FakeQuantGradientBlocksAndThreads) {
+  struct Setup {
+    Shape shape;
+    int64_t channels;  // on the last axis; 1: per-tensor
+  };
+  for (const Setup& su : {Setup{{3 * 16384 + 123}, 1}, Setup{{700, 100}, 100}}) {
+    SCOPED_TRACE(shape_str(su.shape));
+    const int64_t S = su.channels, n = shape_numel(su.shape);
+    Tensor x = random_tensor(su.shape, 64);
+    for (int64_t i = 0; i < n; ++i) x.data<float>()[i] *= 1.5f;
+    Tensor gy = random_tensor(su.shape, 65);
+    std::vector<float> sv((size_t)S), zv((size_t)S);
+    for (int64_t k = 0; k < S; ++k) sv[(size_t)k] = 0.07f + 0.001f * (float)k, zv[(size_t)k] = (float)(6 + k % 3);
+    Tensor s = Tensor::from_vector<float>({S}, sv), z = Tensor::from_vector<float>({S}, zv);
+    Node node = make_node("FakeQuant", 3, {attr_int("qmin", 0), attr_int("qmax", 15), attr_int("axis", -1)}, 1, "lowbit");
+    std::vector<Tensor> ins{x, s, z};
+    auto outs = eval_node(node, 1, ins);
+    std::vector<const Tensor*> p{&ins[0], &ins[1], &ins[2]};
+    std::vector<Tensor> gouts{gy};
+    std::vector<char> need{1, 1, 1};
+    train::GradContext ctx{node, 1, p, outs, gouts, need};
+    auto rule = train::find_grad_rule("lowbit", "FakeQuant");
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    auto g1 = rule(ctx);
+    omp_set_num_threads(2);
+    auto g2 = rule(ctx);
+    omp_set_num_threads(threads);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(g1[(size_t)i].to_f64(), g2[(size_t)i].to_f64()) << "input " << i;
+    std::vector<double> ds((size_t)S), dz((size_t)S), abs_s((size_t)S), abs_z((size_t)S);
+    double clipped = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const size_t k = (size_t)(i % S);
+      float v = x.data<float>()[i] / sv[k], rv = std::nearbyint(v), q = rv + zv[k], g = gy.data<float>()[i];
+      bool inside = q >= 0 && q <= 15;
+      EXPECT_EQ(g1[0].data<float>()[i], inside ? g : 0.f) << i;
+      double t = inside ? (double)g * (rv - v) : (double)g * ((q < 0 ? 0.f : 15.f) - zv[k]);
+      ds[k] += t, abs_s[k] += std::fabs(t);
+      if (!inside) dz[k] -= (double)g * sv[k], abs_z[k] += std::fabs((double)g * sv[k]), ++clipped;
+    }
+    const double eps32 = std::ldexp(1.0, -24), eps64 = std::ldexp(1.0, -53);
+    auto bound = [&](double abs, double total) { return (eps32 + (double)n * eps64) * abs + eps32 * std::fabs(total); };
+    for (int64_t k = 0; k < S; ++k) {
+      EXPECT_NEAR(g1[1].data<float>()[k], ds[(size_t)k], bound(abs_s[(size_t)k], ds[(size_t)k])) << k;
+      EXPECT_NEAR(g1[2].data<float>()[k], dz[(size_t)k], bound(abs_z[(size_t)k], dz[(size_t)k])) << k;
+    }
+    EXPECT_GT(clipped, 0);  // the data reach beyond the grid
+  }
 }
 
 // FakeQuant, where finite differences apply: outside the grid the output is s * (qmin - z) or s * (qmax - z),

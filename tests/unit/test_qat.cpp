@@ -175,6 +175,41 @@ TEST(QatGraph, MatchesTheQdqExportBitForBit) {
       }
 }
 
+// The FakeQuant op on its two work splits, per-tensor over several work items and per-channel on the last axis (a
+// MatMul weight), equals QuantizeLinear + DequantizeLinear element for element. Catches a channel index that
+// follows the row instead of the column on the last-axis path, and items that skip or repeat elements.
+TEST(QatGraph, FakeQuantOpMatchesQuantizeDequantizeOnEverySplit) {
+  auto node = [](const std::string& op, const std::string& domain, std::vector<Attribute> attrs) {
+    Node n;
+    n.op_type = op, n.domain = domain, n.name = op, n.inputs = {"x", "s", "z"}, n.outputs = {"y"};
+    n.attrs = std::move(attrs);
+    return n;
+  };
+  struct Setup {
+    Shape shape;
+    int64_t channels;
+  };
+  for (const Setup& su : {Setup{{2 * 16384 + 77}, 1}, Setup{{300, 70}, 70}}) {
+    SCOPED_TRACE(shape_str(su.shape));
+    Tensor x = random_tensor(su.shape, 41, -3.f, 3.f);
+    Tensor s(DType::Float32, {su.channels}), zf(DType::Float32, {su.channels}), zq(DType::UInt8, {su.channels});
+    for (int64_t k = 0; k < su.channels; ++k) {
+      s.data<float>()[k] = 0.02f + 0.0005f * (float)k;
+      zf.data<float>()[k] = (float)(100 + k % 50);
+      zq.data<uint8_t>()[k] = (uint8_t)(100 + k % 50);
+    }
+    std::vector<Attribute> axis;
+    if (su.channels > 1) axis.push_back(attr_int("axis", 1));
+    auto fq_attrs = axis;
+    fq_attrs.push_back(attr_int("qmin", 0));
+    fq_attrs.push_back(attr_int("qmax", 255));
+    Tensor a = eval_node(node("FakeQuant", "lowbit", fq_attrs), 1, {x, s, zf})[0];
+    Tensor q = eval_node(node("QuantizeLinear", "", axis), 13, {x, s, zq})[0];
+    Tensor d = eval_node(node("DequantizeLinear", "", axis), 13, {q, s, zq})[0];
+    EXPECT_TRUE(a.bit_equal(d));
+  }
+}
+
 // After training, write_back puts the trained weights and encodings where the export reads them: the exported model
 // gives the trained graph's outputs bit for bit. Training lowers the loss of the W2A4 model on its data (a gradient
 // with the wrong sign, or updates that never reach the graph, would not).
