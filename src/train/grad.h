@@ -55,7 +55,7 @@ void add_nn_rules(GradTable& t);
 void add_move_rules(GradTable& t);
 void add_quant_rules(GradTable& t);
 // The generic data-movement rule (run the op on index tensors, scatter the gradient back), which the direct rules
-// for Reshape, Transpose and Gather are tested against.
+// for Reshape, Transpose, Gather and Concat are tested against.
 GradRule index_method_rule();
 
 }  // namespace lowbit::train

@@ -64,7 +64,7 @@ Grads g_move(const GradContext& c) {
   return r;
 }
 
-// Direct rules for the busiest movers, each checked against g_move's index method (tests/unit/test_grad.cpp)
+// Direct rules for the busiest movers (Reshape-likes, Transpose, Gather, Concat), each checked against g_move's index method (tests/unit/test_grad.cpp)
 // as well as against finite differences.
 
 // Ops that keep every element in place (Reshape, Flatten, Squeeze, Unsqueeze, Identity, inference Dropout): the
@@ -142,14 +142,47 @@ Grads g_gather(const GradContext& c) {
   return r;
 }
 
+// Concat: each input's gradient is its slab of the output's gradient along the axis.
+Grads g_concat(const GradContext& c) {
+  Grads r(c.ins.size());
+  const Tensor g = c.gout(0);
+  const int64_t rank = g.rank();
+  int64_t axis = c.node.attr_int("axis", 0);
+  if (axis < 0) axis += rank;
+  check(axis >= 0 && axis < rank, c.where(), ": axis out of range");
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= g.dim((int)d);
+  for (int64_t d = axis + 1; d < rank; ++d) inner *= g.dim((int)d);
+  const int64_t row = g.dim((int)axis) * inner;
+  const float* pg = g.data<float>();
+  int64_t at = 0;  // this input's first element within an output row
+  for (size_t i = 0; i < c.ins.size(); ++i) {
+    if (!c.has(i)) continue;
+    const Tensor& x = c.in(i);
+    check(x.rank() == rank, c.where(), ": input ", i, " has rank ", x.rank(), ", the output ", rank);
+    const int64_t len = x.dim((int)axis) * inner;
+    if (c.wants(i) && x.dtype() == DType::Float32) {
+      Tensor gx = Tensor::uninitialized(DType::Float32, x.shape());
+      float* px = gx.data<float>();
+#pragma omp parallel for schedule(static) if (outer * len > 65536)
+      for (int64_t o = 0; o < outer; ++o) std::copy(pg + o * row + at, pg + o * row + at + len, px + o * len);
+      r[i] = gx;
+    }
+    at += len;
+  }
+  check(at == row, c.where(), ": the inputs' sizes along the axis do not add up to the output's");
+  return r;
+}
+
 }  // namespace
 
 void add_move_rules(GradTable& t) {
-  for (const char* op : {"Slice", "Concat", "Split", "Expand", "Tile", "Pad", "DepthToSpace", "SpaceToDepth"})
+  for (const char* op : {"Slice", "Split", "Expand", "Tile", "Pad", "DepthToSpace", "SpaceToDepth"})
     t.add(op, g_move);
   for (const char* op : {"Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}) t.add(op, g_reshape);
   t.add("Transpose", g_transpose);
   t.add("Gather", g_gather);
+  t.add("Concat", g_concat);
 }
 
 GradRule index_method_rule() { return g_move; }

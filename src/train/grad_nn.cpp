@@ -236,13 +236,13 @@ Grads g_pool(const GradContext& c) {
   const float* px = x.data<float>();
   const float* pgy = gy.data<float>();
   float* pgx = gx.data<float>();
+  // Per output: the sources of its window (-1 for padding), collected in kernel order; the same for every plane.
+  std::vector<int64_t> src((size_t)(K * O));
+  for_each_window(q, 1, [&](int64_t j, int64_t s) { src[(size_t)((j % O) * K + j / O)] = s; });
 #pragma omp parallel for schedule(static)
   for (int64_t nc = 0; nc < NC; ++nc) {
     const float* xi = px + nc * S;
     float* gi = pgx + nc * S;
-    // Per output: the sources of its window (-1 for padding), collected in kernel order.
-    std::vector<int64_t> src((size_t)(K * O));
-    for_each_window(q, 1, [&](int64_t j, int64_t s) { src[(size_t)((j % O) * K + j / O)] = s; });
     for (int64_t o = 0; o < O; ++o) {
       const int64_t* w = &src[(size_t)(o * K)];
       float go = pgy[nc * O + o];

@@ -329,7 +329,7 @@ TEST(GradRules, ReduceToShapeSumsInIndexOrder) {
   }
 }
 
-// The direct rules of Reshape-like ops, Transpose and Gather give exactly what the generic index method gives (run
+// The direct rules of Reshape-like ops, Transpose, Gather and Concat give exactly what the generic index method gives (run
 // the op on index tensors, scatter back). Catches a wrong inverse permutation, a missed repeated index, or a
 // negative index not wrapped.
 TEST(GradRules, DirectMoveRulesMatchTheIndexMethod) {
@@ -346,6 +346,9 @@ TEST(GradRules, DirectMoveRulesMatchTheIndexMethod) {
       {make_node("Gather", 2, {attr_int("axis", 1)}), 13, {x, Tensor::from_vector<int64_t>({4}, {2, 0, 2, -1})}, {0}},
       {make_node("Gather", 2), 13, {x, idx2}, {0}},
       {make_node("Gather", 2, {attr_int("axis", -1)}), 13, {x, Tensor::scalar<int64_t>(3)}, {0}},
+      {make_node("Concat", 3, {attr_int("axis", 1)}), 13, {x, random_tensor({2, 1, 4}, 67), random_tensor({2, 2, 4}, 68)},
+       {0, 1, 2}},
+      {make_node("Concat", 2, {attr_int("axis", -1)}), 13, {x, random_tensor({2, 3, 2}, 69)}, {0, 1}},
   };
   for (auto& c : cases) {
     SCOPED_TRACE(c.node.op_type);
@@ -354,13 +357,15 @@ TEST(GradRules, DirectMoveRulesMatchTheIndexMethod) {
     std::vector<const Tensor*> ins;
     for (auto& t : c.ins) ins.push_back(&t);
     std::vector<char> need(c.ins.size(), 0);
-    need[0] = 1;
+    for (int i : c.check_inputs) need[(size_t)i] = 1;
     train::GradContext ctx{c.node, c.opset, ins, outs, r, need};
     auto direct = train::find_grad_rule("", c.node.op_type)(ctx);
     auto generic = train::index_method_rule()(ctx);
-    ASSERT_TRUE(direct[0].defined());
-    EXPECT_EQ(direct[0].shape(), c.ins[0].shape());
-    EXPECT_EQ(direct[0].to_f64(), generic[0].to_f64());
+    for (int i : c.check_inputs) {
+      ASSERT_TRUE(direct[(size_t)i].defined()) << "input " << i;
+      EXPECT_EQ(direct[(size_t)i].shape(), c.ins[(size_t)i].shape());
+      EXPECT_EQ(direct[(size_t)i].to_f64(), generic[(size_t)i].to_f64()) << "input " << i;
+    }
   }
 }
 
