@@ -48,27 +48,38 @@ def ort_top1(path, x, y):
     return float((pred == y).mean() * 100)
 
 
+EPOCH = 937  # steps of one epoch: 60,000 training images at batch 64
+
+
 def qat(model, out, w, a, steps, log, extra=()):
+    """`lowbit qat` for `steps` steps: whole epochs when steps is a multiple of EPOCH, else one shortened epoch."""
+    epochs = steps // EPOCH if steps % EPOCH == 0 else 1
     cmd = [LOWBIT, "qat", os.path.join(ROOT, "models", "zoo", model + ".onnx"), "--data", "fashion-mnist:train",
-           "--val", "fashion-mnist:test", "--weights", "w%d" % w, "--acts", "a%d" % a, "--epochs", "1",
-           "--steps-per-epoch", str(steps), "-o", out] + list(extra)
+           "--val", "fashion-mnist:test", "--weights", "w%d" % w, "--acts", "a%d" % a, "--epochs", str(epochs),
+           "--steps-per-epoch", str(steps // epochs), "-o", out] + list(extra)
     stdout = sh(cmd, log)
-    m = re.search(r"^epoch 1: .*validation top-1 ([0-9.]+) %, ([0-9.]+) images/s", stdout, re.M)
-    return {"top1": float(m.group(1)), "ips": float(m.group(2)), "cmd": " ".join(cmd[1:]).replace(ROOT + "/", "")}
+    ms = re.findall(r"^epoch [0-9]+: .*validation top-1 ([0-9.]+) %, ([0-9.]+) images/s", stdout, re.M)
+    top1, ips = ms[-1][0], sum(float(m[1]) for m in ms) / len(ms)
+    return {"top1": float(top1), "ips": ips, "cmd": " ".join(cmd[1:]).replace(ROOT + "/", "")}
 
 
-def torch_peer(model, w, a, steps, log):
-    cmd = ["/usr/bin/python3", os.path.join(ROOT, "scripts", "qat_torch_peer.py"), model, str(w), str(a), str(steps)]
+def torch_peer(model, w, a, steps, log, extra=()):
+    cmd = ["/usr/bin/python3", os.path.join(ROOT, "scripts", "qat_torch_peer.py"), model, str(w), str(a),
+           str(steps)] + list(extra)
     return json.loads(sh(cmd, log).strip().splitlines()[-1])
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="*", default=MODELS)
-    ap.add_argument("--steps", type=int, default=937, help="W4A4 LSQ steps (937 = one epoch of 60000 at batch 64)")
+    ap.add_argument("--steps", type=int, default=2 * EPOCH, help="W4A4 LSQ steps (937 = one epoch of 60000 at batch 64)")
+    ap.add_argument("--short", type=int, default=EPOCH // 4, help="steps of the LSQ/STE and BatchNorm comparisons")
+    ap.add_argument("--w4a8-steps", type=int, default=EPOCH // 2, help="W4A8 QAT steps")
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds of the LSQ/STE comparison")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results", "qat.md"))
     args = ap.parse_args()
-    full, half, quarter = args.steps, args.steps // 2, args.steps // 4
+    full, half, quarter = args.steps, args.w4a8_steps, args.short
+    kd = ["--distill", "1"]  # W4A8: fine-tuning the standard pipeline's model against the FP32 model's logits
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
                             text=True).stdout.strip()
     work = os.path.join(ROOT, "build", "qat_results")
@@ -89,17 +100,19 @@ def main():
         r["lsq_w4a4"] = qat(m, p("lsq_w4a4"), 4, 4, full, log)
         r["lsq_w4a4"]["file_top1"] = lowbit_top1(p("lsq_w4a4"), log)
         r["lsq_w4a4"]["ort_top1"] = ort_top1(p("lsq_w4a4"), x, y)
-        r["lsq_w4a8"] = qat(m, p("lsq_w4a8"), 4, 8, half, log)
+        r["lsq_w4a8"] = qat(m, p("lsq_w4a8"), 4, 8, half, log, ["--pipeline", "standard"] + kd)
         minmax = ["--range", "minmax", "--weight-range", "minmax"]
-        r["ste_mm"] = qat(m, p("ste_mm"), 4, 4, quarter, log, ["--method", "ste"] + minmax)
-        r["lsq_mm"] = qat(m, p("lsq_mm"), 4, 4, quarter, log, minmax)
+        for sd in range(args.seeds):
+            seed = ["--seed", str(sd)]
+            r.setdefault("ste_mm", []).append(qat(m, p("ste_mm"), 4, 4, quarter, log, ["--method", "ste"] + minmax + seed))
+            r.setdefault("lsq_mm", []).append(qat(m, p("lsq_mm"), 4, 4, quarter, log, minmax + seed))
         if m != "vit":  # the ViT has no BatchNormalization
             for bf in (1, 2, 3, 4):
                 r["bn%d" % bf] = qat(m, p("bn%d" % bf), 4, 4, quarter, log, ["--bn-fold", str(bf)] +
                                      (["--freeze-bn-step", str(quarter * 3 // 4)] if bf >= 2 else []))
             r["bn0"] = qat(m, p("bn0"), 4, 4, quarter, log)
         r["torch_w4a4"] = torch_peer(m, 4, 4, full, log)
-        r["torch_w4a8"] = torch_peer(m, 4, 8, half, log)
+        r["torch_w4a8"] = torch_peer(m, 4, 8, half, log, ["--distill", "1"])
         rows.append(r)
         print(json.dumps(r), flush=True)
 
@@ -113,12 +126,15 @@ def main():
     L.append("")
     L.append("Settings: weights per-channel symmetric, activations per-tensor asymmetric (unsigned), every quantizer "
              "at the stated bits (first and last layers and the model input included: nothing stays at 8 bits); "
-             "Adam, lr 1e-4, cosine "
-             "schedule, batch 64, seed 0 (BatchNorm strategy 0 unless the strategy table says otherwise). Budgets: W4A4 LSQ %d steps (%.2f epochs), W4A8 LSQ %d steps, the LSQ/STE "
-             "comparison %d steps each. PyTorch 1.13 runs the same steps, batch, optimizer and schedule from the "
-             "same FP32 weights (`scripts/qat_torch_peer.py`: FX graph mode QAT, moving-average min-max "
-             "FakeQuantize, BN statistics frozen; the ViT does not trace in FX and runs eager-mode QAT, which "
-             "quantizes only Conv/Linear weights and module outputs)." % (full, full * 64 / 60000, half, quarter))
+             "Adam, lr 1e-4, cosine schedule, batch 64, seed 0 (BatchNorm strategy 0 unless the strategy table says "
+             "otherwise). Budgets: W4A4 LSQ %d steps (%.2f epochs) from MSE PTQ ranges; W4A8 LSQ %d steps (%.2f "
+             "epochs) from the standard pipeline's model (`--pipeline standard`: CLE, AdaRound, MSE ranges, as in the "
+             "PTQ W4A8 column, calibrated on its own 1,000 training rows) with distillation from the FP32 model's logits (`--distill 1`); the LSQ/STE and BatchNorm "
+             "comparisons %d steps each. PyTorch 1.13 runs the same steps, batch, optimizer, schedule and loss "
+             "(distillation included) from the same FP32 weights (`scripts/qat_torch_peer.py`: FX graph mode QAT, "
+             "moving-average min-max FakeQuantize, BN statistics frozen; the ViT does not trace in FX and runs "
+             "eager-mode QAT, which quantizes only Conv/Linear weights and module outputs). PyTorch has no AdaRound: "
+             "its W4A8 run starts from its observers' ranges." % (full, full / EPOCH, half, half / EPOCH, quarter))
     L.append("")
     L.append("## Accuracy (top-1 %)")
     L.append("")
@@ -131,12 +147,19 @@ def main():
             f(q["ort_top1"]), f(r["torch_w4a4"]["top1"]), f(r["ptq_w4a8"]), f(r["lsq_w4a8"]["top1"]),
             f(r["torch_w4a8"]["top1"])))
     L.append("")
-    L.append("## LSQ against STE, both from min-max ranges, W4A4 (%d steps)" % quarter)
+    L.append("## LSQ against STE, both from min-max ranges, W4A4 (%d steps, training seeds 0..%d)" % (quarter, args.seeds - 1))
     L.append("")
-    L.append("| model | STE (scales fixed) | LSQ (scales learned) |")
-    L.append("|---|---:|---:|")
+    L.append("Mean over the seeds, each run in brackets: one run's top-1 moves by a few tenths of a point with the "
+             "batch order alone.")
+    L.append("")
+    L.append("| model | STE (scales fixed) | LSQ (scales learned) | LSQ - STE |")
+    L.append("|---|---:|---:|---:|")
+    mean = lambda runs: sum(x["top1"] for x in runs) / len(runs)
+    each = lambda runs: " (" + ", ".join(f(x["top1"]) for x in runs) + ")"
     for r in rows:
-        L.append("| %s | %s | %s |" % (r["model"], f(r["ste_mm"]["top1"]), f(r["lsq_mm"]["top1"])))
+        L.append("| %s | %s%s | %s%s | %+.2f |" % (r["model"], f(mean(r["ste_mm"])), each(r["ste_mm"]),
+                                                    f(mean(r["lsq_mm"])), each(r["lsq_mm"]),
+                                                    mean(r["lsq_mm"]) - mean(r["ste_mm"])))
     L.append("")
     L.append("## BatchNorm folding strategies (docs/qat.md), W4A4 LSQ, %d steps; 2-4 freeze their statistics after %d"
              % (quarter, quarter * 3 // 4))
@@ -161,8 +184,9 @@ def main():
     L.append("")
     for r in rows[:1]:
         for k in ("lsq_w4a4", "lsq_w4a8", "ste_mm", "lsq_mm", "bn1", "bn2", "bn3", "bn4"):
-            L.append("- `lowbit %s`" % r[k]["cmd"].replace("build/qat_results/", ""))
-    L.append("- `scripts/qat_torch_peer.py MODEL 4 4 %d` and `... 4 8 %d`" % (full, half))
+            run = r[k][0] if isinstance(r[k], list) else r[k]
+            L.append("- `lowbit %s`" % run["cmd"].replace("build/qat_results/", ""))
+    L.append("- `scripts/qat_torch_peer.py MODEL 4 4 %d` and `... 4 8 %d --distill 1`" % (full, half))
     L.append("")
     open(args.out, "w").write("\n".join(L) + "\n")
     json.dump(rows, open(os.path.join(ROOT, "docs", "results", "qat.json"), "w"), indent=1)

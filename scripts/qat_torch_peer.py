@@ -8,10 +8,14 @@ into intrinsic QAT modules, BN statistics frozen as lowbit folds them), FakeQuan
 observers: weights per-channel symmetric, activations per-tensor affine (unsigned), the requested bit widths;
 ranges observed on the calibration rows first. Prints one JSON line.
 
+With --distill A the loss is (1 - A) * cross-entropy + A * KL(softmax(FP32 teacher) || softmax(student)) (temperature
+1), as `lowbit qat --distill A`.
+
 usage: qat_torch_peer.py MODEL W_BITS A_BITS STEPS [--batch 64] [--lr 1e-4] [--threads 2] [--calib 1000] [--seed 0]
+                         [--distill A]
 Runs with Debian's /usr/bin/python3 and python3-torch (1.13).
 """
-import argparse, json, math, os, sys, time
+import argparse, copy, json, math, os, sys, time
 
 import numpy as np
 import onnx
@@ -37,6 +41,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--calib", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--distill", type=float, default=0.0)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -53,6 +58,7 @@ def main():
     if missing:
         sys.exit("weights not found in the ONNX model: %s" % missing[:5])
     fp32 = train_zoo.evaluate(model, xte, yte)
+    teacher = copy.deepcopy(model).eval() if a.distill > 0 else None
 
     act = tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver, quant_min=0, quant_max=2 ** a.a - 1,
                                     dtype=torch.quint8, qscheme=torch.per_tensor_affine)
@@ -90,7 +96,13 @@ def main():
         if s and s % per_epoch == 0:
             perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(a.seed + s))
         idx = perm[(s % per_epoch) * a.batch:(s % per_epoch + 1) * a.batch]
-        loss = F.cross_entropy(qat(xtr[idx]), ytr[idx])
+        logits = qat(xtr[idx])
+        loss = F.cross_entropy(logits, ytr[idx])
+        if teacher is not None:
+            with torch.no_grad():
+                soft = F.softmax(teacher(xtr[idx]), dim=1)
+            kd = F.kl_div(F.log_softmax(logits, dim=1), soft, reduction="batchmean")
+            loss = (1 - a.distill) * loss + a.distill * kd
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -99,7 +111,7 @@ def main():
     top1 = train_zoo.evaluate(qat, xte, yte)
     print(json.dumps({"model": a.model, "w": a.w, "a": a.a, "steps": a.steps, "batch": a.batch, "fp32_top1": round(fp32, 2),
                       "start_top1": round(ptq, 2), "top1": round(top1, 2),
-                      "images_per_second": round(a.steps * a.batch / seconds, 1), "threads": a.threads, "mode": mode,
+                      "images_per_second": round(a.steps * a.batch / seconds, 1), "threads": a.threads, "mode": mode, "distill": a.distill,
                       "torch": torch.__version__}))
 
 
