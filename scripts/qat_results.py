@@ -39,13 +39,27 @@ def test_set():
             idx("t10k-labels-idx1-ubyte.gz").astype(np.int64))
 
 
-def ort_top1(path, x, y):
+def ort_pred(path, x):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     name = s.get_inputs()[0].name
-    pred = np.concatenate([s.run(None, {name: x[i:i + 500]})[0].argmax(1) for i in range(0, len(x), 500)])
-    return float((pred == y).mean() * 100)
+    return np.concatenate([s.run(None, {name: x[i:i + 500]})[0].argmax(1) for i in range(0, len(x), 500)])
+
+
+def ort_top1(path, x, y):
+    return float((ort_pred(path, x) == y).mean() * 100)
+
+
+def paired(path_a, path_b, x, y):
+    """Top-1 of b minus top-1 of a on the same images, in points, and the standard error of that difference
+    (paired: only the images one model gets right and the other wrong count)."""
+    ca, cb = ort_pred(path_a, x) == y, ort_pred(path_b, x) == y
+    n = len(y)
+    d = (cb.astype(np.float64) - ca.astype(np.float64))
+    return {"a_top1": float(ca.mean() * 100), "b_top1": float(cb.mean() * 100),
+            "diff": float(d.mean() * 100), "se": float(d.std(ddof=1) / np.sqrt(n) * 100),
+            "a_only": int((ca & ~cb).sum()), "b_only": int((cb & ~ca).sum())}
 
 
 EPOCH = 937  # steps of one epoch: 60,000 training images at batch 64
@@ -77,17 +91,33 @@ def main():
     ap.add_argument("--w4a8-steps", type=int, default=EPOCH // 2, help="W4A8 QAT steps")
     ap.add_argument("--seeds", type=int, default=3, help="training seeds of the LSQ/STE comparison")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results", "qat.md"))
+    ap.add_argument("--table-only", action="store_true",
+                    help="rewrite the table from docs/results/qat.json and the models in build/qat_results (no training)")
+    ap.add_argument("--trained-at", help="with --table-only or --redo-w4a8: the commit the rows were trained at")
+    ap.add_argument("--redo-w4a8", action="store_true",
+                    help="train the W4A8 QAT rows (lowbit and PyTorch) again over docs/results/qat.json, keep the rest")
     args = ap.parse_args()
     full, half, quarter = args.steps, args.w4a8_steps, args.short
-    kd = ["--distill", "1"]  # W4A8: fine-tuning the standard pipeline's model against the FP32 model's logits
+    # W4A8: fine-tuning the standard pipeline's model against the FP32 model's logits
+    w4a8 = ["--pipeline", "standard", "--distill", "1"]
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
                             text=True).stdout.strip()
     work = os.path.join(ROOT, "build", "qat_results")
     os.makedirs(work, exist_ok=True)
-    log = open(os.path.join(work, "log.txt"), "w")
     x, y = test_set()
-    rows = []
-    for m in args.models:
+    json_path = os.path.join(ROOT, "docs", "results", "qat.json")
+    reuse = args.table_only or args.redo_w4a8
+    rows = json.load(open(json_path)) if reuse else []
+    log = open(os.path.join(work, "log.txt"), "a" if reuse else "w")
+    for r in rows if args.redo_w4a8 else []:
+        m = r["model"]
+        r.setdefault("commit", args.trained_at or commit)
+        r["lsq_w4a8"] = qat(m, os.path.join(work, "%s.lsq_w4a8.onnx" % m), 4, 8, half, log, w4a8)
+        r["torch_w4a8"] = torch_peer(m, 4, 8, half, log, ["--distill", "1"])
+        r["w4a8_commit"] = commit
+        r.pop("w4a8_vs_ptq", None)
+        print(json.dumps(r), flush=True)
+    for m in ([] if reuse else args.models):
         p = lambda name: os.path.join(work, "%s.%s.onnx" % (m, name))
         zoo = os.path.join(ROOT, "models", "zoo", m + ".onnx")
         r = {"model": m, "fp32": lowbit_top1(zoo, log)}
@@ -100,7 +130,7 @@ def main():
         r["lsq_w4a4"] = qat(m, p("lsq_w4a4"), 4, 4, full, log)
         r["lsq_w4a4"]["file_top1"] = lowbit_top1(p("lsq_w4a4"), log)
         r["lsq_w4a4"]["ort_top1"] = ort_top1(p("lsq_w4a4"), x, y)
-        r["lsq_w4a8"] = qat(m, p("lsq_w4a8"), 4, 8, half, log, ["--pipeline", "standard"] + kd)
+        r["lsq_w4a8"] = qat(m, p("lsq_w4a8"), 4, 8, half, log, w4a8)
         minmax = ["--range", "minmax", "--weight-range", "minmax"]
         for sd in range(args.seeds):
             seed = ["--seed", str(sd)]
@@ -115,21 +145,36 @@ def main():
         r["torch_w4a8"] = torch_peer(m, 4, 8, half, log, ["--distill", "1"])
         rows.append(r)
         print(json.dumps(r), flush=True)
+    for r in rows:  # W4A8 QAT against its PTQ start on the same test images (from the exported files)
+        if "a_top1" not in r.get("w4a8_vs_ptq", {}):
+            p = lambda name: os.path.join(work, "%s.%s.onnx" % (r["model"], name))
+            r["w4a8_vs_ptq"] = paired(p("ptq_w4a8"), p("lsq_w4a8"), x, y)
+        if "commit" not in r:
+            r["commit"] = args.trained_at or commit
 
     f = lambda v: "%.2f" % v
     L = []
     L.append("# Quantization-aware training on the zoo")
     L.append("")
+    trained = sorted(set(r["commit"] for r in rows))
     L.append("Generated by `bash scripts/qat_results.sh` at commit %s on %s (2 threads; %s), Fashion-MNIST test set "
-             "(10,000 images). Per-command logs: `build/qat_results/log.txt`." % (commit, datetime.date.today(),
+             "(10,000 images). Per-command logs: `build/qat_results/log.txt`." % (", ".join(trained), datetime.date.today(),
                                                                                  open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip()))
+    redone = sorted(set(r["w4a8_commit"] for r in rows if "w4a8_commit" in r))
+    if redone:
+        L.append("The W4A8 QAT columns (lowbit and PyTorch) were trained again by `scripts/qat_results.py --redo-w4a8` "
+                 "at commit %s; the rest of the table is from the run above." % ", ".join(redone))
+    if args.table_only:
+        L.append("The table was rewritten from `docs/results/qat.json` and the trained files by "
+                 "`scripts/qat_results.py --table-only` at commit %s (no training)." % commit)
     L.append("")
     L.append("Settings: weights per-channel symmetric, activations per-tensor asymmetric (unsigned), every quantizer "
              "at the stated bits (first and last layers and the model input included: nothing stays at 8 bits); "
              "Adam, lr 1e-4, cosine schedule, batch 64, seed 0 (BatchNorm strategy 0 unless the strategy table says "
              "otherwise). Budgets: W4A4 LSQ %d steps (%.2f epochs) from MSE PTQ ranges; W4A8 LSQ %d steps (%.2f "
              "epochs) from the standard pipeline's model (`--pipeline standard`: CLE, AdaRound, MSE ranges, as in the "
-             "PTQ W4A8 column, calibrated on its own 1,000 training rows) with distillation from the FP32 model's logits (`--distill 1`); the LSQ/STE and BatchNorm "
+             "PTQ W4A8 column, calibrated on its own 1,000 training rows) with distillation from the FP32 model's logits "
+             "(`--distill 1`); the LSQ/STE and BatchNorm "
              "comparisons %d steps each. PyTorch 1.13 runs the same steps, batch, optimizer, schedule and loss "
              "(distillation included) from the same FP32 weights (`scripts/qat_torch_peer.py`: FX graph mode QAT, "
              "moving-average min-max FakeQuantize, BN statistics frozen; the ViT does not trace in FX and runs "
@@ -138,14 +183,20 @@ def main():
     L.append("")
     L.append("## Accuracy (top-1 %)")
     L.append("")
-    L.append("| model | FP32 | PTQ W4A4 (MSE, QAT start) | **QAT W4A4 LSQ** | gap to FP32 | exported file (lowbit / ONNX Runtime) | PyTorch QAT W4A4 | PTQ W4A8 standard | QAT W4A8 LSQ | PyTorch QAT W4A8 |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("| model | FP32 | PTQ W4A4 (MSE, QAT start) | **QAT W4A4 LSQ** | gap to FP32 | exported file (lowbit / ONNX Runtime) | PyTorch QAT W4A4 | PTQ W4A8 standard | QAT W4A8 LSQ | W4A8 files in ONNX Runtime: PTQ, QAT, difference (paired SE) | PyTorch QAT W4A8 |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        q = r["lsq_w4a4"]
-        L.append("| %s | %s | %s | **%s** | %+.2f | %s / %s | %s | %s | %s | %s |" % (
+        q, d = r["lsq_w4a4"], r["w4a8_vs_ptq"]
+        L.append("| %s | %s | %s | **%s** | %+.2f | %s / %s | %s | %s | %s | %s, %s, %+.2f (%.2f) | %s |" % (
             r["model"], f(r["fp32"]), f(r["ptq_w4a4"]), f(q["top1"]), q["top1"] - r["fp32"], f(q["file_top1"]),
-            f(q["ort_top1"]), f(r["torch_w4a4"]["top1"]), f(r["ptq_w4a8"]), f(r["lsq_w4a8"]["top1"]),
+            f(q["ort_top1"]), f(r["torch_w4a4"]["top1"]), f(r["ptq_w4a8"]), f(r["lsq_w4a8"]["top1"]), f(d["a_top1"]), f(d["b_top1"]), d["diff"], d["se"],
             f(r["torch_w4a8"]["top1"])))
+    L.append("")
+    L.append("W4A8 files in ONNX Runtime: the exported PTQ and QAT files on the same 10,000 test images (lowbit's own "
+             "columns before them can differ by a few images: an integer runtime and the simulation may round a "
+             "borderline logit to different codes). The paired standard error of the difference counts only the "
+             "images that one file gets right and the other wrong; a difference within about two of it is not a "
+             "measured difference.")
     L.append("")
     L.append("## LSQ against STE, both from min-max ranges, W4A4 (%d steps, training seeds 0..%d)" % (quarter, args.seeds - 1))
     L.append("")

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "data/feeds.h"
+#include "ir/fed_inputs.h"
 #include "lowbit/data.h"
 
 namespace lowbit {
@@ -22,11 +23,10 @@ Tensor row_range(const Tensor& t, int64_t from, int64_t to) {
   return r;
 }
 
-// The model inputs a data source feeds: graph inputs without an initializer.
-std::vector<ValueInfo> fed_inputs(const Model& m) {
+// The model inputs a data source feeds (ir/fed_inputs.h), as values.
+std::vector<ValueInfo> fed_input_infos(const Model& m) {
   std::vector<ValueInfo> in;
-  for (auto& i : m.graph.inputs)
-    if (!m.graph.is_initializer(i.name)) in.push_back(i);
+  for (auto* i : fed_inputs(m.graph)) in.push_back(*i);
   return in;
 }
 
@@ -35,7 +35,7 @@ std::vector<ValueInfo> fed_inputs(const Model& m) {
 class SpecSource : public DataSource {
  public:
   SpecSource(const std::vector<std::string>& specs, const Model& m, const DataOptions& opt)
-      : specs_(specs), inputs_(fed_inputs(m)), opt_(opt), loader_(specs, inputs_, opt) {
+      : specs_(specs), inputs_(fed_input_infos(m)), opt_(opt), loader_(specs, inputs_, opt) {
     plain_ = specs.size() == 1 && inputs_.size() == 1 && specs[0].find('=') == std::string::npos &&
              specs[0].rfind("npz:", 0) != 0 && specs[0].rfind("batches:", 0) != 0;
   }

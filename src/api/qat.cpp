@@ -4,6 +4,7 @@
 #include <random>
 
 #include "api/quantize_state.h"
+#include "ir/fed_inputs.h"
 #include "lowbit/lowbit.h"
 
 namespace lowbit {
@@ -12,13 +13,7 @@ QuantizedModel qat(const Model& model, DataSource& train, DataSource* val, Quant
   check(cfg.mode == quant::Mode::Static,
         "QAT trains static quantization; set the config's mode to static (weight-only, dynamic and fp16 are PTQ only)");
   train::check_qat_options(opt.train);
-  std::string input;
-  for (auto& in : model.graph.inputs)
-    if (!model.graph.is_initializer(in.name)) {
-      check(input.empty(), "QAT needs a single-input model (this one has more than one input)");
-      input = in.name;
-    }
-  check(!input.empty(), "QAT needs a model with an input");
+  const std::string input = single_fed_input(model.graph, "QAT needs a single-input model");
   int64_t n = opt.train_samples > 0 ? opt.train_samples : train.size();
   check(n > 0, train.describe(), ": the training data's size is unknown; set train_samples (--train-samples)");
   std::vector<int64_t> labels;

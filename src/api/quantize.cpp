@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "analysis/report.h"
+#include "ir/fed_inputs.h"
 #include "api/progress.h"
 #include "api/quantize_state.h"
 #include "ir/onnx_io.h"
@@ -102,13 +103,7 @@ int count_subgraph_nodes(const Graph& g) {
   return k;
 }
 
-std::string single_input(const Model& m, const char* why) {
-  std::vector<std::string> in;
-  for (auto& i : m.graph.inputs)
-    if (!m.graph.is_initializer(i.name)) in.push_back(i.name);
-  check(in.size() == 1, why, " (this model has ", in.size(), " inputs)");
-  return in[0];
-}
+std::string single_input(const Model& m, const char* why) { return single_fed_input(m.graph, why); }
 
 // The checks of a config against itself and the options, before any work.
 void check_config(const QuantConfig& cfg, const QuantizeOptions& opt) {

@@ -5,6 +5,8 @@
 #include <set>
 #include <unordered_set>
 
+#include "ir/fed_inputs.h"
+
 namespace lowbit {
 
 std::optional<Shape> ValueInfo::static_shape() const {
@@ -217,6 +219,25 @@ std::vector<std::string> implicit_inputs(const Node& n) {
       for (auto& v : outer_reads(*g)) r.insert(v);
   }
   return {r.begin(), r.end()};
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+
+std::vector<const ValueInfo*> fed_inputs(const Graph& g) {
+  std::vector<const ValueInfo*> r;
+  for (auto& i : g.inputs)
+    if (!g.is_initializer(i.name)) r.push_back(&i);
+  return r;
+}
+
+std::string single_fed_input(const Graph& g, const std::string& why) {
+  auto in = fed_inputs(g);
+  if (in.size() == 1) return in[0]->name;
+  std::string names;
+  for (auto* i : in) names += (names.empty() ? ": " : ", ") + i->name;
+  fail(why, " (this model has ", in.size(), in.size() == 1 ? " input" : " inputs", names, ")");
 }
 
 }  // namespace lowbit

@@ -1,5 +1,6 @@
 // Quant-sim transform: placement, calibration, and QDQ graph construction.
 #include "quant/quantsim.h"
+#include "ir/fed_inputs.h"
 
 #include <algorithm>
 #include <cmath>
@@ -284,16 +285,12 @@ std::optional<std::pair<float, float>> bn_range(const Graph& g, const std::strin
 
 void calibrate(const Model& m, QuantSimPlan& plan, const BatchSource& next, const std::function<void(int64_t)>& progress,
                const std::function<void()>& rewind, const std::map<std::string, BnParams>& batch_norms) {
-  std::vector<std::string> req;
-  for (auto& i : m.graph.inputs)
-    if (!m.graph.is_initializer(i.name)) req.push_back(i.name);
-  check(req.size() == 1, "calibration from single tensors needs a model with one input, this one has ", req.size(),
-        " (feed each input by name)");
+  const std::string input = single_fed_input(m.graph, "calibration from single tensors needs a single-input model; feed each input by name");
   Tensor batch;
   FeedSource feeds = [&](std::map<std::string, Tensor>& f) {
     if (!next(batch)) return false;
     f.clear();
-    f[req[0]] = batch;
+    f[input] = batch;
     return true;
   };
   calibrate(m, plan, feeds, progress, rewind, batch_norms);

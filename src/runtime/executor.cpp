@@ -1,6 +1,7 @@
 // Executor: validation, input checks, node-by-node execution with hooks, freeing values after last use; subgraphs
 // (If/Loop/Scan) run through the same loop in a scope chained to the node's.
 #include "runtime/executor.h"
+#include "ir/fed_inputs.h"
 
 #include <algorithm>
 #include <chrono>
@@ -163,12 +164,7 @@ Executor::Executor(const Model& model, const OpRegistry& ops) : model_(model), o
   }
 }
 
-std::vector<const ValueInfo*> Executor::required_inputs() const {
-  std::vector<const ValueInfo*> r;
-  for (auto& i : model_.graph.inputs)
-    if (!model_.graph.is_initializer(i.name)) r.push_back(&i);
-  return r;
-}
+std::vector<const ValueInfo*> Executor::required_inputs() const { return fed_inputs(model_.graph); }
 
 namespace {
 void check_input(const ValueInfo& vi, const Tensor& t, const std::string& what) {

@@ -19,7 +19,7 @@ const OpRegistry& OpRegistry::builtin() {
     // element-wise maps and broadcasting arithmetic.
     r.set_layout_aware({"Conv", "BatchNormalization", "GlobalAveragePool", "Relu", "Clip", "Sigmoid", "Tanh",
                         "LeakyRelu", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus", "Abs", "Neg", "Sqrt",
-                        "Erf", "Exp", "Identity", "Add", "Sub", "Mul", "Div"});
+                        "Erf", "Gelu", "Exp", "Identity", "Add", "Sub", "Mul", "Div"});
     r.ops_.at("::Conv").fuses_clamp = true;
     return r;
   }();

@@ -75,6 +75,21 @@ Outs op_HardSigmoid(const OpContext& c) {
     return (decltype(x))std::max(0.0, std::min(1.0, a * x + b));
   })};
 }
+// Gelu (opset 20): x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), or with approximate = "tanh"
+// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))); evaluated in double.
+Outs op_Gelu(const OpContext& c) {
+  const std::string ap = c.node.attr_string("approximate", "none");
+  check(ap == "none" || ap == "tanh", c.where(), ": approximate must be \"none\" or \"tanh\", got \"", ap, "\"");
+  if (ap == "tanh")
+    return {map_float(c.in(0), c, [](auto x) -> decltype(x) {
+      const double v = x, k = 0.79788456080286535588;  // sqrt(2 / pi)
+      return (decltype(x))(0.5 * v * (1 + std::tanh(k * (v + 0.044715 * v * v * v))));
+    })};
+  return {map_float(c.in(0), c, [](auto x) -> decltype(x) {
+    const double v = x;
+    return (decltype(x))(0.5 * v * (1 + std::erf(v * 0.70710678118654752440)));
+  })};
+}
 Outs op_LeakyRelu(const OpContext& c) {
   double a = c.node.attr_float("alpha", 0.01f);
   return {map_float(c.in(0), c, [=](auto x) -> decltype(x) { return x >= 0 ? x : (decltype(x))(a * x); })};
@@ -662,7 +677,7 @@ void register_math_ops(OpRegistry& r) {
       {"Tan", op_Tan, 7}, {"Asin", op_Asin, 7}, {"Acos", op_Acos, 7}, {"Atan", op_Atan, 7}, {"Sinh", op_Sinh, 9},
       {"Cosh", op_Cosh, 9}, {"Asinh", op_Asinh, 9}, {"Acosh", op_Acosh, 9}, {"Atanh", op_Atanh, 9},
       {"Floor", op_Floor, 6}, {"Ceil", op_Ceil, 6}, {"Round", op_Round, 11}, {"Softplus", op_Softplus, 1},
-      {"Softsign", op_Softsign, 1}, {"HardSwish", op_HardSwish, 14}, {"HardSigmoid", op_HardSigmoid, 6},
+      {"Softsign", op_Softsign, 1}, {"HardSwish", op_HardSwish, 14}, {"HardSigmoid", op_HardSigmoid, 6}, {"Gelu", op_Gelu, 20},
       {"LeakyRelu", op_LeakyRelu, 6}, {"Elu", op_Elu, 6}, {"Celu", op_Celu, 12}, {"Selu", op_Selu, 6},
       {"ThresholdedRelu", op_ThresholdedRelu, 10}, {"Neg", op_Neg, 6}, {"Abs", op_Abs, 6}, {"Relu", op_Relu, 6},
       {"Sign", op_Sign, 9}, {"IsNaN", op_IsNaN, 9}, {"IsInf", op_IsInf, 10}, {"Identity", op_Identity, 1},

@@ -1,4 +1,5 @@
 #include "train/qat.h"
+#include "ir/fed_inputs.h"
 
 #include <chrono>
 #include <cmath>
@@ -262,12 +263,7 @@ QatGraph build_qat_graph(const Model& prepared, const quant::QuantSimPlan& plan,
   QatGraph q;
   q.model = prepared;
   Graph& g = q.model.graph;
-  for (auto& in : g.inputs)
-    if (!g.is_initializer(in.name)) {
-      check(q.input.empty(), "QAT needs a single-input model (this one has more)");
-      q.input = in.name;
-    }
-  check(!q.input.empty(), "QAT needs a model with an input");
+  q.input = single_fed_input(g, "QAT needs a single-input model");
   check(!g.outputs.empty(), "the model has no outputs");
   q.logits = g.outputs[0].name;
   std::vector<std::string> act_names;

@@ -1,4 +1,5 @@
 #include "train/tape.h"
+#include "ir/fed_inputs.h"
 
 #include <chrono>
 
@@ -41,11 +42,10 @@ const Tensor& Tape::value(const std::string& name) const {
 void Tape::forward(const std::map<std::string, Tensor>& feeds) {
   values_.clear();
   const Graph& g = model_.graph;
-  for (auto& in : g.inputs) {
-    if (g.is_initializer(in.name)) continue;
-    auto it = feeds.find(in.name);
-    check(it != feeds.end(), "input '", in.name, "' is not fed");
-    values_[in.name] = it->second;
+  for (auto* in : fed_inputs(g)) {
+    auto it = feeds.find(in->name);
+    check(it != feeds.end(), "input '", in->name, "' is not fed");
+    values_[in->name] = it->second;
   }
   static const Tensor none;
   for (size_t i = 0; i < g.nodes.size(); ++i) {

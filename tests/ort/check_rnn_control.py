@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Recurrent layers and control flow agree with ONNX Runtime (graph optimizations off).
+"""Recurrent layers, control flow and Gelu agree with ONNX Runtime (graph optimizations off).
 
 Builds small models with onnx.helper covering what the ONNX node tests leave out: RNN/GRU/LSTM in both directions
 and reversed, sequence_lens, clip, non-default activations with alpha/beta, linear_before_reset,
@@ -216,8 +216,19 @@ def check_quantize(tmp):
         failures.append(f"quantize lstm: {r.stderr.strip()} {r.stdout.strip()}")
 
 
+def gelu(approximate):
+    """Gelu (opset 20), which the node tests of libonnx-testdata 1.12 predate."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 64])
+    node = helper.make_node("Gelu", ["x"], ["y"], approximate=approximate)
+    g = helper.make_graph([node], "gelu_" + approximate, [x], [y])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), {"x": f32(3, 64, scale=3.0)}
+
+
 def main():
     cases = {
+        "gelu_none": gelu("none"),
+        "gelu_tanh": gelu("tanh"),
         "rnn_bidir_lens": recurrent("RNN", 1, "bidirectional", seq_lens=True, init=True),
         "rnn_relu_reverse": recurrent("RNN", 1, "reverse", acts=["Relu"]),
         "gru_bidir_lbr1": recurrent("GRU", 3, "bidirectional", lbr=1, init=True, seq_lens=True),

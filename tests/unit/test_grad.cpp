@@ -134,8 +134,10 @@ TEST(GradRules, ElementwiseWithBroadcasting) {
 }
 
 TEST(GradRules, Unary) {
-  for (const char* op : {"Sigmoid", "Tanh", "Exp", "Erf", "Neg"})
+  for (const char* op : {"Sigmoid", "Tanh", "Exp", "Erf", "Neg", "Gelu"})
     check_case({make_node(op, 1), 20, {random_tensor({2, 5}, 4, -2.f, 2.f)}, {0}}, op);
+  check_case({make_node("Gelu", 1, {attr_string("approximate", "tanh")}), 20, {random_tensor({2, 5}, 9, -3.f, 3.f)}, {0}},
+             "Gelu tanh");
   check_case({make_node("Relu", 1), 17, {away_from_zero({2, 5}, 5)}, {0}}, "Relu");
   check_case({make_node("Log", 1), 17, {random_tensor({7}, 6, 0.5f, 3.f)}, {0}}, "Log");
   check_case({make_node("Sqrt", 1), 17, {random_tensor({7}, 7, 0.5f, 3.f)}, {0}}, "Sqrt");
@@ -467,6 +469,21 @@ TEST(GradRules, FakeQuantEstimators) {
   auto gp = train::find_grad_rule("lowbit", "FakeQuant")(pact);
   EXPECT_NEAR(gp[1].to_f64()[0], 0.5 * ((0 - 1) * 1 + (3 - 1) * 4), 1e-6);
   EXPECT_EQ(gp[0].to_f64(), g[0].to_f64());
+}
+
+// Gelu's forward against its definition at known points (both forms); an unknown form is refused.
+TEST(GradRules, GeluForward) {
+  Tensor x = Tensor::from_vector<float>({4}, {-1.f, 0.f, 1.f, 2.5f});
+  // x * Phi(x) and the tanh form, evaluated in double by Python's math.erf / math.tanh.
+  const double exact[] = {-0.15865525393145707, 0.0, 0.8413447460685429, 2.4844758366855597};
+  const double approx[] = {-0.15880800939172324, 0.0, 0.8411919906082768, 2.484915733910001};
+  auto y = eval_node(make_node("Gelu", 1), 20, {x})[0];
+  auto yt = eval_node(make_node("Gelu", 1, {attr_string("approximate", "tanh")}), 20, {x})[0];
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(y.data<float>()[i], (float)exact[i]) << i;
+    EXPECT_EQ(yt.data<float>()[i], (float)approx[i]) << i;
+  }
+  EXPECT_THROW(eval_node(make_node("Gelu", 1, {attr_string("approximate", "fast")}), 20, {x}), Error);
 }
 
 // Every op type of the zoo models (after BatchNormalization folding) has a rule.
