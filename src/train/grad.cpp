@@ -3,7 +3,9 @@
 
 #include <algorithm>
 
+#include "ir/builder.h"
 #include "kernels/broadcast.h"
+#include "runtime/executor.h"
 
 namespace lowbit::train {
 
@@ -39,6 +41,13 @@ Tensor GradContext::gout(size_t k) const {
 }
 
 Tensor zeros_like(const Tensor& t) { return Tensor(t.dtype(), t.shape()); }
+
+Tensor transposed(const Tensor& t, const std::vector<int64_t>& perm) {
+  Node n;
+  n.op_type = "Transpose";
+  n.attrs.push_back(attr_ints("perm", perm));
+  return eval_node(n, 13, {t})[0];
+}
 
 Tensor reduce_to_shape(const Tensor& g, const Shape& target) {
   if (g.shape() == target) return g;

@@ -44,6 +44,8 @@ Tensor reduce_to_shape(const Tensor& g, const Shape& target);
 // a + b element-wise (same shape); either may be undefined.
 Tensor add_grads(const Tensor& a, const Tensor& b);
 Tensor zeros_like(const Tensor& t);
+// t with its dimensions permuted (the Transpose op's kernel).
+Tensor transposed(const Tensor& t, const std::vector<int64_t>& perm);
 
 // Registration, one per op family.
 struct GradTable {

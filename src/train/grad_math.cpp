@@ -165,15 +165,10 @@ Grads g_Clip(const GradContext& c) {
 
 Tensor transpose_last2(const Tensor& t) {
   if (t.rank() < 2) return t;
-  Node n;
-  n.op_type = "Transpose";
   std::vector<int64_t> perm(t.rank());
   for (int i = 0; i < t.rank(); ++i) perm[i] = i;
   std::swap(perm[t.rank() - 1], perm[t.rank() - 2]);
-  Attribute a;
-  a.name = "perm", a.type = AttrType::Ints, a.ints = perm;
-  n.attrs.push_back(a);
-  return eval_node(n, 17, {t})[0];
+  return transposed(t, perm);
 }
 
 Grads g_MatMul(const GradContext& c) {

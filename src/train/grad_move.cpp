@@ -64,8 +64,8 @@ Grads g_move(const GradContext& c) {
   return r;
 }
 
-// Direct rules for the busiest movers (Reshape-likes, Transpose, Gather, Concat), each checked against g_move's index method (tests/unit/test_grad.cpp)
-// as well as against finite differences.
+// Direct rules for the busiest movers (Reshape-likes, Transpose, Gather, Concat), each checked against g_move's
+// index method (tests/unit/test_grad.cpp) as well as against finite differences.
 
 // Ops that keep every element in place (Reshape, Flatten, Squeeze, Unsqueeze, Identity, inference Dropout): the
 // gradient is the output's gradient in the input's shape.
@@ -87,12 +87,7 @@ Grads g_transpose(const GradContext& c) {
   check((int64_t)perm.size() == rank, c.where(), ": perm has ", perm.size(), " entries for rank ", rank);
   std::vector<int64_t> inv((size_t)rank);
   for (int64_t d = 0; d < rank; ++d) inv[(size_t)perm[(size_t)d]] = d;
-  Node n;
-  n.op_type = "Transpose";
-  Attribute a;
-  a.name = "perm", a.type = AttrType::Ints, a.ints = inv;
-  n.attrs.push_back(a);
-  r[0] = eval_node(n, c.opset, {c.gout(0)})[0];
+  r[0] = transposed(c.gout(0), inv);
   return r;
 }
 
