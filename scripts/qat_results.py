@@ -100,6 +100,7 @@ def main():
     full, half, quarter = args.steps, args.w4a8_steps, args.short
     # W4A8: fine-tuning the standard pipeline's model against the FP32 model's logits
     w4a8 = ["--pipeline", "standard", "--distill", "1"]
+    torch_w4a8 = ["--distill", "1"]  # the same loss for the PyTorch peer
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
                             text=True).stdout.strip()
     work = os.path.join(ROOT, "build", "qat_results")
@@ -113,7 +114,7 @@ def main():
         m = r["model"]
         r.setdefault("commit", args.trained_at or commit)
         r["lsq_w4a8"] = qat(m, os.path.join(work, "%s.lsq_w4a8.onnx" % m), 4, 8, half, log, w4a8)
-        r["torch_w4a8"] = torch_peer(m, 4, 8, half, log, ["--distill", "1"])
+        r["torch_w4a8"] = torch_peer(m, 4, 8, half, log, torch_w4a8)
         r["w4a8_commit"] = commit
         r.pop("w4a8_vs_ptq", None)
         print(json.dumps(r), flush=True)
@@ -142,7 +143,7 @@ def main():
                                      (["--freeze-bn-step", str(quarter * 3 // 4)] if bf >= 2 else []))
             r["bn0"] = qat(m, p("bn0"), 4, 4, quarter, log)
         r["torch_w4a4"] = torch_peer(m, 4, 4, full, log)
-        r["torch_w4a8"] = torch_peer(m, 4, 8, half, log, ["--distill", "1"])
+        r["torch_w4a8"] = torch_peer(m, 4, 8, half, log, torch_w4a8)
         rows.append(r)
         print(json.dumps(r), flush=True)
     for r in rows:  # W4A8 QAT against its PTQ start on the same test images (from the exported files)
