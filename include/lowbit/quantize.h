@@ -39,6 +39,7 @@ QuantConfig load_config(const std::string& path, const QuantConfig& base = defau
 // ("tflite", "tensorrt", ...; profile_names() lists them) or a path to a JSON file; profile.config is the config to
 // start from, and quantize() checks the final config against the profile.
 using backends::Profile;
+using backends::EncodingsFormat;
 using backends::load_profile;
 using backends::profile_names;
 // The integer engine: a QDQ model (lowbit's or another tool's) lowered to integer Conv/Gemm/MatMul with the
@@ -104,8 +105,10 @@ class QuantizedModel {
   int int32_biases() const;  // biases stored as int32 (config int32_bias)
   // Writes the QDQ model (atomically; refuses to overwrite the original model's file).
   void export_qdq(const std::string& path) const;
-  std::string encodings_json() const;
-  void save_encodings(const std::string& path) const;
+  // Every quantizer's encoding as JSON: lowbit's format (quant/encodings_io.h; --load-encodings reads it back) or
+  // AIMET's 0.6.1 format (quant/aimet_encodings.h; names the prepared model's tensors, for Qualcomm's converters).
+  std::string encodings_json(EncodingsFormat format = EncodingsFormat::Lowbit) const;
+  void save_encodings(const std::string& path, EncodingsFormat format = EncodingsFormat::Lowbit) const;
   void save_prepared(const std::string& path) const;
   // Evaluates the QDQ model: the numbers the exported file gives.
   EvalResult evaluate(DataSource& data, const EvalOptions& opt = {}) const;

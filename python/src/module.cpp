@@ -278,7 +278,10 @@ PYBIND11_MODULE(_lowbit, m) {
       .def_readonly("origin", &Profile::origin)
       .def_property_readonly("config", [](const Profile& p) { return p.config; })
       .def_property_readonly("multiplier", [](const Profile& p) { return backends::multiplier_name(p.multiplier); })
-      .def_property_readonly("rounding", [](const Profile& p) { return backends::int_rounding_name(p.rounding); });
+      .def_property_readonly("rounding", [](const Profile& p) { return backends::int_rounding_name(p.rounding); })
+      .def_property_readonly("encodings", [](const Profile& p) {
+        return p.encodings == EncodingsFormat::Aimet ? "aimet" : "lowbit";
+      });
   m.def("load_profile", &load_profile, py::arg("name_or_path"));
   m.def("profile_names", &profile_names);
   m.def("lower", [](const Model& model, py::object profile) {
@@ -303,9 +306,13 @@ PYBIND11_MODULE(_lowbit, m) {
         py::gil_scoped_release r;
         q.export_qdq(path);
       }, py::arg("path"))
-      .def("save_encodings", &QuantizedModel::save_encodings, py::arg("path"))
+      .def("save_encodings", [](const QuantizedModel& q, const std::string& path, const std::string& format) {
+        q.save_encodings(path, backends::parse_encodings_format(format, "format"));
+      }, py::arg("path"), py::arg("format") = "lowbit")
       .def("save_prepared", &QuantizedModel::save_prepared, py::arg("path"))
-      .def("encodings_json", &QuantizedModel::encodings_json)
+      .def("encodings_json", [](const QuantizedModel& q, const std::string& format) {
+        return q.encodings_json(backends::parse_encodings_format(format, "format"));
+      }, py::arg("format") = "lowbit")
       .def_property_readonly("qdq_model", &QuantizedModel::qdq_model, py::return_value_policy::copy)
       .def_property_readonly("prepared", &QuantizedModel::prepared, py::return_value_policy::copy)
       .def_property_readonly("config", &QuantizedModel::config, py::return_value_policy::copy)

@@ -10,6 +10,7 @@
 #include "ir/onnx_io.h"
 #include "ir/opset.h"
 #include "lowbit/lowbit.h"
+#include "quant/aimet_encodings.h"
 #include "quant/encodings_io.h"
 
 namespace lowbit {
@@ -82,8 +83,13 @@ void QuantizedModel::export_qdq(const std::string& path) const {
   save_onnx(qdq_model(), path);
 }
 
-std::string QuantizedModel::encodings_json() const { return quant::encodings_to_json(s_->plan); }
-void QuantizedModel::save_encodings(const std::string& path) const { write_file_atomic(path, encodings_json()); }
+std::string QuantizedModel::encodings_json(EncodingsFormat format) const {
+  return format == EncodingsFormat::Aimet ? quant::aimet_encodings_json(s_->plan, s_->cfg)
+                                          : quant::encodings_to_json(s_->plan);
+}
+void QuantizedModel::save_encodings(const std::string& path, EncodingsFormat format) const {
+  write_file_atomic(path, encodings_json(format));
+}
 void QuantizedModel::save_prepared(const std::string& path) const { save_onnx(s_->prepared, path); }
 
 EvalResult QuantizedModel::evaluate(DataSource& data, const EvalOptions& opt) const {

@@ -75,6 +75,12 @@ const char* int_rounding_name(IntRounding r) {
   return "?";
 }
 
+EncodingsFormat parse_encodings_format(const std::string& s, const std::string& where) {
+  if (s == "lowbit") return EncodingsFormat::Lowbit;
+  if (s == "aimet") return EncodingsFormat::Aimet;
+  fail(where, ": '", s, "' is not lowbit or aimet");
+}
+
 Profile parse_profile(const std::string& text, const std::string& origin) {
   json j;
   try {
@@ -149,6 +155,9 @@ Profile parse_profile(const std::string& text, const std::string& origin) {
           fail(rw, ": unknown key");
         }
       }
+    } else if (k == "encodings") {
+      check(v.is_string(), w, " must be a string");
+      p.encodings = parse_encodings_format(v.get<std::string>(), w);
     } else {
       fail(w, ": unknown key");
     }

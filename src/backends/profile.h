@@ -9,7 +9,8 @@
 //   "config": { ...a lowbit quantization config (quant/config.h)... },
 //   "allowed": {"weight_bits": [8], "activation_bits": [8], "weight_granularity": ["per_channel", "per_tensor"],
 //               "modes": ["static"]},     // optional; each defaults to the config's own value
-//   "requantize": {"multiplier": "float" | "fixed_point" | "shift", "rounding": "half_even" | "half_away" | "half_up"}
+//   "requantize": {"multiplier": "float" | "fixed_point" | "shift", "rounding": "half_even" | "half_away" | "half_up"},
+//   "encodings": "lowbit" | "aimet"      // optional: the format --save-encodings writes by default
 // }
 //
 // Everything else the config sets is fixed by the target: a user's config or flags may change bit widths,
@@ -27,6 +28,8 @@ namespace lowbit::backends {
 // multiplier, a fixed-point multiplier with a right shift (gemmlowp/TFLite), or a shift only (power-of-two scales).
 enum class Multiplier { Float, FixedPoint, Shift };
 enum class IntRounding { HalfEven, HalfAway, HalfUp };
+// The encodings file the target's tools read: lowbit's own, or AIMET's (Qualcomm's converters).
+enum class EncodingsFormat { Lowbit, Aimet };
 
 struct Profile {
   std::string name, comment, origin;  // origin: "shipped" or the file it was read from
@@ -36,6 +39,7 @@ struct Profile {
   std::vector<quant::Mode> modes;
   Multiplier multiplier = Multiplier::Float;
   IntRounding rounding = IntRounding::HalfEven;
+  EncodingsFormat encodings = EncodingsFormat::Lowbit;
 };
 
 // Parses and validates a profile; Error naming `origin` and the key.
@@ -48,5 +52,6 @@ std::vector<std::string> profile_names();
 void check_profile(const quant::QuantConfig& c, const Profile& p);
 const char* multiplier_name(Multiplier m);
 const char* int_rounding_name(IntRounding r);
+EncodingsFormat parse_encodings_format(const std::string& s, const std::string& where);
 
 }  // namespace lowbit::backends

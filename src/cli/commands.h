@@ -68,6 +68,7 @@ struct QuantizeArgs {
   std::string model, output, config, weights, acts, range, weight_range, mode;
   std::string profile;  // a shipped profile name or a profile JSON file
   std::string save_encodings, load_encodings;  // encodings JSON out / in
+  std::string encodings_format;                // lowbit | aimet (default: the profile's)
   DataArgs data;  // num_samples defaults to 1000 calibration samples
   int64_t group = 0;
   bool per_tensor = false, per_channel = false, strict = false;

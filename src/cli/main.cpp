@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   cq->add_option("--mode", qa.mode, "static (default), weight-only, dynamic or fp16");
   cq->add_flag("--strict", qa.strict, "Fail, listing them, if any op would stay in float (integer-only targets)");
   cq->add_option("--save-encodings", qa.save_encodings, "Also write every quantizer's encoding to this JSON file");
+  cq->add_option("--encodings-format", qa.encodings_format,
+                 "lowbit (default; --load-encodings reads it) or aimet (AIMET 0.6.1, for Qualcomm's converters, with "
+                 "--save-prepared); the snpe and qnn profiles default to aimet");
   cq->add_option("--load-encodings", qa.load_encodings, "Apply encodings from this JSON file instead of calibrating");
   cq->add_option("--pipeline", qa.pipeline,
                  "standard: the white paper's PTQ pipeline (CLE, MSE weight ranges, AdaRound with --data or analytical "

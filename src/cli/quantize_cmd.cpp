@@ -8,6 +8,7 @@
 
 #include "api/progress.h"
 #include "cli/commands.h"
+#include "ir/onnx_io.h"
 
 namespace lowbit::cli {
 
@@ -95,11 +96,18 @@ int cmd_quantize(const QuantizeArgs& a) {
   quant::QuantConfig cfg = config_from_args(a);
   namespace fs = std::filesystem;
   check(fs::absolute(a.output) != fs::absolute(a.model), "refusing to overwrite the input model '", a.model, "'");
+  EncodingsFormat fmt = !a.encodings_format.empty() ? backends::parse_encodings_format(a.encodings_format, "--encodings-format")
+                        : !a.profile.empty()          ? load_profile(a.profile).encodings
+                                                      : EncodingsFormat::Lowbit;
+  bool aimet = fmt == EncodingsFormat::Aimet && !a.save_encodings.empty();
+  check(!aimet || !a.save_prepared.empty(), "--save-encodings in AIMET's format names the tensors of the prepared float "
+        "model: add --save-prepared FILE to write that model");
   QuantizedModel q = quantize_from_args(a, cfg);
   const QuantConfig& qc = q.config();
+  std::string enc = a.save_encodings.empty() ? std::string() : q.encodings_json(fmt);  // errors before any file
   if (!a.save_prepared.empty()) q.save_prepared(a.save_prepared);
   q.export_qdq(a.output);
-  if (!a.save_encodings.empty()) q.save_encodings(a.save_encodings);
+  if (!enc.empty()) write_file_atomic(a.save_encodings, enc);
   QuantizeSummary s = q.summary();
   size_t before = fs::file_size(a.model), after = fs::file_size(a.output);
   std::printf("quantized %s -> %s\n", a.model.c_str(), a.output.c_str());
@@ -125,7 +133,8 @@ int cmd_quantize(const QuantizeArgs& a) {
   }
   if (qc.int32_bias) std::printf("  int32 biases:            %d\n", q.int32_biases());
   std::printf("  model size:              %.1f KiB -> %.1f KiB\n", before / 1024.0, after / 1024.0);
-  if (!a.save_encodings.empty()) std::printf("  encodings:               %s\n", a.save_encodings.c_str());
+  if (!a.save_encodings.empty())
+    std::printf("  encodings:               %s%s\n", a.save_encodings.c_str(), aimet ? " (AIMET 0.6.1)" : "");
   if (!a.save_prepared.empty()) std::printf("  prepared float model:    %s\n", a.save_prepared.c_str());
   std::printf("  time:                    %.1f s, peak memory %.0f MiB\n", clock.seconds(), peak_rss_mib());
   return 0;

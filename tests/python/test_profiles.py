@@ -2,6 +2,7 @@
 the exported QDQ model; configs and flags that break a profile are errors naming the key."""
 import json
 import math
+import subprocess
 
 import numpy as np
 import pytest
@@ -161,3 +162,99 @@ def test_unknown_and_malformed_profiles_are_named(tmp_path):
     ok.write_text(json.dumps(dict(base, profile="target")))
     q = lowbit.quantize(RESNET, "fashion-mnist:train", num_samples=50, profile=str(ok), progress=False)
     assert any("profile target" in n for n in q.notes)
+
+
+def aimet_model(prepared_path, enc):
+    """The prepared float model with the AIMET file's encodings put in as QuantizeLinear/DequantizeLinear (what a
+    converter reading the file as quantization overrides does): activations by tensor name, weights as integer codes
+    on AIMET's unsigned grid, q_u = clip(round(w / s) - offset, 0, 2^b - 1), stored as int8 (q_u - 128)."""
+    from onnx import helper
+    m = onnx.load(str(prepared_path))
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    axis_of = {}
+    for n in g.node:
+        if len(n.input) > 1 and n.input[1] in enc["param_encodings"]:
+            trans_b = any(a.name == "transB" and a.i for a in n.attribute)
+            axis_of[n.input[1]] = 0 if n.op_type == "Conv" or (n.op_type == "Gemm" and trans_b) else 1
+    new_inits, new_nodes, rename = [], [], {}
+    for name, entries in enc["param_encodings"].items():
+        assert all(e["bitwidth"] == 8 and e["dtype"] == "int" for e in entries)
+        w = numpy_helper.to_array(inits[name]).astype(np.float32)
+        ax = axis_of[name]
+        s = np.array([e["scale"] for e in entries], np.float32)
+        off = np.array([e["offset"] for e in entries])
+        shape = [1] * w.ndim
+        shape[ax] = -1
+        q_u = np.clip(np.round(w / s.reshape(shape)) - off.reshape(shape), 0, 255)
+        codes = (q_u - 128).astype(np.int8)
+        zp = np.array([-e["offset"] - 128 for e in entries], np.int8)
+        g.initializer.remove(inits[name])
+        new_inits += [numpy_helper.from_array(codes, name + "/codes"), numpy_helper.from_array(s, name + "/scale"),
+                      numpy_helper.from_array(zp, name + "/zp")]
+        new_nodes.append(helper.make_node("DequantizeLinear", [name + "/codes", name + "/scale", name + "/zp"], [name],
+                                          axis=ax))
+    producers = {o: n for n in g.node for o in n.output}
+    for name, (e,) in enc["activation_encodings"].items():
+        assert e["bitwidth"] == 8
+        new_inits += [numpy_helper.from_array(np.array(e["scale"], np.float32), name + "/s"),
+                      numpy_helper.from_array(np.array(-e["offset"], np.uint8), name + "/z")]
+        p = producers.get(name)
+        if p is None:  # a model input: its readers take the dequantized copy
+            src, dst = name, name + "/dq"
+            rename[name] = dst
+        else:  # a node output: the node writes a float copy, the pair writes the name the readers use
+            src, dst = name + "/float", name
+            p.output[list(p.output).index(name)] = src
+        new_nodes += [helper.make_node("QuantizeLinear", [src, name + "/s", name + "/z"], [name + "/q"]),
+                      helper.make_node("DequantizeLinear", [name + "/q", name + "/s", name + "/z"], [dst])]
+    for n in g.node:
+        for i, v in enumerate(n.input):
+            if v in rename:
+                n.input[i] = rename[v]
+    g.initializer.extend(new_inits)
+    nodes = list(g.node) + new_nodes
+    del g.node[:]
+    g.node.extend(nodes)  # not in order: the loader sorts the graph
+    out = prepared_path.parent / "aimet_qdq.onnx"
+    onnx.save(m, str(out))
+    return out
+
+
+@pytest.mark.parametrize("name", ["snpe", "qnn"])
+def test_aimet_encodings_give_the_exported_model_bit_for_bit(tmp_path, name):
+    # The snpe/qnn profiles write AIMET's format: the prepared float model plus the file, put together as a
+    # converter does, computes exactly what lowbit's own QDQ export computes.
+    assert lowbit.load_profile(name).encodings == "aimet"
+    enc_path, prep, qdq = tmp_path / "m.encodings", tmp_path / "prepared.onnx", tmp_path / "m.onnx"
+    subprocess.run([CLI, "quantize", str(RESNET), "-d", "fashion-mnist:train", "-n", "200", "--profile", name,
+                    "-o", str(qdq), "--save-encodings", str(enc_path), "--save-prepared", str(prep)],
+                   check=True, capture_output=True)
+    enc = json.loads(enc_path.read_text())
+    assert enc["version"] == "0.6.1" and enc["quantizer_args"]["per_channel_quantization"] == (name == "qnn")
+    e = Exported(qdq)
+    # Every activation quantizer of the export is in the file, with its scale and offset = -zero point.
+    acts = {n.input[0].removesuffix("/float"): n for n in e.act_qs()}
+    assert set(acts) == set(enc["activation_encodings"])
+    for t, n in acts.items():
+        (a,) = enc["activation_encodings"][t]
+        assert np.float32(a["scale"]) == e.init[n.input[1]] and a["offset"] == -int(e.init[n.input[2]])
+        assert a["min"] == a["offset"] * a["scale"] and a["max"] == (255 + a["offset"]) * a["scale"]
+    per_channel = [len(v) for v in enc["param_encodings"].values()]
+    assert all(k > 1 for k in per_channel) if name == "qnn" else all(k == 1 for k in per_channel)
+    rebuilt = aimet_model(prep, enc)
+    x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+    a, b = (lowbit.Session(lowbit.Model.load(str(p))) for p in (qdq, rebuilt))
+    ya = a.run({a.input_names[0]: x})[a.output_names[0]]
+    yb = b.run({b.input_names[0]: x})[b.output_names[0]]
+    assert np.array_equal(ya, yb)
+
+
+def test_aimet_encodings_refuse_what_the_format_cannot_say(tmp_path):
+    out = ["-o", str(tmp_path / "q.onnx"), "--save-encodings", str(tmp_path / "e.json")]
+    msg = cli_error("quantize", RESNET, "-d", "fashion-mnist:train", "-n", "50", "--profile", "qnn", *out)
+    assert "add --save-prepared" in msg and not (tmp_path / "q.onnx").exists()
+    msg = cli_error("quantize", RESNET, "-d", "fashion-mnist:train", "-n", "50", "--group", "8",
+                    "--encodings-format", "aimet", "--save-prepared", str(tmp_path / "p.onnx"), *out)
+    assert "per-group encodings cannot be written in AIMET's 0.6.1 format" in msg
+    assert not (tmp_path / "e.json").exists() and not (tmp_path / "q.onnx").exists()
