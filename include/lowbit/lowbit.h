@@ -7,6 +7,7 @@
 #pragma once
 #include "core/error.h"
 #include "data.h"
+#include "gap.h"
 #include "qat.h"
 #include "quantize.h"
 #include "session.h"

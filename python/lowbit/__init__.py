@@ -23,7 +23,7 @@ from ._lowbit import (ArraySource, DataSource, Error, EvalResult, Model, Profile
 from . import _lowbit
 
 __all__ = ["ArraySource", "DataSource", "Error", "Model", "Profile", "QuantConfig", "QuantizedModel", "Session",
-           "__version__", "analyze", "config", "data", "evaluate", "load_profile", "lower", "profile_names", "qat", "quantize"]
+           "__version__", "analyze", "config", "data", "evaluate", "gap", "load_profile", "lower", "profile_names", "qat", "quantize"]
 
 
 class _IterableSource:
@@ -256,6 +256,24 @@ def analyze(quantized: QuantizedModel, calib, eval, *, metric: str = "accuracy",
     c = data(calib, model, **data_options)
     e = data(eval, model, **data_options)
     return _json.loads(quantized._analyze(c, e, metric, target_drop, raise_bits, calib_samples, out_dir, progress))
+
+
+def gap(model, calib, eval, profiles=None, *, qdq: bool = False, reference=None, out_dir: str = "", progress=True,
+        **data_options) -> dict:
+    """The deployment gap of `lowbit gap` as a dict (gap.json): per profile (default every shipped one) the FP32,
+    simulated and integer-engine accuracy and per integer layer the code divergence, isolated and propagated.
+    `model` is the FP32 model, quantized here with each profile on `calib`; with qdq=True it is a QDQ model already
+    (calib None, one profile; `reference` the FP32 model for its accuracy). out_dir also writes index.html and
+    gap.json there."""
+    if not isinstance(model, Model):
+        model = Model.load(str(model))
+    if reference is not None and not isinstance(reference, Model):
+        reference = Model.load(str(reference))
+    if isinstance(profiles, str):
+        profiles = [profiles]
+    c = data(calib, model, **data_options)
+    e = data(eval, model, **data_options)
+    return _json.loads(_lowbit._gap(model, c, e, list(profiles or []), qdq, reference, out_dir, progress))
 
 
 QuantizedModel.evaluate = _qm_evaluate

@@ -447,6 +447,21 @@ PYBIND11_MODULE(_lowbit, m) {
     py::gil_scoped_release r;
     return qat(model, *tr.ptr, va.ptr, cfg, q);
   });
+  // The deployment gap as gap.json's text: `profiles` a list of names/paths; `qdq` True measures `model` (a QDQ
+  // model) under the one profile, with `reference` (FP32) for its accuracy.
+  m.def("_gap", [](const Model& model, py::object calib, py::object eval, const std::vector<std::string>& profiles,
+                   bool qdq, const Model* reference, const std::string& out_dir, py::object progress) {
+    SourceArg c = source_arg(calib), e = source_arg(eval);
+    check(e.ptr != nullptr, "gap needs evaluation data");
+    check(!qdq || profiles.size() == 1, "gap with qdq=True measures one QDQ model under one profile");
+    std::vector<Profile> ps;
+    for (auto& n : profiles.empty() ? profile_names() : profiles) ps.push_back(load_profile(n));
+    ProgressFn fn = progress_arg(progress);
+    py::gil_scoped_release r;
+    GapReport g = qdq ? measure_gap(model, ps[0], *e.ptr, reference, fn) : measure_gap(model, c.ptr, *e.ptr, ps, fn);
+    if (!out_dir.empty()) write_gap_report(g, out_dir);
+    return analysis::gap_json(g);
+  });
   m.def("_evaluate", [](const Model& model, py::object data, const Model* reference, py::object progress) {
     SourceArg s = source_arg(data);
     check(s.ptr != nullptr, "evaluate needs data");

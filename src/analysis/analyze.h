@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/gap.h"
 #include "analysis/quantsim_runner.h"
 #include "quant/config.h"
 
@@ -87,6 +88,8 @@ struct Report {
   std::vector<HistogramPlot> histograms;
   std::vector<Recommendation> recommendations;
   std::optional<MixedPrecisionFix> fix;
+  // With a hardware profile: the QDQ model's simulation against the integer engine on the evaluation data.
+  std::optional<ProfileGap> gap;
 };
 
 const char* metric_name(Metric m);

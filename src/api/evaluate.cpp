@@ -4,6 +4,7 @@
 
 #include "data/feeds.h"
 #include "eval/metrics.h"
+#include "api/feeds_for.h"
 #include "lowbit/lowbit.h"
 
 namespace lowbit {
@@ -34,13 +35,6 @@ void check_fits(const Model& m, const std::vector<const ValueInfo*>& required, c
   }
 }
 
-// The feeds of `b` for `ex`: by name, or (both models having one input) the one input whatever its name.
-TensorMap feeds_for(const Executor& ex, const Batch& b) {
-  auto req = ex.required_inputs();
-  if (req.size() == 1 && b.inputs.size() == 1 && !b.inputs.count(req[0]->name))
-    return {{req[0]->name, b.inputs.begin()->second}};
-  return b.inputs;
-}
 
 }  // namespace
 

@@ -288,8 +288,11 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   topological_sort(g);
   remove_dead_nodes(g);
   m.opsets["lowbit.int"] = 1;
-  for (auto& n : g.nodes)
+  for (auto& n : g.nodes) {
     if (n.domain.empty() && !kDataMovement.count(n.op_type)) ++rep.float_islands[n.op_type];
+    if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul"))
+      rep.layers.emplace_back(n.name, n.outputs[0]);
+  }
   if (report) *report = rep;
   return m;
 }

@@ -20,6 +20,7 @@ namespace lowbit::backends {
 
 struct LowerReport {
   int integer_layers = 0;
+  std::vector<std::pair<std::string, std::string>> layers;  // (integer node, its output codes), in execution order
   std::map<std::string, int> float_islands;  // op type -> nodes still computing in float (QDQ around them)
   std::vector<std::string> skipped;          // "node: why" for Conv/Gemm/MatMul nodes left in float
 };

@@ -98,6 +98,16 @@ struct AnalyzeArgs {
   int raise_bits = 0;
 };
 int cmd_analyze(const AnalyzeArgs& a);
+// lowbit gap: per profile, FP32 / simulation / integer-engine accuracy and the per-layer code divergence.
+struct GapArgs {
+  std::string model, out_dir;
+  std::vector<std::string> profiles;  // empty: every shipped profile (FP32 model)
+  DataArgs data;                      // calibration data (FP32 model)
+  std::string eval_data, reference;   // evaluation data; with --qdq, the FP32 model for its accuracy
+  int64_t eval_samples = -1;
+  bool qdq = false, json = false;
+};
+int cmd_gap(const GapArgs& a);
 
 // lowbit qat: PTQ initialisation with the quantize options, then training (train/qat.h), then quantize's export.
 struct QatArgs {

@@ -140,6 +140,21 @@ int main(int argc, char** argv) {
   ca->add_option("--raise-bits", an.raise_bits, "Bits for raised quantizers (default: 8 below 8 bits, else 16)");
   add_quant_options(ca, an.q, "Activation range method", "Weight range: minmax or mse",
                     "standard: analyze the model after the standard PTQ pipeline", "Cross-layer equalization on/off");
+  lowbit::cli::GapArgs gp;
+  auto* cg = app.add_subcommand("gap", "The deployment gap per hardware profile: FP32, simulated and integer-engine "
+                                       "accuracy, and per integer layer how many codes the simulation gets wrong");
+  cg->add_option("model", gp.model, "FP32 ONNX model (quantized here with each profile), or a QDQ model with --qdq")
+      ->required();
+  gp.data.num_samples = 1000;
+  add_data_options(cg, gp.data, kSpecHelp, "Calibration samples (a seeded random subset)");
+  cg->add_option("--eval-data", gp.eval_data, "Evaluation data spec, e.g. fashion-mnist:test")->required();
+  cg->add_option("--eval-samples", gp.eval_samples, "Evaluation samples (a seeded random subset; default all)")
+      ->check(CLI::PositiveNumber);
+  cg->add_option("--profile", gp.profiles, "A profile to measure (repeat for several; default every shipped one)");
+  cg->add_flag("--qdq", gp.qdq, "The model is a QDQ model already (lowbit's or another tool's): measure it under --profile");
+  cg->add_option("--reference", gp.reference, "With --qdq: the FP32 model, for its accuracy");
+  cg->add_option("-o,--output", gp.out_dir, "Report folder (index.html, gap.json)")->required()->check(kNonEmptyPath);
+  cg->add_flag("--json", gp.json, "Print gap.json instead of the table (no progress output)");
   lowbit::cli::QatArgs qt;
   auto* cqt = app.add_subcommand("qat", "Quantization-aware training: PTQ initialisation, training with quantizers "
                                         "in the loop, then the same QDQ export as quantize");
@@ -220,6 +235,7 @@ int main(int argc, char** argv) {
     if (*ca) return lowbit::cli::cmd_analyze(an);
     if (*cb) return lowbit::cli::cmd_bench(bn);
     if (*cqt) return lowbit::cli::cmd_qat(qt);
+    if (*cg) return lowbit::cli::cmd_gap(gp);
     if (*ce) {
       return lowbit::cli::cmd_eval(ev);
     }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/analyze.h"
+#include "analysis/gap.h"
 #include "analysis/report.h"
 #include "ir/onnx_io.h"
 #include "quant/fold_bn.h"
@@ -149,6 +150,29 @@ TEST(Analysis, ConfigJsonRoundTrips) {
   quant::QuantConfig other = c;
   other.activations.percentile = 99.0;  // the comparison can tell configs apart
   EXPECT_NE(quantize(other), quantize(c));
+}
+
+
+// The gap's code comparison: elements, differing codes and the largest difference in steps, over batches; int8
+// codes on both sides of zero; a shape mismatch is an Error naming the tensor.
+TEST(Gap, CodeDiffCountsStepsAcrossBatches) {
+  analysis::CodeDiff d;
+  d.add(Tensor::from_vector<int8_t>({2, 3}, {-128, -1, 0, 5, 127, 3}),
+        Tensor::from_vector<int8_t>({2, 3}, {-127, -1, 2, 5, 127, 3}), "t");
+  EXPECT_EQ(d.elements, 6);
+  EXPECT_EQ(d.differing, 2);
+  EXPECT_EQ(d.max_steps, 2);
+  d.add(Tensor::from_vector<int8_t>({1, 2}, {-128, 127}), Tensor::from_vector<int8_t>({1, 2}, {127, 127}), "t");
+  EXPECT_EQ(d.elements, 8);
+  EXPECT_EQ(d.differing, 3);
+  EXPECT_EQ(d.max_steps, 255);
+  EXPECT_DOUBLE_EQ(d.differing_percent(), 37.5);
+  try {
+    d.add(Tensor::from_vector<uint8_t>({2}, {1, 2}), Tensor::from_vector<uint8_t>({1, 2}, {1, 2}), "layer/out");
+    FAIL() << "no error for a shape mismatch";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'layer/out' has shape [2]"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
