@@ -65,7 +65,7 @@ nlohmann::json profile_gap_json(const ProfileGap& p, bool labelled) {
 std::string gap_json(const GapReport& r) {
   using nlohmann::json;
   json j = {{"model", r.model}, {"data", r.data}, {"samples", r.samples}};
-  if (r.labelled) j["fp32_top1_percent"] = r.fp32_top1;
+  if (r.has_fp32) j["fp32_top1_percent"] = r.fp32_top1;
   j["profiles"] = json::array();
   for (auto& p : r.profiles) j["profiles"].push_back(profile_gap_json(p, r.labelled));
   return j.dump(2) + "\n";
@@ -109,8 +109,8 @@ std::string gap_html(const GapReport& r) {
   for (auto& p : r.profiles) {
     h << "<tr><td class=\"l\"><a href=\"#gap-" << esc(p.profile) << "\">" << esc(p.profile) << "</a></td>";
     if (r.labelled)
-      h << "<td>" << fmt(r.fp32_top1) << "</td><td>" << fmt(p.sim_top1) << "</td><td>" << fmt(p.int_top1) << "</td><td>"
-        << fmt(p.sim_top1 - p.int_top1) << "</td>";
+      h << "<td>" << (r.has_fp32 ? fmt(r.fp32_top1) : std::string("-")) << "</td><td>" << fmt(p.sim_top1)
+        << "</td><td>" << fmt(p.int_top1) << "</td><td>" << fmt(p.sim_top1 - p.int_top1) << "</td>";
     h << "<td>" << fmt(p.top1_agreement) << "</td><td>" << fmt(p.output_identical_percent) << "</td><td>"
       << p.integer_layers << "</td></tr>\n";
   }

@@ -49,6 +49,7 @@ struct GapReport {
   std::string model, data;
   int64_t samples = 0;
   bool labelled = false;
+  bool has_fp32 = false;  // labelled data and the FP32 model known (not so for --qdq without --reference)
   double fp32_top1 = 0;
   std::vector<ProfileGap> profiles;
 };

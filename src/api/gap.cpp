@@ -16,7 +16,6 @@ struct Target {
   const Profile* profile;
 };
 
-
 GapReport run_gap(const Model* fp32, const std::vector<Target>& targets, DataSource& eval, const ProgressFn& progress) {
   GapReport r;
   r.data = eval.describe();
@@ -114,7 +113,8 @@ GapReport run_gap(const Model* fp32, const std::vector<Target>& targets, DataSou
   check(done > 0, "gap: '", eval.describe(), "' gave no samples");
   r.samples = done;
   r.labelled = labelled;
-  if (ref && labelled) r.fp32_top1 = fp32_topk.top1();
+  r.has_fp32 = ref && labelled;
+  if (r.has_fp32) r.fp32_top1 = fp32_topk.top1();
   for (size_t i = 0; i < targets.size(); ++i) {
     ProfileGap& p = r.profiles[i];
     p.sim_top1 = st[i].sim_topk.top1();

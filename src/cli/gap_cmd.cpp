@@ -36,7 +36,7 @@ int cmd_gap(const GapArgs& a) {
     return 0;
   }
   std::printf("gap %s on %lld samples of %s\n", a.model.c_str(), (long long)r.samples, r.data.c_str());
-  if (r.labelled && (!a.qdq || !a.reference.empty())) std::printf("  FP32 top-1: %.2f%%\n", r.fp32_top1);
+  if (r.has_fp32) std::printf("  FP32 top-1: %.2f%%\n", r.fp32_top1);
   for (auto& p : r.profiles) {
     const LayerGap* worst = nullptr;  // the layer whose own arithmetic differs most
     for (auto& l : p.layers)

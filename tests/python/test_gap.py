@@ -76,6 +76,10 @@ def test_gap_on_a_qdq_file_made_elsewhere(gap, tmp_path):
     r = json.loads(run_cli("gap", str(q), "--qdq", "--profile", "tflite", "--reference", str(RESNET), *EVAL,
                            "-o", str(tmp_path / "r"), "--json").stdout)
     assert r["profiles"][0] == g["profiles"][1] and r["fp32_top1_percent"] == g["fp32_top1_percent"]
+    # Without --reference the FP32 accuracy is unknown, and not reported.
+    r = json.loads(run_cli("gap", str(q), "--qdq", "--profile", "tflite", *EVAL, "-o", str(tmp_path / "r2"),
+                           "--json").stdout)
+    assert "fp32_top1_percent" not in r and r["profiles"][0] == g["profiles"][1]
 
 
 def test_gap_errors_name_the_problem(tmp_path):
