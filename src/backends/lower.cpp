@@ -79,6 +79,59 @@ struct Move {
   int output;  // which output of the node the path uses (Split has several)
 };
 
+// What follows a layer: [Relu | constant Clip ->] QuantizeLinear (per-tensor, 8-bit), each the only reader of the
+// value before it. qmin/qmax: the output grid narrowed by the activation (its bounds on the grid).
+struct OutQ {
+  const Node *act = nullptr, *q = nullptr;
+  float sy = 1;
+  int32_t zy = 0, qmin = 0, qmax = 255;
+  DType yt = DType::UInt8;
+};
+
+std::optional<OutQ> output_quantizer(const Graph& g, const GraphIndex& ix, const Node& n, std::string* why) {
+  auto only_reader = [&](const std::string& v) -> const Node* {
+    auto& r = ix.consumers(v);
+    return r.size() == 1 && !g.is_graph_output(v) ? &g.nodes[(size_t)r[0]] : nullptr;
+  };
+  OutQ o;
+  o.act = only_reader(n.outputs[0]);
+  o.q = o.act;
+  if (o.act && (o.act->op_type == "Relu" || o.act->op_type == "Clip")) o.q = only_reader(o.act->outputs[0]);
+  else o.act = nullptr;
+  if (!o.q || o.q->op_type != "QuantizeLinear" || o.q->inputs.size() < 2) {
+    *why = "its output does not go only into QuantizeLinear";
+    return std::nullopt;
+  }
+  const Tensor* ys = init(g, o.q->inputs[1]);
+  const Tensor* yz = o.q->inputs.size() > 2 ? init(g, o.q->inputs[2]) : nullptr;
+  if (!ys || ys->numel() != 1 || (o.q->inputs.size() > 2 && (!yz || yz->numel() != 1))) {
+    *why = "per-axis output quantizer";
+    return std::nullopt;
+  }
+  o.sy = (float)ys->to_f64()[0];
+  o.zy = yz ? (int32_t)yz->to_f64()[0] : 0;
+  o.yt = yz ? yz->dtype() : DType::UInt8;
+  if (o.yt != DType::UInt8 && o.yt != DType::Int8) {
+    *why = "output grid is not 8-bit";
+    return std::nullopt;
+  }
+  o.qmin = grid_min(o.yt);
+  o.qmax = grid_max(o.yt);
+  if (o.act && o.act->op_type == "Relu") o.qmin = std::max(o.qmin, o.zy);
+  if (o.act && o.act->op_type == "Clip") {
+    auto lo = clip_bound(g, *o.act, 1, -INFINITY), hi = clip_bound(g, *o.act, 2, INFINITY);
+    if (!lo || !hi) {
+      *why = "its Clip has non-constant bounds";
+      return std::nullopt;
+    }
+    // Bounds beyond the grid do not narrow it (saturated before the int32 conversion).
+    auto code = [&](float v) { return (int64_t)std::clamp(std::nearbyint((double)v / o.sy), -1e9, 1e9) + o.zy; };
+    if (!std::isnan(*lo)) o.qmin = (int32_t)std::clamp<int64_t>(std::max<int64_t>(o.qmin, code(*lo)), o.qmin, o.qmax);
+    if (!std::isnan(*hi)) o.qmax = (int32_t)std::clamp<int64_t>(std::min<int64_t>(o.qmax, code(*hi)), o.qmin, o.qmax);
+  }
+  return o;
+}
+
 }  // namespace
 
 Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* report) {
@@ -122,10 +175,6 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     }
     return codes;
   };
-  auto only_reader = [&](const std::string& v) -> const Node* {
-    auto& r = ix.consumers(v);
-    return r.size() == 1 && !g.is_graph_output(v) ? &g.nodes[(size_t)r[0]] : nullptr;
-  };
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     const Node& n = g.nodes[ni];
     bool conv = n.op_type == "Conv", gemm = n.op_type == "Gemm", matmul = n.op_type == "MatMul";
@@ -160,19 +209,13 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       continue;
     }
     if (matmul && !dynamic_w && wt->rank() != 2) { skip("MatMul with a weight of rank other than 2"); continue; }
-    // Output: [Relu | Clip ->] QuantizeLinear.
-    const Node* act = only_reader(n.outputs[0]);
-    const Node* q = act;
-    if (act && (act->op_type == "Relu" || act->op_type == "Clip")) q = only_reader(act->outputs[0]);
-    else act = nullptr;
-    if (!q || q->op_type != "QuantizeLinear" || q->inputs.size() < 2) { skip("its output does not go only into QuantizeLinear"); continue; }
-    const Tensor* ys = init(g, q->inputs[1]);
-    const Tensor* yz = q->inputs.size() > 2 ? init(g, q->inputs[2]) : nullptr;
-    if (!ys || ys->numel() != 1 || (q->inputs.size() > 2 && (!yz || yz->numel() != 1))) { skip("per-axis output quantizer"); continue; }
-    float sy = (float)ys->to_f64()[0];
-    int32_t zy = yz ? (int32_t)yz->to_f64()[0] : 0;
-    DType yt = yz ? yz->dtype() : DType::UInt8;
-    if (yt != DType::UInt8 && yt != DType::Int8) { skip("output grid is not 8-bit"); continue; }
+    std::string why;
+    auto out = output_quantizer(g, ix, n, &why);
+    if (!out) { skip(why); continue; }
+    const Node *act = out->act, *q = out->q;
+    float sy = out->sy;
+    int32_t zy = out->zy;
+    DType yt = out->yt;
     // Weights as [K, N] for IntMatMul (Gemm with transB is [N, K]), [M, C/g, k..] for IntConv.
     Tensor w = dynamic_w ? Tensor() : *wt;
     int64_t out_ch = dynamic_w ? 1 : conv ? w.dim(0) : (gemm && n.attr_int("transB", 0)) ? w.dim(0) : w.dim(1);
@@ -228,17 +271,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       if (!fits) { skip("its bias does not fit int32 at the scale s_x * s_w"); continue; }
       bias = Tensor::from_vector<int32_t>({out_ch}, b);
     }
-    // Output clamp: the grid, narrowed by a fused Relu or constant Clip (its bounds on the output grid).
-    int32_t qmin = grid_min(yt), qmax = grid_max(yt);
-    if (act && act->op_type == "Relu") qmin = std::max(qmin, zy);
-    if (act && act->op_type == "Clip") {
-      auto lo = clip_bound(g, *act, 1, -INFINITY), hi = clip_bound(g, *act, 2, INFINITY);
-      if (!lo || !hi) { skip("its Clip has non-constant bounds"); continue; }
-      // Bounds beyond the grid do not narrow it (saturated before the int32 conversion).
-      auto code = [&](float v) { return (int64_t)std::clamp(std::nearbyint((double)v / sy), -1e9, 1e9) + zy; };
-      if (!std::isnan(*lo)) qmin = (int32_t)std::clamp<int64_t>(std::max<int64_t>(qmin, code(*lo)), qmin, qmax);
-      if (!std::isnan(*hi)) qmax = (int32_t)std::clamp<int64_t>(std::min<int64_t>(qmax, code(*hi)), qmin, qmax);
-    }
+    int32_t qmin = out->qmin, qmax = out->qmax;
     Node in;
     in.name = n.name + "/int";
     in.domain = "lowbit.int";
@@ -280,6 +313,43 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     added.push_back(std::move(in));
     ++rep.integer_layers;
   }
+  // Add of two per-tensor 8-bit DequantizeLinear outputs, [Relu ->] QuantizeLinear: IntAdd on the codes
+  // (kernels/requantize.h, requantize_add). Others stay float islands (their QDQ around a float Add).
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const Node& n = g.nodes[ni];
+    if (!n.domain.empty() || n.op_type != "Add" || n.inputs.size() != 2 || drop.count(ni)) continue;
+    std::optional<QParams> in[2];
+    for (int k = 0; k < 2; ++k) {
+      const Node* p = producer(n.inputs[(size_t)k]);
+      in[k] = p ? dq_params(g, *p) : std::nullopt;
+      if (in[k] && (in[k]->scale.size() != 1 || (in[k]->dtype != DType::UInt8 && in[k]->dtype != DType::Int8)))
+        in[k].reset();
+    }
+    std::string why;
+    auto out = in[0] && in[1] ? output_quantizer(g, ix, n, &why) : std::nullopt;
+    if (!out || (out->act && out->act->op_type != "Relu")) continue;
+    try {
+      make_add_requant(in[0]->scale[0], in[1]->scale[0], out->sy, kind, rounding, n.describe());
+    } catch (const Error& e) {
+      rep.skipped.push_back(n.name + ": " + e.what());
+      continue;
+    }
+    Node a;
+    a.name = n.name + "/int";
+    a.domain = "lowbit.int";
+    a.op_type = "IntAdd";
+    a.inputs = {in[0]->codes, in[1]->codes};
+    a.outputs = {out->q->outputs[0]};
+    a.attrs = {attr_floats("scales", {in[0]->scale[0], in[1]->scale[0], out->sy}),
+               attr_int("a_zero_point", in[0]->zero[0]), attr_int("b_zero_point", in[1]->zero[0]),
+               attr_int("y_zero_point", out->zy), attr_int("qmin", out->qmin), attr_int("qmax", out->qmax),
+               attr_int("to", (int64_t)out->yt), attr_int("kind", (int64_t)kind), attr_int("rounding", (int64_t)rounding)};
+    drop.insert(ni);
+    drop.insert((size_t)ix.producer(out->q->outputs[0]));
+    if (out->act) drop.insert((size_t)ix.producer(out->act->outputs[0]));
+    added.push_back(std::move(a));
+    ++rep.integer_layers;
+  }
   std::vector<Node> kept;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     if (!drop.count(i)) kept.push_back(std::move(g.nodes[i]));
@@ -290,7 +360,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   m.opsets["lowbit.int"] = 1;
   for (auto& n : g.nodes) {
     if (n.domain.empty() && !kDataMovement.count(n.op_type)) ++rep.float_islands[n.op_type];
-    if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul"))
+    if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul" || n.op_type == "IntAdd"))
       rep.layers.emplace_back(n.name, n.outputs[0]);
   }
   if (report) *report = rep;

@@ -6,7 +6,9 @@
 // accumulation with an int32 bias, requantization by kernels/requantize.h with the profile's multiplier form and
 // rounding, codes out. The pattern is what lowbit's exporter and ONNX Runtime's quantize_static write. Everything
 // else keeps its QDQ form and runs in float between DequantizeLinear and QuantizeLinear: the float islands, which
-// the report lists by op type. A float bias (profiles with int32_bias off) is rounded to int32 at the product scale
+// the report lists by op type. An Add of two per-tensor DequantizeLinear outputs whose result goes, through an
+// optional Relu, only into a QuantizeLinear becomes IntAdd (kernels/requantize.h: requantize_add, with the
+// profile's arithmetic). A float bias (profiles with int32_bias off) is rounded to int32 at the product scale
 // s_x * s_w[c] (half to even), as the runtimes that take a float bias do before accumulating.
 #pragma once
 #include <map>
@@ -22,7 +24,7 @@ struct LowerReport {
   int integer_layers = 0;
   std::vector<std::pair<std::string, std::string>> layers;  // (integer node, its output codes), in execution order
   std::map<std::string, int> float_islands;  // op type -> nodes still computing in float (QDQ around them)
-  std::vector<std::string> skipped;          // "node: why" for Conv/Gemm/MatMul nodes left in float
+  std::vector<std::string> skipped;          // "node: why" for Conv/Gemm/MatMul (and fitting Add) nodes left in float
 };
 
 Model lower_to_integer(const Model& qdq, const Profile& profile, LowerReport* report = nullptr);

@@ -23,9 +23,7 @@ int64_t rounding_shift_right(int64_t v, int shift, TieRounding r) {
   return floor_q;
 }
 
-namespace {
-
-float round_float(float v, TieRounding r) {
+float round_ties(float v, TieRounding r) {
   float f = std::floor(v), d = v - f;
   if (d > 0.5f) return f + 1;
   if (d < 0.5f) return f;
@@ -36,6 +34,8 @@ float round_float(float v, TieRounding r) {
   }
   return f;
 }
+
+namespace {
 
 // gemmlowp's SaturatingRoundingDoublingHighMul: a * b / 2^31 to nearest, ties towards +infinity (the nudge
 // 1 - 2^30 of a negative product, then division truncating towards zero); a = b = INT32_MIN saturates.
@@ -98,15 +98,13 @@ RequantParams make_requant(double multiplier, RequantKind kind, TieRounding roun
   return p;
 }
 
-int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int32_t qmin, int32_t qmax) {
-  int64_t q = 0;
+int64_t requantize_raw(int32_t acc, const RequantParams& p) {
   switch (p.kind) {
     case RequantKind::Float: {
-      float v = round_float((float)acc * p.scale, p.rounding);
+      float v = round_ties((float)acc * p.scale, p.rounding);
       // Clamp in float first: a product beyond int64 would make the conversion undefined.
       v = std::fmax(std::fmin(v, 4.0e9f), -4.0e9f);
-      q = (int64_t)v;
-      break;
+      return (int64_t)v;
     }
     case RequantKind::FixedPoint:
       if (p.rounding == TieRounding::HalfAway) {
@@ -114,18 +112,70 @@ int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int3
         int64_t shifted = saturating_left_shift(acc, (int)left);
         int32_t x = (int32_t)std::min<int64_t>(std::max<int64_t>(shifted, std::numeric_limits<int32_t>::min()),
                                                std::numeric_limits<int32_t>::max());
-        q = divide_by_pot(doubling_high_mul(x, p.m0), p.shift > 0 ? p.shift : 0);
-      } else {
-        int s = 31 + p.shift;  // 0..61
-        q = rounding_shift_right((int64_t)acc * (int64_t)p.m0, s, p.rounding);
+        return divide_by_pot(doubling_high_mul(x, p.m0), p.shift > 0 ? p.shift : 0);
       }
-      break;
+      return rounding_shift_right((int64_t)acc * (int64_t)p.m0, 31 + p.shift, p.rounding);  // shift 0..61
     case RequantKind::Shift:
-      q = p.shift >= 0 ? rounding_shift_right(acc, p.shift, p.rounding) : saturating_left_shift(acc, -p.shift);
+      return p.shift >= 0 ? rounding_shift_right(acc, p.shift, p.rounding) : saturating_left_shift(acc, -p.shift);
+  }
+  return 0;
+}
+
+int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int32_t qmin, int32_t qmax) {
+  int64_t q = requantize_raw(acc, p) + zero_point;
+  return (int32_t)std::min<int64_t>(std::max<int64_t>(q, qmin), qmax);
+}
+
+AddRequant make_add_requant(float sa, float sb, float sy, RequantKind kind, TieRounding rounding,
+                            const std::string& where) {
+  check(sa > 0 && sb > 0 && sy > 0 && std::isfinite(sa) && std::isfinite(sb) && std::isfinite(sy), where,
+        ": Add scales must be finite and positive");
+  AddRequant p;
+  p.kind = kind;
+  p.rounding = rounding;
+  p.sa = sa, p.sb = sb, p.sy = sy;
+  if (kind == RequantKind::FixedPoint) {
+    constexpr int kLeftShift = 20;  // TFLite's, for 8-bit inputs: 255 * 2^20 fits int32 with room for the sum
+    double twice_max = 2.0 * std::max((double)sa, (double)sb);
+    p.la = p.lb = kLeftShift;
+    p.pa = make_requant((double)sa / twice_max, kind, rounding, where);
+    p.pb = make_requant((double)sb / twice_max, kind, rounding, where);
+    p.py = make_requant(twice_max / ((double)(1 << kLeftShift) * (double)sy), kind, rounding, where);
+  } else if (kind == RequantKind::Shift) {
+    int ea = 0, eb = 0, ey = 0;
+    check(std::frexp(sa, &ea) == 0.5f && std::frexp(sb, &eb) == 0.5f && std::frexp(sy, &ey) == 0.5f, where,
+          ": shift-only Add needs power-of-two scales, got ", sa, ", ", sb, " and ", sy);
+    int em = std::min(ea, eb);
+    p.la = ea - em;
+    p.lb = eb - em;
+    check(p.la <= 20 && p.lb <= 20, where, ": the Add input scales ", sa, " and ", sb, " are more than 2^20 apart");
+    p.py = make_requant(std::ldexp(1.0, em - ey), kind, rounding, where);
+  }
+  return p;
+}
+
+int32_t requantize_add(int32_t a, int32_t b, const AddRequant& p) {
+  int64_t q = 0;
+  int32_t da = a - p.za, db = b - p.zb;
+  switch (p.kind) {
+    case RequantKind::Float: {
+      float v = round_ties((p.sa * (float)da + p.sb * (float)db) / p.sy, p.rounding);
+      q = (int64_t)std::fmax(std::fmin(v, 4.0e9f), -4.0e9f);
+      break;
+    }
+    case RequantKind::FixedPoint: {
+      int64_t xa = requantize_raw(da * (1 << p.la), p.pa), xb = requantize_raw(db * (1 << p.lb), p.pb);
+      int64_t sum = std::min<int64_t>(std::max<int64_t>(xa + xb, std::numeric_limits<int32_t>::min()),
+                                      std::numeric_limits<int32_t>::max());
+      q = requantize_raw((int32_t)sum, p.py);
+      break;
+    }
+    case RequantKind::Shift:
+      q = requantize_raw(da * (1 << p.la) + db * (1 << p.lb), p.py);
       break;
   }
-  q += zero_point;
-  return (int32_t)std::min<int64_t>(std::max<int64_t>(q, qmin), qmax);
+  q += p.zy;
+  return (int32_t)std::min<int64_t>(std::max<int64_t>(q, p.qmin), p.qmax);
 }
 
 }  // namespace lowbit

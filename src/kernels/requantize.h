@@ -37,6 +37,34 @@ struct RequantParams {
 RequantParams make_requant(double multiplier, RequantKind kind, TieRounding rounding, const std::string& where);
 
 int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int32_t qmin, int32_t qmax);
+// acc * M rounded as `p` says, before the zero point and the clamp (requantize = clamp(this + zero_point)).
+int64_t requantize_raw(int32_t acc, const RequantParams& p);
+// v rounded to an integer value with the tie rule `r` (float32).
+float round_ties(float v, TieRounding r);
+
+// Integer Add of two quantized tensors a (s_a, z_a) and b (s_b, z_b) to the grid (s_y, z_y), per arithmetic:
+//   Float       y = round(((s_a * (a - z_a)) + (s_b * (b - z_b))) / s_y) + z_y, float32 in this order (ONNX
+//               Runtime's QLinearAdd reference loop, and exactly the float DequantizeLinear -> Add ->
+//               QuantizeLinear of the QDQ file);
+//   FixedPoint  TFLite's integer Add: both inputs shifted left by 20 bits, each scaled by its Q31 multiplier
+//               s / (2 max(s_a, s_b)), summed, and the sum scaled by 2 max(s_a, s_b) / (2^20 s_y), each scaling
+//               the requantize_raw of a FixedPoint multiplier;
+//   Shift       power-of-two scales: the inputs shifted left onto the finer of the two grids (exact), the sum
+//               shifted right onto the output grid with the rounding rule.
+// then clamped to [qmin, qmax] (the grid, narrowed by a fused Relu).
+struct AddRequant {
+  RequantKind kind = RequantKind::Float;
+  TieRounding rounding = TieRounding::HalfEven;
+  float sa = 1, sb = 1, sy = 1;  // Float
+  RequantParams pa, pb, py;      // FixedPoint: input and output multipliers; Shift: py only
+  int la = 0, lb = 0;            // left shifts of the inputs (FixedPoint: 20 both)
+  int32_t za = 0, zb = 0, zy = 0, qmin = 0, qmax = 255;
+};
+// Error naming `where` when the scales do not fit the arithmetic (Shift: not powers of two, or more than 20 bits
+// apart).
+AddRequant make_add_requant(float sa, float sb, float sy, RequantKind kind, TieRounding rounding,
+                            const std::string& where);
+int32_t requantize_add(int32_t a, int32_t b, const AddRequant& p);
 
 // acc / 2^shift (shift in 0..62) rounded as `r`, exactly, on 64-bit values.
 int64_t rounding_shift_right(int64_t v, int shift, TieRounding r);

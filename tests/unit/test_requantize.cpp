@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 
 #include "core/error.h"
 #include "kernels/requantize.h"
@@ -122,6 +123,72 @@ TEST(Requantize, ShiftNeedsPowerOfTwoAndIsExact) {
       int64_t want = k >= 0 ? exact_round(a, k, TieRounding::HalfUp) : (int64_t)a * (1 << -k);
       ASSERT_EQ(requantize(a, p, 0, INT32_MIN, INT32_MAX), clamp(want, INT32_MIN, INT32_MAX));
     }
+  }
+}
+
+// Integer Add (requantize_add), every 8-bit code pair a, b (uint8 grids with zero points 3 and 200).
+struct AddCase {
+  int ka, kb, ky;  // scales 2^-k
+};
+
+TEST(RequantizeAdd, ShiftIsExactRationalRounding) {
+  // Power-of-two scales: exact on the finer input grid, then the tie rule; output finer, coarser and between.
+  for (AddCase c : {AddCase{3, 5, 2}, AddCase{5, 3, 2}, AddCase{4, 4, 6}, AddCase{2, 7, 4}}) {
+    for (TieRounding r : {TieRounding::HalfUp, TieRounding::HalfEven, TieRounding::HalfAway}) {
+      AddRequant p = make_add_requant(std::ldexp(1.f, -c.ka), std::ldexp(1.f, -c.kb), std::ldexp(1.f, -c.ky),
+                                      RequantKind::Shift, r, "add");
+      p.za = 3, p.zb = 200, p.zy = 128, p.qmin = 0, p.qmax = 255;
+      int km = std::max(c.ka, c.kb);
+      for (int a = 0; a < 256; ++a)
+        for (int b = 0; b < 256; ++b) {
+          int64_t num = (int64_t)(a - 3) * (1 << (km - c.ka)) + (int64_t)(b - 200) * (1 << (km - c.kb));
+          int64_t q = km >= c.ky ? exact_round(num, km - c.ky, r) : num * (1 << (c.ky - km));
+          ASSERT_EQ(requantize_add(a, b, p), clamp(q + 128, 0, 255)) << a << " " << b << " case " << c.ka << c.kb << c.ky;
+        }
+    }
+  }
+  EXPECT_THROW(make_add_requant(0.1f, 0.25f, 0.5f, RequantKind::Shift, TieRounding::HalfUp, "add"), Error);
+  EXPECT_THROW(make_add_requant(1.f, std::ldexp(1.f, -24), 1.f, RequantKind::Shift, TieRounding::HalfUp, "add"), Error);
+}
+
+TEST(RequantizeAdd, FloatIsTheDequantizeAddQuantizeOfTheQdqFile) {
+  // float32: s_a * (a - z_a) + s_b * (b - z_b), divided by s_y, ties to even (std::nearbyint in the default
+  // rounding mode, as QuantizeLinear), or away from zero (std::round).
+  const float sa = 0.0371f, sb = 0.0123f, sy = 0.0417f;
+  for (TieRounding r : {TieRounding::HalfEven, TieRounding::HalfAway}) {
+    AddRequant p = make_add_requant(sa, sb, sy, RequantKind::Float, r, "add");
+    p.za = 3, p.zb = 200, p.zy = 10, p.qmin = 10, p.qmax = 255;  // qmin = zy: a fused Relu
+    for (int a = 0; a < 256; ++a)
+      for (int b = 0; b < 256; ++b) {
+        float v = (sa * (float)(a - 3) + sb * (float)(b - 200)) / sy;
+        float q = r == TieRounding::HalfEven ? std::nearbyint(v) : std::round(v);
+        ASSERT_EQ(requantize_add(a, b, p), clamp((int64_t)q + 10, 10, 255)) << a << " " << b;
+      }
+  }
+}
+
+TEST(RequantizeAdd, FixedPointIsTheRealSumExceptNearTies) {
+  // TFLite's integer Add keeps 20 fractional bits and Q31 multipliers: its result is the real sum rounded,
+  // except within a small distance of a tie (the multipliers' 2^-31 relative error times 2^20-scaled sums).
+  for (auto [sa, sb, sy] : {std::tuple{0.0371f, 0.0123f, 0.0417f}, std::tuple{0.002f, 0.09f, 0.05f},
+                            std::tuple{0.5f, 0.5f, 0.003f}}) {
+    AddRequant p = make_add_requant(sa, sb, sy, RequantKind::FixedPoint, TieRounding::HalfAway, "add");
+    p.za = 3, p.zb = 200, p.zy = 128, p.qmin = 0, p.qmax = 255;
+    int64_t exact = 0, near_tie = 0;
+    for (int a = 0; a < 256; ++a)
+      for (int b = 0; b < 256; ++b) {
+        long double v = ((long double)sa * (a - 3) + (long double)sb * (b - 200)) / (long double)sy;
+        long double frac = v - std::floor(v);
+        int32_t got = requantize_add(a, b, p);
+        if (std::fabs((double)frac - 0.5) > 1e-4) {
+          ASSERT_EQ(got, clamp((int64_t)std::llround((double)v) + 128, 0, 255)) << a << " " << b << " sa " << sa;
+          ++exact;
+        } else {
+          ASSERT_LE(std::abs(got - clamp((int64_t)std::floor((double)v) + 128, 0, 255)), 1);
+          ++near_tie;
+        }
+      }
+    EXPECT_GT(exact, 50 * near_tie);
   }
 }
 
