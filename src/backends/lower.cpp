@@ -20,10 +20,11 @@ std::optional<int32_t> to_int32(double v) {
   return (int32_t)r;
 }
 
-// Ops that only move elements (their first input; other inputs are shapes, indices, axes): the same op on integer
-// codes gives the codes of its float result.
+// Ops that only move or select elements (their first input; other inputs are shapes, indices, axes): the same op
+// on integer codes gives the codes of its float result. MaxPool is one: dequantization is increasing (s > 0), so
+// the largest code is the code of the largest value, and its padding is never selected.
 const std::set<std::string> kMoveOnly = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Gather",
-                                         "Slice", "Split"};
+                                         "Slice", "Split", "MaxPool"};
 
 // The op types that only move or reinterpret data (no arithmetic): not float islands.
 const std::set<std::string> kDataMovement = {"QuantizeLinear", "DequantizeLinear", "Reshape", "Flatten", "Transpose",
@@ -146,6 +147,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
                                                                      : TieRounding::HalfUp;
   std::set<size_t> drop;
   std::vector<Node> added;
+  std::set<std::string> on_codes;  // the moves replayed on integer codes (not float islands)
   const GraphIndex ix(g);
   auto producer = [&](const std::string& v) -> const Node* {
     int p = ix.producer(v);
@@ -171,6 +173,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       mv.inputs[0] = codes;
       for (size_t o = 0; o < mv.outputs.size(); ++o) mv.outputs[o] = tag + "/" + std::to_string(k) + "/out" + std::to_string(o);
       codes = mv.outputs[(size_t)moves[k].output];
+      on_codes.insert(mv.name);
       added.push_back(std::move(mv));
     }
     return codes;
@@ -359,7 +362,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   remove_dead_nodes(g);
   m.opsets["lowbit.int"] = 1;
   for (auto& n : g.nodes) {
-    if (n.domain.empty() && !kDataMovement.count(n.op_type)) ++rep.float_islands[n.op_type];
+    if (n.domain.empty() && !kDataMovement.count(n.op_type) && !on_codes.count(n.name)) ++rep.float_islands[n.op_type];
     if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul" || n.op_type == "IntAdd"))
       rep.layers.emplace_back(n.name, n.outputs[0]);
   }

@@ -4,7 +4,9 @@
 // output (after an optional Relu or constant Clip, its only reader) goes only into a QuantizeLinear becomes one
 // integer node (domain "lowbit.int": IntConv / IntMatMul, runtime/ops_quant.cpp): integer codes in, int32
 // accumulation with an int32 bias, requantization by kernels/requantize.h with the profile's multiplier form and
-// rounding, codes out. The pattern is what lowbit's exporter and ONNX Runtime's quantize_static write. Everything
+// rounding, codes out. Ops that only move or select elements between the DequantizeLinear and the layer
+// (Reshape, Flatten, Transpose, Split, Gather, Slice, MaxPool, ...) run on the codes instead. The pattern is what
+// lowbit's exporter and ONNX Runtime's quantize_static write. Everything
 // else keeps its QDQ form and runs in float between DequantizeLinear and QuantizeLinear: the float islands, which
 // the report lists by op type. An Add of two per-tensor DequantizeLinear outputs whose result goes, through an
 // optional Relu, only into a QuantizeLinear becomes IntAdd (kernels/requantize.h: requantize_add, with the

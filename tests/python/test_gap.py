@@ -2,13 +2,12 @@
 and samples; a layer given the simulation's input codes differs from the simulation by at most one step (the
 arithmetic allows no more: only the requantization's rounding differs); the CLI and the Python package agree."""
 import json
-import subprocess
 
 import pytest
 
 import lowbit
 
-from conftest import CLI
+from conftest import ROOT
 from test_api import RESNET, cli_error, run_cli
 
 PROFILES = ["onnxruntime-cpu", "tflite", "tvm"]
@@ -90,3 +89,16 @@ def test_gap_errors_name_the_problem(tmp_path):
         "gap: profile 'tflite': the QDQ model has no Conv/Gemm/MatMul in QDQ form to run in integers"
     assert cli_error("gap", str(RESNET), "--profile", "nosuch", *EVAL, *out).startswith("unknown profile 'nosuch'")
     assert not (tmp_path / "r").exists()
+
+
+def test_maxpool_runs_on_codes(tmp_path):
+    # The zoo Inception's MaxPools sit between a quantized tensor and the next Conv: on integer codes they select
+    # what they select in float, so every Conv becomes an integer layer and no MaxPool stays a float island.
+    zoo = ROOT / "models" / "zoo"
+    g = json.loads(run_cli("gap", str(zoo / "inception.onnx"), "-d", "fashion-mnist:train", "-n", "100",
+                           "--eval-data", "fashion-mnist:test", "--eval-samples", "100", "--profile",
+                           "onnxruntime-cpu", "-o", str(tmp_path / "r"), "--json").stdout)
+    (p,) = g["profiles"]
+    assert p["left_in_float"] == [] and "MaxPool" not in p["float_islands"] and "Conv" not in p["float_islands"]
+    assert all(layer["isolated"]["max_steps"] <= 1 for layer in p["layers"])
+    assert p["top1_agreement_percent"] >= 99
