@@ -63,8 +63,9 @@ def main():
         "",
         "A layer given the simulation's inputs differs by at most one step wherever the arithmetic differs only in "
         "rounding (tests/python/test_gap.py holds every layer to that); single-step flips compound through the "
-        "network, which is why the propagated share is larger. Float islands (Add, pooling, LayerNorm, softmax, GELU) "
-        "run the same float code in both runs and are not integer layers here.",
+        "network, which is why the propagated share is larger. The float islands (`float_islands` in `gap.json`: the "
+        "GlobalAveragePool, and the ViT's decomposed LayerNorm, GELU and softmax) run the same float code in both "
+        "runs and are not integer layers here.",
         "",
     ]
     (ROOT / "docs" / "results" / "gap.md").write_text("\n".join(lines))
