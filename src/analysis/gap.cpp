@@ -102,7 +102,8 @@ std::string gap_html(const GapReport& r) {
        "margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:13px}td.l,th.l{text-align:"
        "left}.info{color:#2c3e50}</style></head><body>\n";
   h << "<h1>Deployment gap: " << esc(r.model) << "</h1>\n<p>" << r.samples << " samples of " << esc(r.data)
-    << ". Each layer's divergence is measured with both runs carrying their own codes forward from the same input.</p>\n"
+    << ". Per integer layer, the codes that differ between simulation and engine: isolated (the layer given the "
+       "simulation's input codes) and propagated (each run carrying its own codes from the model input).</p>\n"
     << "<table id=\"summary\"><tr><th class=\"l\">profile</th>" << (r.labelled ? "<th>FP32</th><th>simulation</th>"
        "<th>integer engine</th><th>gap (sim - int)</th>" : "")
     << "<th>top-1 agreement %</th><th>output identical %</th><th>integer layers</th></tr>\n";

@@ -27,7 +27,7 @@ struct CodeDiff {
 };
 
 struct LayerGap {
-  std::string node;    // the integer node (lowbit.int IntConv / IntMatMul)
+  std::string node;    // the integer node (lowbit.int IntConv / IntMatMul / IntAdd)
   std::string tensor;  // its output codes (the QuantizeLinear output in the QDQ model)
   CodeDiff isolated, propagated;
 };
@@ -37,7 +37,7 @@ struct ProfileGap {
   std::string multiplier, rounding;  // the profile's requantization arithmetic
   int integer_layers = 0;
   std::map<std::string, int> float_islands;  // op type -> nodes computing in float between quantizers
-  std::vector<std::string> left_in_float;    // "node: why" for Conv/Gemm/MatMul the lowering did not take
+  std::vector<std::string> left_in_float;    // LowerReport::skipped: "node: why" for layers the lowering did not take
   double sim_top1 = 0, int_top1 = 0;          // percent (labelled data)
   double top1_agreement = 0;                  // percent of samples where simulation and engine agree on top-1
   double output_identical_percent = 0;        // elements of the first output equal to the bit

@@ -24,6 +24,7 @@ GapReport run_gap(const Model* fp32, const std::vector<Target>& targets, DataSou
     std::unique_ptr<Executor> sim, engine, isolated;  // isolated: the engine with the simulation's codes swapped in
     std::vector<std::string> fetch;      // the first output, then every integer layer's output codes
     std::vector<std::string> sim_codes;  // every QuantizeLinear output of the QDQ model that the engine also has
+    std::vector<std::string> sim_fetch;  // fetch, then sim_codes: what the simulation run returns
     TensorMap sim_values;                // this batch's simulation values of fetch and sim_codes
     eval::TopK sim_topk, int_topk;
     eval::Fidelity fid;
@@ -60,6 +61,8 @@ GapReport run_gap(const Model* fp32, const std::vector<Target>& targets, DataSou
     for (auto& n : t.qdq->graph.nodes)
       if (n.domain.empty() && n.op_type == "QuantizeLinear" && low_ix.producer(n.outputs[0]) >= 0)
         s.sim_codes.push_back(n.outputs[0]);
+    s.sim_fetch = s.fetch;
+    s.sim_fetch.insert(s.sim_fetch.end(), s.sim_codes.begin(), s.sim_codes.end());
     s.sim = std::make_unique<Executor>(*t.qdq);
     s.engine = std::make_unique<Executor>(s.low);
     s.isolated = std::make_unique<Executor>(s.low);
@@ -89,9 +92,7 @@ GapReport run_gap(const Model* fp32, const std::vector<Target>& targets, DataSou
     for (size_t i = 0; i < targets.size(); ++i) {
       State& s = st[i];
       ProfileGap& p = r.profiles[i];
-      std::vector<std::string> sim_fetch = s.fetch;
-      sim_fetch.insert(sim_fetch.end(), s.sim_codes.begin(), s.sim_codes.end());
-      s.sim_values = s.sim->run(feeds_for(*s.sim, b), sim_fetch);
+      s.sim_values = s.sim->run(feeds_for(*s.sim, b), s.sim_fetch);
       s.isolated->run(feeds_for(*s.isolated, b), {s.fetch[0]});
       TensorMap ye = s.engine->run(feeds_for(*s.engine, b), s.fetch);
       const TensorMap& ys = s.sim_values;

@@ -8,6 +8,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
+#include "kernels/gelu.h"
 #include "kernels/gemm.h"
 #include "runtime/op_util.h"
 
@@ -75,20 +76,12 @@ Outs op_HardSigmoid(const OpContext& c) {
     return (decltype(x))std::max(0.0, std::min(1.0, a * x + b));
   })};
 }
-// Gelu (opset 20): x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), or with approximate = "tanh"
-// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))); evaluated in double.
+// Gelu (opset 20): exact or approximate = "tanh", evaluated in double (kernels/gelu.h).
 Outs op_Gelu(const OpContext& c) {
   const std::string ap = c.node.attr_string("approximate", "none");
   check(ap == "none" || ap == "tanh", c.where(), ": approximate must be \"none\" or \"tanh\", got \"", ap, "\"");
-  if (ap == "tanh")
-    return {map_float(c.in(0), c, [](auto x) -> decltype(x) {
-      const double v = x, k = 0.79788456080286535588;  // sqrt(2 / pi)
-      return (decltype(x))(0.5 * v * (1 + std::tanh(k * (v + 0.044715 * v * v * v))));
-    })};
-  return {map_float(c.in(0), c, [](auto x) -> decltype(x) {
-    const double v = x;
-    return (decltype(x))(0.5 * v * (1 + std::erf(v * 0.70710678118654752440)));
-  })};
+  const bool tanh_form = ap == "tanh";
+  return {map_float(c.in(0), c, [tanh_form](auto x) -> decltype(x) { return (decltype(x))gelu(x, tanh_form); })};
 }
 Outs op_LeakyRelu(const OpContext& c) {
   double a = c.node.attr_float("alpha", 0.01f);

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels/broadcast.h"
+#include "kernels/gelu.h"
 #include "kernels/gemm.h"
 #include "runtime/executor.h"
 #include "runtime/op_util.h"
@@ -127,24 +128,13 @@ float d_log(float x, float) { return 1 / x; }
 float d_sqrt(float, float y) { return 0.5f / y; }
 float d_neg(float, float) { return -1.f; }
 float d_erf(float x, float) { return (float)(2.0 / std::sqrt(M_PI) * std::exp(-(double)x * x)); }
-// Gelu: exact, Phi(x) + x phi(x); tanh form, with u = k (x + a x^3) and t = tanh(u),
-// 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 a x^2). In double.
+// Gelu: the derivative of kernels/gelu.h (exact or tanh form), in double.
 Grads g_Gelu(const GradContext& c) {
   Grads r(c.ins.size());
   if (!c.wants(0)) return r;
   check_float(c, 0);
   const bool tanh_form = c.node.attr_string("approximate", "none") == "tanh";
-  r[0] = zip(c.gout(0), c.in(0), [tanh_form](float g, float xf) {
-    const double x = xf, k = 0.79788456080286535588, a = 0.044715;
-    double d;
-    if (tanh_form) {
-      const double t = std::tanh(k * (x + a * x * x * x));
-      d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * a * x * x);
-    } else {
-      d = 0.5 * (1 + std::erf(x * 0.70710678118654752440)) + x * std::exp(-0.5 * x * x) * 0.39894228040143267794;
-    }
-    return (float)(g * d);
-  });
+  r[0] = zip(c.gout(0), c.in(0), [tanh_form](float g, float x) { return (float)(g * gelu_derivative(x, tanh_form)); });
   return r;
 }
 Grads g_Clip(const GradContext& c) {
