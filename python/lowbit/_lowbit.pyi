@@ -65,6 +65,8 @@ class Profile:
     def rounding(self) -> str: ...     # half_even | half_away | half_up
     @property
     def encodings(self) -> str: ...    # lowbit | aimet: the format --save-encodings writes by default
+    @property
+    def softmax(self) -> str: ...      # float | exp_table: how the integer engine runs a quantized Softmax
 
 def load_profile(name_or_path: str) -> Profile: ...
 def profile_names() -> List[str]: ...

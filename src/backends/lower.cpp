@@ -353,6 +353,32 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     added.push_back(std::move(a));
     ++rep.integer_layers;
   }
+  // Softmax between a per-tensor 8-bit DequantizeLinear and a QuantizeLinear of the same type: IntSoftmax on the
+  // codes when the profile runs softmax with an exponential table (kernels/int_softmax.h).
+  for (size_t ni = 0; ni < g.nodes.size() && profile.softmax == SoftmaxArith::ExpTable; ++ni) {
+    const Node& n = g.nodes[ni];
+    if (!n.domain.empty() || n.op_type != "Softmax" || n.inputs.size() != 1 || drop.count(ni)) continue;
+    const Node* p = producer(n.inputs[0]);
+    auto xq = p ? dq_params(g, *p) : std::nullopt;
+    if (!xq || xq->scale.size() != 1 || init(g, xq->codes) || (xq->dtype != DType::UInt8 && xq->dtype != DType::Int8))
+      continue;
+    std::string why;
+    auto out = output_quantizer(g, ix, n, &why);
+    if (!out || out->act || out->yt != xq->dtype) continue;
+    Node sm;
+    sm.name = n.name + "/int";
+    sm.domain = "lowbit.int";
+    sm.op_type = "IntSoftmax";
+    sm.inputs = {xq->codes};
+    sm.outputs = {out->q->outputs[0]};
+    int64_t opset = m.opsets.count("") ? m.opsets.at("") : 13;
+    sm.attrs = {attr_float("x_scale", xq->scale[0]), attr_float("y_scale", out->sy), attr_int("y_zero_point", out->zy),
+                attr_int("axis", n.attr_int("axis", opset < 13 ? 1 : -1)), attr_int("coerce", opset < 13 ? 1 : 0)};
+    drop.insert(ni);
+    drop.insert((size_t)ix.producer(out->q->outputs[0]));
+    added.push_back(std::move(sm));
+    ++rep.integer_layers;
+  }
   std::vector<Node> kept;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     if (!drop.count(i)) kept.push_back(std::move(g.nodes[i]));
@@ -363,7 +389,8 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   m.opsets["lowbit.int"] = 1;
   for (auto& n : g.nodes) {
     if (n.domain.empty() && !kDataMovement.count(n.op_type) && !on_codes.count(n.name)) ++rep.float_islands[n.op_type];
-    if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul" || n.op_type == "IntAdd"))
+    if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul" || n.op_type == "IntAdd" ||
+                                       n.op_type == "IntSoftmax"))
       rep.layers.emplace_back(n.name, n.outputs[0]);
   }
   if (report) *report = rep;

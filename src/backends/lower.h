@@ -11,7 +11,9 @@
 // the report lists by op type. An Add of two per-tensor DequantizeLinear outputs whose result goes, through an
 // optional Relu, only into a QuantizeLinear becomes IntAdd (kernels/requantize.h: requantize_add, with the
 // profile's arithmetic). A float bias (profiles with int32_bias off) is rounded to int32 at the product scale
-// s_x * s_w[c] (half to even), as the runtimes that take a float bias do before accumulating.
+// s_x * s_w[c] (half to even), as the runtimes that take a float bias do before accumulating. A Softmax between a
+// per-tensor 8-bit DequantizeLinear and a QuantizeLinear of the same type becomes IntSoftmax (kernels/int_softmax.h)
+// when the profile's integer_ops.softmax is "exp_table"; with "float" it stays a float island.
 #pragma once
 #include <map>
 #include <string>

@@ -75,6 +75,8 @@ const char* int_rounding_name(IntRounding r) {
   return "?";
 }
 
+const char* softmax_arith_name(SoftmaxArith s) { return s == SoftmaxArith::ExpTable ? "exp_table" : "float"; }
+
 EncodingsFormat parse_encodings_format(const std::string& s, const std::string& where) {
   if (s == "lowbit") return EncodingsFormat::Lowbit;
   if (s == "aimet") return EncodingsFormat::Aimet;
@@ -154,6 +156,17 @@ Profile parse_profile(const std::string& text, const std::string& origin) {
         } else {
           fail(rw, ": unknown key");
         }
+      }
+    } else if (k == "integer_ops") {
+      check(v.is_object(), w, " must be an object");
+      for (auto& [ik, iv] : v.items()) {
+        std::string iw = w + "." + ik;
+        check(ik == "softmax", iw, ": unknown key (known: softmax)");
+        check(iv.is_string(), iw, " must be a string");
+        std::string s = iv.get<std::string>();
+        if (s == "float") p.softmax = SoftmaxArith::Float;
+        else if (s == "exp_table") p.softmax = SoftmaxArith::ExpTable;
+        else fail(iw, ": '", s, "' is not float or exp_table");
       }
     } else if (k == "encodings") {
       check(v.is_string(), w, " must be a string");

@@ -10,7 +10,9 @@
 //   "allowed": {"weight_bits": [8], "activation_bits": [8], "weight_granularity": ["per_channel", "per_tensor"],
 //               "modes": ["static"]},     // optional; each defaults to the config's own value
 //   "requantize": {"multiplier": "float" | "fixed_point" | "shift", "rounding": "half_even" | "half_away" | "half_up"},
-//   "encodings": "lowbit" | "aimet"      // optional: the format --save-encodings writes by default
+//   "encodings": "lowbit" | "aimet",     // optional: the format --save-encodings writes by default
+//   "integer_ops": {"softmax": "float" | "exp_table"}   // optional: how the target runs ops beyond the linear
+//                                        // layers and Add; "float" (the default) leaves them float islands
 // }
 //
 // Everything else the config sets is fixed by the target: a user's config or flags may change bit widths,
@@ -30,6 +32,10 @@ enum class Multiplier { Float, FixedPoint, Shift };
 enum class IntRounding { HalfEven, HalfAway, HalfUp };
 // The encodings file the target's tools read: lowbit's own, or AIMET's (Qualcomm's converters).
 enum class EncodingsFormat { Lowbit, Aimet };
+// How the target runs a quantized Softmax (DequantizeLinear -> Softmax -> QuantizeLinear): in float (an island of
+// the integer program), or on the codes with an exponential table (kernels/int_softmax.h; ONNX Runtime's CPU
+// QLinearSoftmax).
+enum class SoftmaxArith { Float, ExpTable };
 
 struct Profile {
   std::string name, comment, origin;  // origin: "shipped" or the file it was read from
@@ -40,6 +46,7 @@ struct Profile {
   Multiplier multiplier = Multiplier::Float;
   IntRounding rounding = IntRounding::HalfEven;
   EncodingsFormat encodings = EncodingsFormat::Lowbit;
+  SoftmaxArith softmax = SoftmaxArith::Float;
 };
 
 // Parses and validates a profile; Error naming `origin` and the key.
@@ -52,6 +59,7 @@ std::vector<std::string> profile_names();
 void check_profile(const quant::QuantConfig& c, const Profile& p);
 const char* multiplier_name(Multiplier m);
 const char* int_rounding_name(IntRounding r);
+const char* softmax_arith_name(SoftmaxArith s);
 EncodingsFormat parse_encodings_format(const std::string& s, const std::string& where);
 
 }  // namespace lowbit::backends

@@ -9,6 +9,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/fake_quant.h"
+#include "kernels/int_softmax.h"
 #include "kernels/requantize.h"
 #include "runtime/conv_geom.h"
 #include "runtime/op_util.h"
@@ -331,6 +332,27 @@ Outs op_IntAdd(const OpContext& c) {
   return {y.cast(to)};
 }
 
+// IntSoftmax(x): softmax of 8-bit codes to 8-bit codes of the same type with an exponential table
+// (kernels/int_softmax.h; the input's zero point cancels). Attributes: x_scale, y_scale, y_zero_point, axis, and
+// coerce = 1 for the opset < 13 semantics of the Softmax it replaces (everything from axis on is one row).
+Outs op_IntSoftmax(const OpContext& c) {
+  const Tensor& x = c.in(0);
+  check(x.dtype() == DType::UInt8 || x.dtype() == DType::Int8, c.where(), ": input must be uint8 or int8 codes, got ",
+        dtype_name(x.dtype()));
+  float sx = c.node.attr_float("x_scale", 0), sy = c.node.attr_float("y_scale", 0);
+  check(sx > 0 && std::isfinite(sx) && sy > 0 && std::isfinite(sy), c.where(), ": x_scale and y_scale must be positive");
+  int64_t r = x.rank(), axis = norm_axis(c.node.attr_int("axis", -1), r, c), outer = 1, d = 1, inner = 1;
+  bool coerce = c.node.attr_int("coerce", 0) != 0;
+  for (int64_t i = 0; i < r; ++i) (i < axis ? outer : i == axis || coerce ? d : inner) *= x.dim(i);
+  Tensor y = Tensor::uninitialized(x.dtype(), x.shape());
+  if (x.numel() == 0) return {y};
+  SoftmaxTable t = make_softmax_table(sx, d);
+  auto zy = (int32_t)c.node.attr_int("y_zero_point", 0);
+  if (x.dtype() == DType::UInt8) softmax_exp_table(x.data<uint8_t>(), y.data<uint8_t>(), outer, d, inner, t, sy, zy);
+  else softmax_exp_table(x.data<int8_t>(), y.data<int8_t>(), outer, d, inner, t, sy, zy);
+  return {y};
+}
+
 // lowbit.FakeQuant(x, scale, zero_point) -> y: the quantizer of quantization-aware training, one op whose arithmetic
 // is QuantizeLinear followed by DequantizeLinear (and the Clip the QDQ export adds for a grid narrower than its
 // container), so that a trained model and its QDQ export give the same values:
@@ -369,6 +391,7 @@ void register_quant_ops(OpRegistry& r) {
   r.add({"IntConv", "lowbit.int", 1, op_IntConv});
   r.add({"IntMatMul", "lowbit.int", 1, op_IntMatMul});
   r.add({"IntAdd", "lowbit.int", 1, op_IntAdd});
+  r.add({"IntSoftmax", "lowbit.int", 1, op_IntSoftmax});
   r.add({"QuantizeLinear", "", 10, op_QuantizeLinear});
   r.add({"DequantizeLinear", "", 10, op_DequantizeLinear});
   r.add({"DynamicQuantizeLinear", "", 11, op_DynamicQuantizeLinear});

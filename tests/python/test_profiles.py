@@ -150,6 +150,8 @@ def test_unknown_and_malformed_profiles_are_named(tmp_path):
         (lambda p: p.update(speed="fast"), "speed: unknown key"),
         (lambda p: p["requantize"].update(rounding="stochastic"), "is not half_even, half_away or half_up"),
         (lambda p: p["allowed"].update(weight_bits=[4]), "is not in allowed.weight_bits"),
+        (lambda p: p.update(integer_ops={"softmax": "lut16"}), "integer_ops.softmax: 'lut16' is not float or exp_table"),
+        (lambda p: p.update(integer_ops={"gelu": "float"}), "integer_ops.gelu: unknown key"),
     ]:
         p = json.loads(json.dumps(base))
         mutate(p)
