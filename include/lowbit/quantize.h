@@ -64,6 +64,7 @@ struct QuantizeOptions {
 struct QuantizeSummary {
   int batch_norms_folded = 0, constants_folded = 0;
   size_t weight_quantizers = 0, activation_quantizers = 0, dynamic_activations = 0;
+  size_t unsigned_activations = 0;  // static activation quantizers on an unsigned grid ("signed": "auto" picks per tensor)
   std::map<std::string, int> float_ops;  // op type -> nodes that compute in float in the exported model (static)
 };
 

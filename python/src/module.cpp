@@ -338,6 +338,7 @@ PYBIND11_MODULE(_lowbit, m) {
         d["weight_quantizers"] = s.weight_quantizers;
         d["activation_quantizers"] = s.activation_quantizers;
         d["dynamic_activations"] = s.dynamic_activations;
+        d["unsigned_activations"] = s.unsigned_activations;
         d["float_ops"] = s.float_ops;
         return d;
       })

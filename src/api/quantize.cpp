@@ -57,7 +57,10 @@ QuantizeSummary QuantizedModel::summary() const {
   r.constants_folded = s_->prep.constants_folded;
   r.weight_quantizers = s_->plan.weights.size();
   r.activation_quantizers = s_->plan.acts.size();
-  for (auto& x : s_->plan.acts) r.dynamic_activations += x.dynamic;
+  for (auto& x : s_->plan.acts) {
+    r.dynamic_activations += x.dynamic;
+    r.unsigned_activations += !x.dynamic && !x.enc.scale.empty() && !x.enc.spec.grid.is_signed;
+  }
   if (s_->cfg.mode == quant::Mode::Static)
     for (auto& f : quant::float_ops(s_->prepared, s_->plan)) ++r.float_ops[f.substr(0, f.find(' '))];
   return r;

@@ -230,8 +230,8 @@ void check_profile(const quant::QuantConfig& c, const Profile& p) {
         mode_name(c.mode), " (key mode)");
   auto same_quantizer = [&](const quant::TensorQuant& want, const quant::TensorQuant& got, const char* key) {
     const quant::QuantizerSpec &a = want.spec, &b = got.spec;
-    check(a.grid.is_signed == b.grid.is_signed, who, ": ", key, ".signed must be ", a.grid.is_signed ? "true" : "false",
-          " on this target");
+    check(a.grid.is_signed == b.grid.is_signed && want.signed_auto == got.signed_auto, who, ": ", key, ".signed must be ",
+          want.signed_auto ? "\"auto\"" : a.grid.is_signed ? "true" : "false", " on this target");
     check(a.symmetric == b.symmetric, who, ": ", key, ".symmetric must be ", a.symmetric ? "true" : "false",
           " on this target");
     check(a.grid.narrow == b.grid.narrow, who, ": ", key, ".narrow must be ", a.grid.narrow ? "true" : "false",

@@ -116,9 +116,13 @@ int cmd_quantize(const QuantizeArgs& a) {
               qc.weights.spec.granularity == quant::Granularity::PerChannel ? "per-channel"
               : qc.weights.spec.granularity == quant::Granularity::PerGroup ? "per-group" : "per-tensor",
               quant::range_method_name(qc.weights.range));
-  std::printf("  activation quantizers:   %zu (%d-bit, %s)%s\n", s.activation_quantizers, qc.activations.spec.grid.bits,
+  std::string sign;
+  if (qc.activations.signed_auto)
+    sign = ", signed auto: " + std::to_string(s.unsigned_activations) + " unsigned, " +
+           std::to_string(s.activation_quantizers - s.dynamic_activations - s.unsigned_activations) + " signed";
+  std::printf("  activation quantizers:   %zu (%d-bit, %s)%s%s\n", s.activation_quantizers, qc.activations.spec.grid.bits,
               qc.pipeline.data_free ? "data-free" : quant::range_method_name(qc.activations.range),
-              s.dynamic_activations ? ", dynamic" : "");
+              s.dynamic_activations ? ", dynamic" : "", sign.c_str());
   for (auto& l : q.logs())
     for (auto& w : l.warnings) std::fprintf(stderr, "lowbit: warning: %s\n", w.c_str());
   for (auto& l : q.logs()) {

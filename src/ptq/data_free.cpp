@@ -194,6 +194,7 @@ void set_data_free_ranges(const Model& model, quant::QuantSimPlan& plan, const s
       missing.push_back("'" + a.tensor + "' (stops at " + culprit + ")");
       continue;
     }
+    quant::resolve_auto_sign(a.q, (float)it->second.lo);
     a.enc = quant::make_encoding(a.q.spec, {1}, {{(float)it->second.lo, (float)std::max(it->second.lo, it->second.hi)}});
   }
   if (!missing.empty()) {

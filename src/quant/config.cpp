@@ -67,6 +67,14 @@ void apply_standard_pipeline(QuantConfig& c, bool have_data) {
   c.pipeline.logits_cross_entropy = have_data;
 }
 
+void resolve_auto_sign(TensorQuant& q, float data_min) {
+  if (!q.signed_auto) return;
+  q.signed_auto = false;
+  if (data_min < 0) return;
+  q.spec.grid.is_signed = false;
+  q.spec.symmetric = false;
+}
+
 namespace {
 
 template <typename T>
@@ -85,7 +93,12 @@ void parse_quant(const json& j, TensorQuant& q, const std::string& where) {
   for (auto& [k, v] : j.items()) {
     std::string w = where + "." + k;
     if (k == "bits") q.spec.grid.bits = get<int>(j, "bits", where);
-    else if (k == "signed") q.spec.grid.is_signed = get<bool>(j, "signed", where);
+    else if (k == "signed") {
+      if (v.is_string() && v.get<std::string>() != "auto")
+        fail(w, ": '", v.get<std::string>(), "' is not true, false or \"auto\"");
+      q.signed_auto = v.is_string();
+      q.spec.grid.is_signed = q.signed_auto || get<bool>(j, "signed", where);
+    }
     else if (k == "narrow") q.spec.grid.narrow = get<bool>(j, "narrow", where);
     else if (k == "symmetric") q.spec.symmetric = get<bool>(j, "symmetric", where);
     else if (k == "group_size") q.spec.group_size = get<int64_t>(j, "group_size", where);
@@ -115,6 +128,8 @@ void parse_quant(const json& j, TensorQuant& q, const std::string& where) {
   } catch (const Error& e) {
     fail(where, ": ", e.what());
   }
+  check(!q.signed_auto || q.spec.symmetric, where, ".signed: \"auto\" needs \"symmetric\": true (an asymmetric grid "
+        "already places its zero point from the data)");
   check(q.percentile > 50 && q.percentile <= 100, where, ".percentile must be in (50, 100]");
 }
 
@@ -187,7 +202,11 @@ QuantConfig parse_config(const std::string& text, const std::string& origin, con
   check(j.is_object(), origin, ": the configuration must be a JSON object");
   QuantConfig c = base;
   for (auto& [k, v] : j.items()) {
-    if (k == "weights") parse_quant(v, c.weights, origin + ": weights");
+    if (k == "weights") {
+      parse_quant(v, c.weights, origin + ": weights");
+      check(!c.weights.signed_auto, origin, ": weights.signed: \"auto\" is for activations only (weights are signed "
+            "or unsigned by the target's kernels, not by their data)");
+    }
     else if (k == "activations") {
       parse_quant(v, c.activations, origin + ": activations");
       check(c.activations.spec.granularity == Granularity::PerTensor, origin, ": activations.granularity '",
@@ -244,7 +263,7 @@ namespace {
 json quant_json(const TensorQuant& q) {
   json j;
   j["bits"] = q.spec.grid.bits;
-  j["signed"] = q.spec.grid.is_signed;
+  j["signed"] = q.signed_auto ? json("auto") : json(q.spec.grid.is_signed);
   j["narrow"] = q.spec.grid.narrow;
   j["symmetric"] = q.spec.symmetric;
   j["granularity"] = q.spec.granularity == Granularity::PerTensor    ? "per_tensor"

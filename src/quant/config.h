@@ -11,7 +11,7 @@
 //                  {"tensor": "logits", "activation_bits": 16, "range": "mse"} ],
 //   "int32_bias": false              // store Conv/Gemm biases as int32 with scale s_x * s_w (as integer runtimes need)
 // }
-// Quantizer fields: bits (2..16), symmetric, signed, narrow, granularity (per_tensor | per_channel | per_group),
+// Quantizer fields: bits (2..16), symmetric, signed (true | false | "auto": activations, see TensorQuant), narrow, granularity (per_tensor | per_channel | per_group),
 // group_size, scale ("float" | "power_of_two"), rounding ("half_even" | "half_away"), range (minmax | ema |
 // percentile | mse | kl | cross_entropy | bn), percentile (e.g. 99.99), ema_momentum.
 #pragma once
@@ -34,7 +34,16 @@ struct TensorQuant {
   RangeMethod range = RangeMethod::MinMax;
   double percentile = 99.99;
   double ema_momentum = 0.01;
+  // "signed": "auto" (activations, symmetric only; NNCF's rule): each tensor's grid is chosen from its calibration
+  // data by resolve_auto_sign: signed when the data go below zero, else unsigned with zero point 0.
+  bool signed_auto = false;
 };
+
+// Settles "signed": "auto" for one tensor whose smallest calibration value is data_min: a tensor with data_min >= 0
+// gets the white paper's unsigned symmetric grid, [0, 2^b - 1] with zero point 0 (written as the asymmetric formula,
+// which gives z = 0 on a range starting at 0), so a one-tailed tensor (after ReLU) keeps all 2^b codes; otherwise the
+// signed symmetric grid stays. No-op without "auto"; clears the flag.
+void resolve_auto_sign(TensorQuant& q, float data_min);
 
 struct Override {
   std::string node, op_type, tensor;  // exactly one is set

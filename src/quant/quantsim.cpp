@@ -238,6 +238,12 @@ struct Observer {
     else if (method == RangeMethod::Ema) ema.observe(x, n);
     else hist.observe(x, n);
   }
+  // The smallest value seen (EMA: its running minimum), which settles "signed": "auto".
+  float data_min() const {
+    if (method == RangeMethod::Ema) return ema.range().first;
+    if (method == RangeMethod::Percentile || method == RangeMethod::Mse) return hist.lo();
+    return minmax.range().first;
+  }
   std::pair<float, float> range(const TensorQuant& q) const {
     switch (method) {
       // Cross-entropy and KL: the first pass's min-max, which their second pass (calibrate) refines.
@@ -346,6 +352,12 @@ void calibrate(const Model& m, QuantSimPlan& plan, const FeedSource& next, const
     check(uncovered.empty(), "calibration: no data, and ", uncovered.size(), " quantizer", uncovered.size() > 1 ? "s" : "",
           " cannot be set without it (BN-based ranges need a BatchNormalization in front): ", list,
           uncovered.size() > 8 ? ", ..." : "");
+  }
+  // "signed": "auto" is settled from the data before any range search, which depends on the grid.
+  for (auto& a : plan.acts) {
+    if (a.dynamic || !a.q.signed_auto) continue;
+    auto b = a.q.range == RangeMethod::Bn ? bn_range(m.graph, a.tensor, batch_norms) : std::nullopt;
+    resolve_auto_sign(a.q, b ? b->first : obs[index.at(a.tensor)].data_min());
   }
   // Second pass for cross-entropy ranges: every candidate range of every such tensor is scored at once.
   std::map<std::string, CrossEntropySearch> ce;

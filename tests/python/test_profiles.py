@@ -86,16 +86,26 @@ def test_profile_constraints_are_exact_in_the_exported_model(exported, name):
         assert (e.init[n.input[2]] == 0).all()
     qs = e.act_qs()
     assert qs, "no activation quantizers"
+    grids = set()
     for n in qs:
         s, z = e.init[n.input[1]], e.init[n.input[2]]
-        assert z.dtype == (np.int8 if a["signed"] else np.uint8)
-        if a["symmetric"] and a["signed"]:
+        grids.add(z.dtype)
+        if a["signed"] == "auto":  # per tensor from the data: uint8 where nothing is below zero, zero point 0 always
+            assert (z == 0).all()
+            src = e.producer.get(n.input[0])
+            if src is not None and src.op_type == "Relu":
+                assert z.dtype == np.uint8, n.input[0]
+        else:
+            assert z.dtype == (np.int8 if a["signed"] else np.uint8)
+        if a["symmetric"] and a["signed"] is True:
             assert (z == 0).all()
         if a["scale"] == "power_of_two":
             assert is_power_of_two(s)
         if a["bits"] < 8:  # a narrower grid in the 8-bit container: an exact Clip after DequantizeLinear
             dq = e.consumers[n.output[0]][0]
             assert dq.op_type == "DequantizeLinear" and e.consumers[dq.output[0]][0].op_type == "Clip"
+    if a["signed"] == "auto":  # the ResNet has both: ReLU outputs and the input images, the logits and residual sums
+        assert grids == {np.dtype(np.int8), np.dtype(np.uint8)}
 
 
 def add_input_sources(e):

@@ -554,3 +554,58 @@ TEST(QuantSim, OutputConcatOfMixedRangesKeepsItsInputsGrids) {
     EXPECT_LE(worst, 0.25f * x_step / 2 + score_step / 2 + 1e-6f) << "scores lost their own grid";
   }
 }
+
+// "signed": "auto" (NNCF's rule, the openvino-cpu profile): a tensor whose calibration data never go below zero gets
+// the unsigned grid with zero point 0 and scale max / 255; a tensor with negative values keeps the signed symmetric
+// grid. Catches: resolution skipped (Sigmoid output stays int8), the unsigned grid left symmetric (zero point 128),
+// the sign read from the range estimate instead of the data, and an estimator whose observer has no data minimum.
+TEST(Calibrate, SignedAutoGivesNonNegativeTensorsTheUnsignedGridWithZeroPointZero) {
+  GraphBuilder b(13);
+  b.input("x", DType::Float32, {4, 16});
+  auto s1 = b.node("Sigmoid", {"x"}, {}, 1, "a");
+  auto s2 = b.node("Tanh", {"x"}, {}, 1, "b");
+  auto c = b.node("Concat", {s1, s2}, {attr_int("axis", 1)}, 1, "cat");
+  b.output(c);
+  Model m = typed(b.build());
+  Tensor x = random_tensor({4, 16}, 9, -3.f, 3.f);
+  for (const char* range : {"minmax", "ema", "percentile", "mse"}) {
+    SCOPED_TRACE(range);
+    QuantConfig cfg = parse_config(std::string(R"({"activations": {"symmetric": true, "signed": "auto", "range": ")") +
+                                   range + "\"}}", "cfg.json");
+    ASSERT_TRUE(cfg.activations.signed_auto);
+    auto p = plan_quantizers(m, cfg);
+    calibrate(m, p, one_batch(x));
+    std::map<std::string, const ActQuantizer*> by;
+    for (auto& a : p.acts) by[a.tensor] = &a;
+    for (const char* t : {"x", "a_out0", "b_out0", "cat_out0"}) ASSERT_TRUE(by.count(t)) << t;
+    const Encoding& sig = by.at("a_out0")->enc;
+    EXPECT_FALSE(sig.spec.grid.is_signed);
+    EXPECT_EQ(sig.zero_point, std::vector<int32_t>{0});
+    EXPECT_FALSE(by.at("a_out0")->q.signed_auto);  // settled
+    for (const char* t : {"x", "b_out0", "cat_out0"}) {
+      const Encoding& e = by.at(t)->enc;
+      EXPECT_TRUE(e.spec.grid.is_signed) << t;
+      EXPECT_EQ(e.zero_point, std::vector<int32_t>{0}) << t;
+    }
+    if (std::string(range) == "minmax") {
+      float hi = 0;
+      for (int64_t i = 0; i < x.numel(); ++i) hi = std::max(hi, 1.f / (1.f + std::exp(-x.data<float>()[i])));
+      EXPECT_NEAR(sig.scale[0], hi / 255.f, 2e-6f * hi / 255.f);  // the whole [0, 255] grid, not [0, 127]
+    }
+  }
+}
+
+// Catches: "auto" accepted where it means nothing (weights, asymmetric grids), other strings taken as true, and the
+// config's JSON form losing "auto".
+TEST(Config, SignedAutoIsForSymmetricActivationsOnly) {
+  EXPECT_NE(error_of([] { parse_config(R"({"weights": {"signed": "auto"}})", "c.json"); }).find("weights.signed"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_config(R"({"activations": {"signed": "auto", "symmetric": false}})", "c.json"); })
+                .find("needs \"symmetric\": true"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_config(R"({"activations": {"signed": "yes", "symmetric": true}})", "c.json"); })
+                .find("'yes' is not true, false or \"auto\""), std::string::npos);
+  QuantConfig c = parse_config(R"({"activations": {"signed": "auto", "symmetric": true}})", "c.json");
+  QuantConfig back = parse_config(config_to_json(c), "again");
+  EXPECT_TRUE(back.activations.signed_auto);
+  EXPECT_FALSE(parse_config(R"({"activations": {"signed": false}})", "c.json").activations.signed_auto);
+}
