@@ -67,6 +67,8 @@ class Profile:
     def encodings(self) -> str: ...    # lowbit | aimet: the format --save-encodings writes by default
     @property
     def softmax(self) -> str: ...      # float | exp_table: how the integer engine runs a quantized Softmax
+    @property
+    def bias(self) -> str: ...         # int32 | float: where the integer engine adds a layer's bias
 
 def load_profile(name_or_path: str) -> Profile: ...
 def profile_names() -> List[str]: ...

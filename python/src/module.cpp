@@ -282,7 +282,8 @@ PYBIND11_MODULE(_lowbit, m) {
       .def_property_readonly("encodings", [](const Profile& p) {
         return p.encodings == EncodingsFormat::Aimet ? "aimet" : "lowbit";
       })
-      .def_property_readonly("softmax", [](const Profile& p) { return backends::softmax_arith_name(p.softmax); });
+      .def_property_readonly("softmax", [](const Profile& p) { return backends::softmax_arith_name(p.softmax); })
+      .def_property_readonly("bias", [](const Profile& p) { return backends::bias_arith_name(p.bias); });
   m.def("load_profile", &load_profile, py::arg("name_or_path"));
   m.def("profile_names", &profile_names);
   m.def("lower", [](const Model& model, py::object profile) {

@@ -44,7 +44,7 @@ nlohmann::json diff_json(const CodeDiff& d) {
 nlohmann::json profile_gap_json(const ProfileGap& p, bool labelled) {
   using nlohmann::json;
   json jp = {{"profile", p.profile},
-             {"requantize", {{"multiplier", p.multiplier}, {"rounding", p.rounding}, {"softmax", p.softmax}}},
+             {"requantize", {{"multiplier", p.multiplier}, {"rounding", p.rounding}, {"softmax", p.softmax}, {"bias", p.bias}}},
              {"integer_layers", p.integer_layers},
              {"float_islands", p.float_islands},
              {"left_in_float", p.left_in_float},
@@ -75,7 +75,7 @@ std::string gap_html_section(const ProfileGap& p, bool labelled) {
   std::ostringstream h;
   h << "<h2 id=\"gap-" << esc(p.profile) << "\">Profile " << esc(p.profile) << ": simulation vs integer engine</h2>\n"
     << "<p>Requantization: " << esc(p.multiplier) << " multiplier, rounding " << esc(p.rounding) << ", softmax "
-    << esc(p.softmax) << "; "
+    << esc(p.softmax) << ", bias " << esc(p.bias) << "; "
     << p.integer_layers << " integer layers";
   std::string islands;
   for (auto& [op, k] : p.float_islands) islands += (islands.empty() ? "" : ", ") + std::to_string(k) + " " + op;

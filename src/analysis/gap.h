@@ -36,6 +36,7 @@ struct ProfileGap {
   std::string profile;
   std::string multiplier, rounding;  // the profile's requantization arithmetic
   std::string softmax = "float";    // how it runs a quantized Softmax (backends/profile.h: float | exp_table)
+  std::string bias = "int32";       // where a layer's bias enters (backends/profile.h: int32 | float)
   int integer_layers = 0;
   std::map<std::string, int> float_islands;  // op type -> nodes computing in float between quantizers
   std::vector<std::string> left_in_float;    // LowerReport::skipped: "node: why" for layers the lowering did not take

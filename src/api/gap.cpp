@@ -39,6 +39,7 @@ GapReport run_gap(const Model* fp32, const std::vector<Target>& targets, DataSou
     p.multiplier = backends::multiplier_name(t.profile->multiplier);
     p.rounding = backends::int_rounding_name(t.profile->rounding);
     p.softmax = backends::softmax_arith_name(t.profile->softmax);
+    p.bias = backends::bias_arith_name(t.profile->bias);
     LowerReport lr;
     st[i].low = lower_to_integer(*t.qdq, *t.profile, &lr);
     check(lr.integer_layers > 0, "gap: profile '", p.profile, "': the QDQ model has no Conv/Gemm/MatMul in QDQ form ",

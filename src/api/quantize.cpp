@@ -135,7 +135,8 @@ QuantizedModel quantize(const Model& model, DataSource* data, QuantConfig cfg, c
     st.notes.push_back("profile " + opt.profile->name + ": requantization " +
                        backends::multiplier_name(opt.profile->multiplier) + " multiplier, rounding " +
                        backends::int_rounding_name(opt.profile->rounding) + ", softmax " +
-                       backends::softmax_arith_name(opt.profile->softmax));
+                       backends::softmax_arith_name(opt.profile->softmax) + ", bias " +
+                       backends::bias_arith_name(opt.profile->bias));
   bool have_data = data != nullptr;
   const quant::PipelineConfig& pc = cfg.pipeline;
   bool weight_steps = pc.adaround || pc.bias_correction != quant::BiasCorrectionKind::None;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -145,10 +146,18 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   TieRounding rounding = profile.rounding == IntRounding::HalfEven   ? TieRounding::HalfEven
                          : profile.rounding == IntRounding::HalfAway ? TieRounding::HalfAway
                                                                      : TieRounding::HalfUp;
+  const bool float_bias = profile.bias == BiasArith::Float;
   std::set<size_t> drop;
   std::vector<Node> added;
   std::set<std::string> on_codes;  // the moves replayed on integer codes (not float islands)
+  std::set<std::string> float_outputs;  // float-bias layers without an output quantizer (their output is float)
   const GraphIndex ix(g);
+  // Names for what a node becomes: its own name when it is unique, else its first output (values are unique).
+  std::map<std::string, int> name_count;
+  for (auto& n : g.nodes) ++name_count[n.name];
+  auto unique_base = [&](const Node& n) {
+    return !n.name.empty() && name_count[n.name] == 1 ? n.name : n.outputs[0] + "/node";
+  };
   auto producer = [&](const std::string& v) -> const Node* {
     int p = ix.producer(v);
     return p < 0 ? nullptr : &g.nodes[(size_t)p];
@@ -214,11 +223,14 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     if (matmul && !dynamic_w && wt->rank() != 2) { skip("MatMul with a weight of rank other than 2"); continue; }
     std::string why;
     auto out = output_quantizer(g, ix, n, &why);
-    if (!out) { skip(why); continue; }
-    const Node *act = out->act, *q = out->q;
-    float sy = out->sy;
-    int32_t zy = out->zy;
-    DType yt = out->yt;
+    // A float-bias target runs the layer in integers even when no quantizer follows (a residual Add fused into
+    // the convolution): the layer's output is then the dequantized accumulator plus bias, in float.
+    const bool float_out = !out && float_bias;
+    if (!out && !float_out) { skip(why); continue; }
+    const Node *act = out ? out->act : nullptr, *q = out ? out->q : nullptr;
+    float sy = out ? out->sy : 1.f;
+    int32_t zy = out ? out->zy : 0;
+    DType yt = out ? out->yt : DType::Float32;
     // Weights as [K, N] for IntMatMul (Gemm with transB is [N, K]), [M, C/g, k..] for IntConv.
     Tensor w = dynamic_w ? Tensor() : *wt;
     int64_t out_ch = dynamic_w ? 1 : conv ? w.dim(0) : (gemm && n.attr_int("transB", 0)) ? w.dim(0) : w.dim(1);
@@ -239,7 +251,9 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     std::vector<float> scales;
     std::vector<int64_t> m0s, shifts;
     bool ok = true;
-    for (size_t c = 0; c < sw.size(); ++c) {
+    std::vector<float> acc_scales;  // float bias: float32(s_x * s_w[c]), the accumulator's scale
+    for (size_t c = 0; c < sw.size() && float_bias; ++c) acc_scales.push_back(sx * sw[c]);
+    for (size_t c = 0; c < sw.size() && !float_bias; ++c) {
       double mult = kind == RequantKind::Float ? (double)(sx * sw[c] / sy) : (double)sx * (double)sw[c] / (double)sy;
       RequantParams p;
       try {
@@ -263,7 +277,13 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       const Tensor* bt = bq ? init(g, bq->codes) : init(g, n.inputs[2]);
       if (!bt || bt->numel() != out_ch) { skip("its bias is not a constant with one value per channel"); continue; }
       auto bv = bt->to_f64();
-      bool fits = true;
+      if (float_bias) {  // the real bias in float32, as DequantizeLinear gives it (code * scale)
+        std::vector<float> bf((size_t)out_ch);
+        for (int64_t c = 0; c < out_ch; ++c)
+          bf[(size_t)c] = bq ? (float)bv[(size_t)c] * bq->scale[bq->scale.size() > 1 ? (size_t)c : 0] : (float)bv[(size_t)c];
+        bias = Tensor::from_vector<float>({out_ch}, bf);
+      }
+      bool fits = !float_bias;
       for (int64_t c = 0; c < out_ch && fits; ++c) {
         double real = bq ? bv[(size_t)c] * bq->scale[bq->scale.size() > 1 ? (size_t)c : 0] : bv[(size_t)c];
         double prod = (double)sx * (double)sw[sw.size() > 1 ? (size_t)c : 0];
@@ -271,25 +291,26 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
         fits = v.has_value();
         if (fits) b[(size_t)c] = *v;
       }
-      if (!fits) { skip("its bias does not fit int32 at the scale s_x * s_w"); continue; }
-      bias = Tensor::from_vector<int32_t>({out_ch}, b);
+      if (!float_bias && !fits) { skip("its bias does not fit int32 at the scale s_x * s_w"); continue; }
+      if (!float_bias) bias = Tensor::from_vector<int32_t>({out_ch}, b);
     }
     int32_t qmin = out->qmin, qmax = out->qmax;
     Node in;
-    in.name = n.name + "/int";
+    const std::string base = unique_base(n);
+    in.name = base + "/int";
     in.domain = "lowbit.int";
     in.op_type = conv ? "IntConv" : "IntMatMul";
-    std::string wname = n.name + "/int/weight", bname = n.name + "/int/bias";
+    std::string wname = base + "/int/weight", bname = base + "/int/bias";
     if (dynamic_w) wname = wq->codes;
     else g.initializers[wname] = w;
-    std::string x_codes = replay_moves(moves, xq->codes, n.name + "/int/x");
-    if (dynamic_w) wname = replay_moves(w_moves, wq->codes, n.name + "/int/w");
+    std::string x_codes = replay_moves(moves, xq->codes, base + "/int/x");
+    if (dynamic_w) wname = replay_moves(w_moves, wq->codes, base + "/int/w");
     in.inputs = {x_codes, wname};
     if (bias.defined()) {
       g.initializers[bname] = bias;
       in.inputs.push_back(bname);
     }
-    in.outputs = {q->outputs[0]};
+    in.outputs = {float_out ? n.outputs[0] : q->outputs[0]};
     if (conv)
       for (auto& a : n.attrs) in.attrs.push_back(a);
     in.attrs.push_back(attr_int("x_zero_point", xq->zero[0]));
@@ -298,11 +319,16 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     in.attrs.push_back(attr_int("qmin", qmin));
     in.attrs.push_back(attr_int("qmax", qmax));
     in.attrs.push_back(attr_int("to", (int64_t)yt));
-    in.attrs.push_back(attr_int("kind", (int64_t)kind));
     in.attrs.push_back(attr_int("rounding", (int64_t)rounding));
-    if (kind == RequantKind::Float) in.attrs.push_back(attr_floats("scales", scales));
-    else in.attrs.push_back(attr_ints("shifts", shifts));
-    if (kind == RequantKind::FixedPoint) in.attrs.push_back(attr_ints("m0", m0s));
+    if (float_bias) {
+      in.attrs.push_back(attr_floats("acc_scales", acc_scales));
+      in.attrs.push_back(attr_float("y_scale", sy));
+    } else {
+      in.attrs.push_back(attr_int("kind", (int64_t)kind));
+      if (kind == RequantKind::Float) in.attrs.push_back(attr_floats("scales", scales));
+      else in.attrs.push_back(attr_ints("shifts", shifts));
+      if (kind == RequantKind::FixedPoint) in.attrs.push_back(attr_ints("m0", m0s));
+    }
     if (x_clip) {  // the exact Clip of a narrow / 7-bit grid, on codes (bounds beyond the grid saturate)
       auto code = [&](float v) {
         return (int64_t)std::clamp(std::nearbyint((double)v / sx), -1e9, 1e9) + xq->zero[0];
@@ -311,8 +337,9 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       in.attrs.push_back(attr_ints("x_max", {code(x_clip->second)}));
     }
     drop.insert(ni);
-    drop.insert((size_t)ix.producer(q->outputs[0]));
+    if (q) drop.insert((size_t)ix.producer(q->outputs[0]));
     if (act) drop.insert((size_t)ix.producer(act->outputs[0]));
+    if (float_out) float_outputs.insert(in.name);
     added.push_back(std::move(in));
     ++rep.integer_layers;
   }
@@ -338,7 +365,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       continue;
     }
     Node a;
-    a.name = n.name + "/int";
+    a.name = unique_base(n) + "/int";
     a.domain = "lowbit.int";
     a.op_type = "IntAdd";
     a.inputs = {in[0]->codes, in[1]->codes};
@@ -366,7 +393,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     auto out = output_quantizer(g, ix, n, &why);
     if (!out || out->act || out->yt != xq->dtype) continue;
     Node sm;
-    sm.name = n.name + "/int";
+    sm.name = unique_base(n) + "/int";
     sm.domain = "lowbit.int";
     sm.op_type = "IntSoftmax";
     sm.inputs = {xq->codes};
@@ -390,7 +417,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   for (auto& n : g.nodes) {
     if (n.domain.empty() && !kDataMovement.count(n.op_type) && !on_codes.count(n.name)) ++rep.float_islands[n.op_type];
     if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul" || n.op_type == "IntAdd" ||
-                                       n.op_type == "IntSoftmax"))
+                                       n.op_type == "IntSoftmax") && !float_outputs.count(n.name))
       rep.layers.emplace_back(n.name, n.outputs[0]);
   }
   if (report) *report = rep;

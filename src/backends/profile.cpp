@@ -76,6 +76,7 @@ const char* int_rounding_name(IntRounding r) {
 }
 
 const char* softmax_arith_name(SoftmaxArith s) { return s == SoftmaxArith::ExpTable ? "exp_table" : "float"; }
+const char* bias_arith_name(BiasArith b) { return b == BiasArith::Float ? "float" : "int32"; }
 
 EncodingsFormat parse_encodings_format(const std::string& s, const std::string& where) {
   if (s == "lowbit") return EncodingsFormat::Lowbit;
@@ -153,6 +154,10 @@ Profile parse_profile(const std::string& text, const std::string& origin) {
           else if (s == "half_away") p.rounding = IntRounding::HalfAway;
           else if (s == "half_up") p.rounding = IntRounding::HalfUp;
           else fail(rw, ": '", s, "' is not half_even, half_away or half_up");
+        } else if (rk == "bias") {
+          if (s == "int32") p.bias = BiasArith::Int32;
+          else if (s == "float") p.bias = BiasArith::Float;
+          else fail(rw, ": '", s, "' is not int32 or float");
         } else {
           fail(rw, ": unknown key");
         }
@@ -194,6 +199,9 @@ Profile parse_profile(const std::string& text, const std::string& origin) {
   check(c.weights.spec.scale_form != quant::ScaleForm::PowerOfTwo || p.multiplier == Multiplier::Shift ||
             p.multiplier == Multiplier::FixedPoint,
         origin, ": power-of-two scales with a float requantization multiplier: use \"multiplier\": \"shift\"");
+  check(p.bias == BiasArith::Int32 || (p.multiplier == Multiplier::Float && !c.int32_bias), origin,
+        ": requantize.bias \"float\" (the bias added in float after dequantizing the accumulator) needs "
+        "\"multiplier\": \"float\" and config.int32_bias false");
   return p;
 }
 

@@ -9,7 +9,8 @@
 //   "config": { ...a lowbit quantization config (quant/config.h)... },
 //   "allowed": {"weight_bits": [8], "activation_bits": [8], "weight_granularity": ["per_channel", "per_tensor"],
 //               "modes": ["static"]},     // optional; each defaults to the config's own value
-//   "requantize": {"multiplier": "float" | "fixed_point" | "shift", "rounding": "half_even" | "half_away" | "half_up"},
+//   "requantize": {"multiplier": "float" | "fixed_point" | "shift", "rounding": "half_even" | "half_away" | "half_up",
+//                  "bias": "int32" | "float"},  // bias: optional, default int32 (see BiasArith)
 //   "encodings": "lowbit" | "aimet",     // optional: the format --save-encodings writes by default
 //   "integer_ops": {"softmax": "float" | "exp_table"}   // optional: how the target runs ops beyond the linear
 //                                        // layers and Add; "float" (the default) leaves them float islands
@@ -36,6 +37,11 @@ enum class EncodingsFormat { Lowbit, Aimet };
 // the integer program), or on the codes with an exponential table (kernels/int_softmax.h; ONNX Runtime's CPU
 // QLinearSoftmax).
 enum class SoftmaxArith { Float, ExpTable };
+// Where a layer's bias enters: rounded onto the accumulator's grid s_x * s_w and added to the int32 accumulator
+// (ONNX Runtime's QLinearConv, TFLite, gemmlowp), or kept in float and added after the accumulator is dequantized,
+// the sum then quantized in float (OpenVINO's CPU plugin: oneDNN's output scales and float bias, then the
+// FakeQuantize post-op). Float needs a float multiplier. kernels/requantize.h, requantize_float_bias.
+enum class BiasArith { Int32, Float };
 
 struct Profile {
   std::string name, comment, origin;  // origin: "shipped" or the file it was read from
@@ -47,6 +53,7 @@ struct Profile {
   IntRounding rounding = IntRounding::HalfEven;
   EncodingsFormat encodings = EncodingsFormat::Lowbit;
   SoftmaxArith softmax = SoftmaxArith::Float;
+  BiasArith bias = BiasArith::Int32;
 };
 
 // Parses and validates a profile; Error naming `origin` and the key.
@@ -60,6 +67,7 @@ void check_profile(const quant::QuantConfig& c, const Profile& p);
 const char* multiplier_name(Multiplier m);
 const char* int_rounding_name(IntRounding r);
 const char* softmax_arith_name(SoftmaxArith s);
+const char* bias_arith_name(BiasArith b);
 EncodingsFormat parse_encodings_format(const std::string& s, const std::string& where);
 
 }  // namespace lowbit::backends

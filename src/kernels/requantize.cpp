@@ -121,6 +121,13 @@ int64_t requantize_raw(int32_t acc, const RequantParams& p) {
   return 0;
 }
 
+int32_t quantize_float(float v, float sy, int32_t zero_point, TieRounding r, int32_t qmin, int32_t qmax) {
+  float q = round_ties(v / sy, r);
+  if (q != q) return zero_point;  // NaN: the zero point, as quant::quantize_one
+  q = std::fmax(std::fmin(q, 4.0e9f), -4.0e9f);
+  return (int32_t)std::min<int64_t>(std::max<int64_t>((int64_t)q + zero_point, qmin), qmax);
+}
+
 int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int32_t qmin, int32_t qmax) {
   int64_t q = requantize_raw(acc, p) + zero_point;
   return (int32_t)std::min<int64_t>(std::max<int64_t>(q, qmin), qmax);

@@ -42,6 +42,15 @@ int64_t requantize_raw(int32_t acc, const RequantParams& p);
 // v rounded to an integer value with the tie rule `r` (float32).
 float round_ties(float v, TieRounding r);
 
+// The float-bias form (profile "requantize": {"bias": "float"}), for targets that keep the bias in float and
+// requantize through float: the accumulator is dequantized and the bias added, v = float(acc) * s_acc + b with
+// s_acc = float32(s_x * s_w) (float32, in this order, no fused multiply-add: -ffp-contract=off), and v is quantized
+// as QuantizeLinear does, q = clamp(round(v / s_y) + z, qmin, qmax). OpenVINO's CPU plugin computes a quantized
+// Conv/MatMul this way (oneDNN's output scales and float bias, then the FakeQuantize post-op); a layer whose output
+// has no quantizer (its Add fused into the convolution) returns v itself.
+inline float dequantize_acc(int32_t acc, float s_acc, float bias) { return (float)acc * s_acc + bias; }
+int32_t quantize_float(float v, float sy, int32_t zero_point, TieRounding r, int32_t qmin, int32_t qmax);
+
 // Integer Add of two quantized tensors a (s_a, z_a) and b (s_b, z_b) to the grid (s_y, z_y), per arithmetic:
 //   Float       y = round(((s_a * (a - z_a)) + (s_b * (b - z_b))) / s_y) + z_y, float32 in this order (ONNX
 //               Runtime's QLinearAdd reference loop, and exactly the float DequantizeLinear -> Add ->

@@ -234,6 +234,9 @@ Outs op_QLinearMatMul(const OpContext& c) {
 // per output channel c by kernels/requantize.h with attributes kind (0 float, 1 fixed point, 2 shift), rounding
 // (0 half-even, 1 half-away, 2 half-up), scales / m0 / shifts (one or per channel), y_zero_point, and clamped to
 // [qmin, qmax] (the output grid, narrowed by a fused Relu/Clip). The output dtype is attribute `to`.
+// Float-bias form (attribute acc_scales, one or per channel: float32(s_x * s_w[c])): b is float32 real values,
+// v = float(acc) * acc_scales[c] + b[c], quantized by y_scale / y_zero_point / qmin / qmax with `rounding`, or
+// returned as float32 when `to` is float (kernels/requantize.h, the float-bias form).
 
 std::vector<RequantParams> requant_params(const OpContext& c, int64_t channels) {
   auto kind = (RequantKind)c.node.attr_int("kind", 0);
@@ -263,11 +266,51 @@ Tensor clamp_codes(const OpContext& c, const Tensor& x) {
   return y.cast(x.dtype());
 }
 
+// The float-bias form: dequantized accumulator plus float bias, quantized in float or returned as float.
+Tensor finish_float_bias(const OpContext& c, const Tensor& acc, int64_t ch, int64_t inner) {
+  std::vector<float> sacc = c.node.attr_floats("acc_scales");
+  check(sacc.size() == 1 || (int64_t)sacc.size() == ch, c.where(), ": ", sacc.size(), " accumulator scales for ", ch,
+        " channels");
+  const float* b = nullptr;
+  if (c.has(2)) {
+    check(c.in(2).dtype() == DType::Float32 && c.in(2).numel() == ch, c.where(), ": a float-bias layer's bias must "
+          "be float32 with ", ch, " values");
+    b = c.in(2).data<float>();
+  }
+  const int32_t* pa = acc.data<int32_t>();
+  auto to = (DType)c.node.attr_int("to", (int64_t)DType::UInt8);
+  check(to == DType::UInt8 || to == DType::Int8 || to == DType::Float32, c.where(),
+        ": output type must be uint8, int8 or float32");
+  auto value = [&](int64_t i) {
+    int64_t k = (i / inner) % ch;
+    return dequantize_acc(pa[i], sacc[sacc.size() > 1 ? (size_t)k : 0], b ? b[k] : 0.f);
+  };
+  Tensor y = Tensor::uninitialized(to, acc.shape());
+  if (to == DType::Float32) {
+    float* py = y.data<float>();
+    for (int64_t i = 0; i < acc.numel(); ++i) py[i] = value(i);
+    return y;
+  }
+  auto sy = (float)c.node.attr_float("y_scale", 0);
+  check(sy > 0 && std::isfinite(sy), c.where(), ": y_scale must be finite and positive");
+  auto zy = (int32_t)c.node.attr_int("y_zero_point", 0);
+  auto qmin = (int32_t)c.node.attr_int("qmin", 0), qmax = (int32_t)c.node.attr_int("qmax", 255);
+  auto rounding = (TieRounding)c.node.attr_int("rounding", 0);
+  auto write = [&](auto* py) {
+    for (int64_t i = 0; i < acc.numel(); ++i)
+      py[i] = (std::remove_pointer_t<decltype(py)>)quantize_float(value(i), sy, zy, rounding, qmin, qmax);
+  };
+  if (to == DType::UInt8) write(y.data<uint8_t>());
+  else write(y.data<int8_t>());
+  return y;
+}
+
 // Bias, requantization and output clamp over an int32 accumulator whose channel axis is `axis`.
 Tensor finish_int(const OpContext& c, Tensor acc, int axis) {
   int ax = axis < 0 ? axis + acc.rank() : axis;
   int64_t ch = acc.dim(ax), inner = 1;
   for (int d = ax + 1; d < acc.rank(); ++d) inner *= acc.dim(d);
+  if (c.node.has_attr("acc_scales")) return finish_float_bias(c, acc, ch, inner);
   int32_t* pa = acc.data<int32_t>();
   if (c.has(2)) {
     const Tensor& b = c.in(2);
