@@ -37,10 +37,20 @@ def ort_run(path, x, level="ORT_ENABLE_ALL"):
     return np.concatenate([s.run(None, {"image": x[i:i + 1000]})[0] for i in range(0, len(x), 1000)])
 
 
-def ov_run(path, x):
+def ov_run(path, x, precision=None):
+    """OpenVINO's CPU plugin; precision None: its default inference precision (bf16 on CPUs that have it)."""
     core = openvino.Core()
-    c = core.compile_model(core.read_model(str(path)), "CPU")
+    c = core.compile_model(core.read_model(str(path)), "CPU",
+                           {"INFERENCE_PRECISION_HINT": precision} if precision else {})
     return np.concatenate([c(x[i:i + 1000])[0] for i in range(0, len(x), 1000)])
+
+
+def final_codes(path, y):
+    """The final layer's integer codes of outputs y (the logits quantizer of the exported file)."""
+    import onnx
+    from onnx import numpy_helper
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    return np.round(y / float(inits["logits/scale"])) + int(inits["logits/zero_point"])
 
 
 def top1(y, labels):
@@ -82,8 +92,17 @@ def main():
             qv.export_qdq(str(vpath))
             ov_sim = top1(lowbit.Session(lowbit.Model.load(str(vpath))).run({"image": x})["logits"], labels)
             ov_own = top1(ov_run(vpath, x), labels) if openvino else None
+            # ... and its integer engine (lowbit.lower with openvino-cpu) next to OpenVINO at f32 precision.
+            vlow, vrep = lowbit.lower(lowbit.Model.load(str(vpath)), "openvino-cpu")
+            veng = lowbit.Session(vlow).run({"image": x})["logits"]
+            ovf = ov_run(vpath, x, "f32") if openvino else None
+            ov_cmp = None
+            if openvino:
+                ov_cmp = dict(eng=top1(veng, labels), ov=top1(ovf, labels), layers=vrep["integer_layers"],
+                              agree=100.0 * (veng.argmax(1) == ovf.argmax(1)).mean(),
+                              same=100.0 * (final_codes(vpath, veng) == final_codes(vpath, ovf)).mean())
             rows.append(dict(name=name, fp32=fp32, acad=acad_top1, sim=top1(sim, labels), eng=top1(eng, labels),
-                             ort=top1(rt, labels), ov=ov, ov_sim=ov_sim, ov_own=ov_own,
+                             ort=top1(rt, labels), ov=ov, ov_sim=ov_sim, ov_own=ov_own, ov_cmp=ov_cmp,
                              layers=rep["integer_layers"],
                              islands=sum(rep["float_islands"].values()),
                              eng_agree=100.0 * (eng.argmax(1) == rt.argmax(1)).mean(),
@@ -125,6 +144,23 @@ def main():
               "tensor's calibration data go below zero and uint8 with zero point 0 where they do not, "
               "`\"signed\": \"auto\"`). OpenVINO's inference precision on this CPU: %s (its default)." % ov_hint, ""]
     if openvino:
+        lines += ["The openvino-cpu profile's file in lowbit's integer engine (`lowbit.lower(model, \"openvino-cpu\")`: "
+                  "float bias added to the dequantized accumulator, residual Adds fused into the convolution) next to "
+                  "OpenVINO at f32 inference precision (`INFERENCE_PRECISION_HINT: f32`); identical final codes: the "
+                  "share of the logits quantizer's codes that are equal (OpenVINO dequantizes them in its own float "
+                  "order, so values are compared as codes). Goals (issue 16): top-1 agreement >= 99.9 %, accuracy "
+                  "within 0.05 pt, identical final codes >= 99 %. tests/ort/check_openvino.py holds the models to "
+                  "them and names why MobileNetV2 and the ViT miss the last one.", "",
+                  "| model | integer layers | engine top-1 | OpenVINO f32 top-1 | top-1 agreement | identical final codes |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            c = r["ov_cmp"]
+            lines.append("| %s | %d | %.2f | %.2f | %.2f | %.2f |" % (r["name"], c["layers"], c["eng"], c["ov"],
+                                                                      c["agree"], c["same"]))
+        lines += ["", "MobileNetV2: its layers given identical inputs differ from OpenVINO on at most 0.001 % of codes "
+                  "(near-ties at the residual Adds, which OpenVINO computes inside the convolution in its own float "
+                  "order); the one-step flips compound over ten inverted-residual blocks. ViT: LayerNorm, GELU and "
+                  "Softmax are float islands that OpenVINO computes with its own kernels.", ""]
         lines += ["Where OpenVINO departs from the ONNX definitions of QuantizeLinear/DequantizeLinear, found by "
                   "bisecting the zoo's files layer by layer against ONNX Runtime and reproduced on minimal generated "
                   "graphs (scripts/openvino_patterns.py; ONNX Runtime with optimizations off against OpenVINO at f32 "

@@ -11,7 +11,7 @@ defines them) and in OpenVINO (f32 inference precision), with the largest differ
 Each pattern is run next to its variants so the table shows which property triggers it. scripts/deploy_gap.py puts
 the table into docs/results/deploy.md; profiles/openvino-cpu.json cites it.
 
-Usage: build/ov-venv/bin/python scripts/openvino_patterns.py   (needs onnxruntime and openvino)
+Usage: build/ort-venv/bin/python scripts/openvino_patterns.py   (onnxruntime and openvino: scripts/test.sh installs them)
 """
 import numpy as np
 import onnx

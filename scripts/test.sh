@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 
-# ONNX Runtime (from PyPI) for the real-peer tests, in a venv on top of Debian's python3 (numpy, onnx).
-if ! build/ort-venv/bin/python -c "import onnxruntime" 2>/dev/null; then
+# ONNX Runtime and OpenVINO (from PyPI) for the real-peer tests, in a venv on top of Debian's python3 (numpy, onnx).
+if ! build/ort-venv/bin/python -c "import onnxruntime, openvino" 2>/dev/null; then
   /usr/bin/python3 -m venv --system-site-packages build/ort-venv
-  build/ort-venv/bin/pip install -q --disable-pip-version-check onnxruntime==1.31.1
+  build/ort-venv/bin/pip install -q --disable-pip-version-check onnxruntime==1.31.1 openvino==2026.4.1
 fi
 export LOWBIT_ORT_PYTHON=$PWD/build/ort-venv/bin/python
 
