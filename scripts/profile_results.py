@@ -41,7 +41,8 @@ def summary(p):
     w, a, pl = c["weights"], c["activations"], c["placement"]
 
     def q(x, act):
-        s = "%s%d %s" % ("s" if x["signed"] else "u", x["bits"], "sym" if x["symmetric"] else "asym")
+        sign = "s/u" if x["signed"] == "auto" else "s" if x["signed"] else "u"  # auto: u where the data are >= 0
+        s = "%s%d %s" % (sign, x["bits"], "sym" if x["symmetric"] else "asym")
         if x["narrow"]:
             s += " narrow"
         if not act:
@@ -54,7 +55,8 @@ def summary(p):
         extra.append("layer inputs only")
     if pl["add"] == "fuse_into_conv":
         extra.append("Add fused into conv")
-    return [p.name, q(w, False), q(a, True), "int32" if c["int32_bias"] else "float",
+    bias = "int32" if c["int32_bias"] else "float" if p.bias == "int32" else "float, after dequantization"
+    return [p.name, q(w, False), q(a, True), bias,
             c["concat"].replace("_", " "), ", ".join(extra) or "between kernels",
             "%s, %s" % (p.multiplier.replace("_", "-"), p.rounding.replace("_", "-"))]
 
@@ -104,7 +106,10 @@ def main():
              "|---|---|---|---|---|---|---|"]
     for s, _ in rows:
         lines.append("| " + " | ".join(s) + " |")
-    lines += ["", "Top-1 (%), lowbit simulation / ONNX Runtime:", "",
+    lines += ["", "s/u: signed or unsigned per tensor from its calibration data (`\"signed\": \"auto\"`: unsigned, zero "
+              "point 0, where the data never go below zero). Bias \"float, after dequantization\": the target adds the "
+              "float bias to the dequantized accumulator and rounds the sum (`requantize.bias`, docs/requantize.md).",
+              "", "Top-1 (%), lowbit simulation / ONNX Runtime:", "",
               "| profile | " + " | ".join(MODELS) + " |", "|---|" + "---:|" * len(MODELS),
               "| FP32 | " + " | ".join("%.2f" % fp32[m] for m in MODELS) + " |"]
     for s, cells in rows:

@@ -296,6 +296,7 @@ PYBIND11_MODULE(_lowbit, m) {
     }
     py::dict d;
     d["integer_layers"] = r.integer_layers;
+    d["float_output_layers"] = r.float_output_layers;
     d["float_islands"] = r.float_islands;
     d["left_in_float"] = r.skipped;
     return py::make_tuple(low, d);

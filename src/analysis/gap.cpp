@@ -46,6 +46,7 @@ nlohmann::json profile_gap_json(const ProfileGap& p, bool labelled) {
   json jp = {{"profile", p.profile},
              {"requantize", {{"multiplier", p.multiplier}, {"rounding", p.rounding}, {"softmax", p.softmax}, {"bias", p.bias}}},
              {"integer_layers", p.integer_layers},
+             {"float_output_layers", p.float_output_layers},
              {"float_islands", p.float_islands},
              {"left_in_float", p.left_in_float},
              {"top1_agreement_percent", p.top1_agreement},

@@ -38,6 +38,7 @@ struct ProfileGap {
   std::string softmax = "float";    // how it runs a quantized Softmax (backends/profile.h: float | exp_table)
   std::string bias = "int32";       // where a layer's bias enters (backends/profile.h: int32 | float)
   int integer_layers = 0;
+  int float_output_layers = 0;  // integer layers whose output is float (float bias, no output quantizer): not compared
   std::map<std::string, int> float_islands;  // op type -> nodes computing in float between quantizers
   std::vector<std::string> left_in_float;    // LowerReport::skipped: "node: why" for layers the lowering did not take
   double sim_top1 = 0, int_top1 = 0;          // percent (labelled data)

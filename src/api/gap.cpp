@@ -45,6 +45,7 @@ GapReport run_gap(const Model* fp32, const std::vector<Target>& targets, DataSou
     check(lr.integer_layers > 0, "gap: profile '", p.profile, "': the QDQ model has no Conv/Gemm/MatMul in QDQ form ",
           "to run in integers");
     p.integer_layers = lr.integer_layers;
+    p.float_output_layers = lr.float_output_layers;
     p.float_islands = lr.float_islands;
     p.left_in_float = lr.skipped;
     for (auto& [node, tensor] : lr.layers) {

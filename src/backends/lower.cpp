@@ -339,7 +339,10 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     drop.insert(ni);
     if (q) drop.insert((size_t)ix.producer(q->outputs[0]));
     if (act) drop.insert((size_t)ix.producer(act->outputs[0]));
-    if (float_out) float_outputs.insert(in.name);
+    if (float_out) {
+      float_outputs.insert(in.name);
+      ++rep.float_output_layers;
+    }
     added.push_back(std::move(in));
     ++rep.integer_layers;
   }

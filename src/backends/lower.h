@@ -26,6 +26,7 @@ namespace lowbit::backends {
 
 struct LowerReport {
   int integer_layers = 0;
+  int float_output_layers = 0;  // of those, float-bias layers without an output quantizer (their output is float)
   std::vector<std::pair<std::string, std::string>> layers;  // (integer node, its output codes), in execution order
   std::map<std::string, int> float_islands;  // op type -> nodes still computing in float (QDQ around them)
   std::vector<std::string> skipped;          // "node: why" for Conv/Gemm/MatMul (and fitting Add) nodes left in float
