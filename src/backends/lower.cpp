@@ -150,7 +150,6 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   std::set<size_t> drop;
   std::vector<Node> added;
   std::set<std::string> on_codes;  // the moves replayed on integer codes (not float islands)
-  std::set<std::string> float_outputs;  // float-bias layers without an output quantizer (their output is float)
   const GraphIndex ix(g);
   // Names for what a node becomes: its own name when it is unique, else its first output (values are unique).
   std::map<std::string, int> name_count;
@@ -252,21 +251,23 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     std::vector<int64_t> m0s, shifts;
     bool ok = true;
     std::vector<float> acc_scales;  // float bias: float32(s_x * s_w[c]), the accumulator's scale
-    for (size_t c = 0; c < sw.size() && float_bias; ++c) acc_scales.push_back(sx * sw[c]);
-    for (size_t c = 0; c < sw.size() && !float_bias; ++c) {
-      double mult = kind == RequantKind::Float ? (double)(sx * sw[c] / sy) : (double)sx * (double)sw[c] / (double)sy;
-      RequantParams p;
-      try {
-        p = make_requant(mult, kind, rounding, n.describe());
-      } catch (const Error& e) {
-        skip(e.what());
-        ok = false;
-        break;
+    if (float_bias)
+      for (float s : sw) acc_scales.push_back(sx * s);
+    else
+      for (size_t c = 0; c < sw.size(); ++c) {
+        double mult = kind == RequantKind::Float ? (double)(sx * sw[c] / sy) : (double)sx * (double)sw[c] / (double)sy;
+        RequantParams p;
+        try {
+          p = make_requant(mult, kind, rounding, n.describe());
+        } catch (const Error& e) {
+          skip(e.what());
+          ok = false;
+          break;
+        }
+        scales.push_back(p.scale);
+        m0s.push_back(p.m0);
+        shifts.push_back(p.shift);
       }
-      scales.push_back(p.scale);
-      m0s.push_back(p.m0);
-      shifts.push_back(p.shift);
-    }
     if (!ok) continue;
     // Bias: int32 as exported (rescaled if its scale is not s_x * s_w), or a float bias rounded to that scale.
     Tensor bias;
@@ -277,24 +278,25 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       const Tensor* bt = bq ? init(g, bq->codes) : init(g, n.inputs[2]);
       if (!bt || bt->numel() != out_ch) { skip("its bias is not a constant with one value per channel"); continue; }
       auto bv = bt->to_f64();
+      auto scale_of = [&](int64_t c) { return bq->scale[bq->scale.size() > 1 ? (size_t)c : 0]; };
       if (float_bias) {  // the real bias in float32, as DequantizeLinear gives it (code * scale)
         std::vector<float> bf((size_t)out_ch);
-        for (int64_t c = 0; c < out_ch; ++c)
-          bf[(size_t)c] = bq ? (float)bv[(size_t)c] * bq->scale[bq->scale.size() > 1 ? (size_t)c : 0] : (float)bv[(size_t)c];
+        for (int64_t c = 0; c < out_ch; ++c) bf[(size_t)c] = bq ? (float)bv[(size_t)c] * scale_of(c) : (float)bv[(size_t)c];
         bias = Tensor::from_vector<float>({out_ch}, bf);
+      } else {
+        bool fits = true;
+        for (int64_t c = 0; c < out_ch && fits; ++c) {
+          double real = bq ? bv[(size_t)c] * scale_of(c) : bv[(size_t)c];
+          double prod = (double)sx * (double)sw[sw.size() > 1 ? (size_t)c : 0];
+          auto v = to_int32(real / prod);
+          fits = v.has_value();
+          if (fits) b[(size_t)c] = *v;
+        }
+        if (!fits) { skip("its bias does not fit int32 at the scale s_x * s_w"); continue; }
+        bias = Tensor::from_vector<int32_t>({out_ch}, b);
       }
-      bool fits = !float_bias;
-      for (int64_t c = 0; c < out_ch && fits; ++c) {
-        double real = bq ? bv[(size_t)c] * bq->scale[bq->scale.size() > 1 ? (size_t)c : 0] : bv[(size_t)c];
-        double prod = (double)sx * (double)sw[sw.size() > 1 ? (size_t)c : 0];
-        auto v = to_int32(real / prod);
-        fits = v.has_value();
-        if (fits) b[(size_t)c] = *v;
-      }
-      if (!float_bias && !fits) { skip("its bias does not fit int32 at the scale s_x * s_w"); continue; }
-      if (!float_bias) bias = Tensor::from_vector<int32_t>({out_ch}, b);
     }
-    int32_t qmin = out->qmin, qmax = out->qmax;
+    int32_t qmin = out ? out->qmin : 0, qmax = out ? out->qmax : 0;  // unused for a float output
     Node in;
     const std::string base = unique_base(n);
     in.name = base + "/int";
@@ -339,10 +341,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     drop.insert(ni);
     if (q) drop.insert((size_t)ix.producer(q->outputs[0]));
     if (act) drop.insert((size_t)ix.producer(act->outputs[0]));
-    if (float_out) {
-      float_outputs.insert(in.name);
-      ++rep.float_output_layers;
-    }
+    rep.float_output_layers += float_out;
     added.push_back(std::move(in));
     ++rep.integer_layers;
   }
@@ -420,7 +419,8 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   for (auto& n : g.nodes) {
     if (n.domain.empty() && !kDataMovement.count(n.op_type) && !on_codes.count(n.name)) ++rep.float_islands[n.op_type];
     if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul" || n.op_type == "IntAdd" ||
-                                       n.op_type == "IntSoftmax") && !float_outputs.count(n.name))
+                                       n.op_type == "IntSoftmax") &&
+        n.attr_int("to", (int64_t)DType::UInt8) != (int64_t)DType::Float32)  // codes only: not a float output
       rep.layers.emplace_back(n.name, n.outputs[0]);
   }
   if (report) *report = rep;

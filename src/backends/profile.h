@@ -40,7 +40,7 @@ enum class SoftmaxArith { Float, ExpTable };
 // Where a layer's bias enters: rounded onto the accumulator's grid s_x * s_w and added to the int32 accumulator
 // (ONNX Runtime's QLinearConv, TFLite, gemmlowp), or kept in float and added after the accumulator is dequantized,
 // the sum then quantized in float (OpenVINO's CPU plugin: oneDNN's output scales and float bias, then the
-// FakeQuantize post-op). Float needs a float multiplier. kernels/requantize.h, requantize_float_bias.
+// FakeQuantize post-op). Float needs a float multiplier. kernels/requantize.h: dequantize_acc, quantize_float.
 enum class BiasArith { Int32, Float };
 
 struct Profile {

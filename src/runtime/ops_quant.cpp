@@ -266,6 +266,18 @@ Tensor clamp_codes(const OpContext& c, const Tensor& x) {
   return y.cast(x.dtype());
 }
 
+// The output codes of an integer layer, element i = code(i) (already on the grid), in the type of attribute `to`.
+template <typename F>
+Tensor write_codes(const Shape& shape, DType to, F code) {
+  Tensor y = Tensor::uninitialized(to, shape);
+  auto write = [&](auto* py) {
+    for (int64_t i = 0; i < y.numel(); ++i) py[i] = (std::remove_pointer_t<decltype(py)>)code(i);
+  };
+  if (to == DType::UInt8) write(y.data<uint8_t>());
+  else write(y.data<int8_t>());
+  return y;
+}
+
 // The float-bias form: dequantized accumulator plus float bias, quantized in float or returned as float.
 Tensor finish_float_bias(const OpContext& c, const Tensor& acc, int64_t ch, int64_t inner) {
   std::vector<float> sacc = c.node.attr_floats("acc_scales");
@@ -285,8 +297,8 @@ Tensor finish_float_bias(const OpContext& c, const Tensor& acc, int64_t ch, int6
     int64_t k = (i / inner) % ch;
     return dequantize_acc(pa[i], sacc[sacc.size() > 1 ? (size_t)k : 0], b ? b[k] : 0.f);
   };
-  Tensor y = Tensor::uninitialized(to, acc.shape());
   if (to == DType::Float32) {
+    Tensor y = Tensor::uninitialized(to, acc.shape());
     float* py = y.data<float>();
     for (int64_t i = 0; i < acc.numel(); ++i) py[i] = value(i);
     return y;
@@ -296,13 +308,7 @@ Tensor finish_float_bias(const OpContext& c, const Tensor& acc, int64_t ch, int6
   auto zy = (int32_t)c.node.attr_int("y_zero_point", 0);
   auto qmin = (int32_t)c.node.attr_int("qmin", 0), qmax = (int32_t)c.node.attr_int("qmax", 255);
   auto rounding = (TieRounding)c.node.attr_int("rounding", 0);
-  auto write = [&](auto* py) {
-    for (int64_t i = 0; i < acc.numel(); ++i)
-      py[i] = (std::remove_pointer_t<decltype(py)>)quantize_float(value(i), sy, zy, rounding, qmin, qmax);
-  };
-  if (to == DType::UInt8) write(y.data<uint8_t>());
-  else write(y.data<int8_t>());
-  return y;
+  return write_codes(acc.shape(), to, [&](int64_t i) { return quantize_float(value(i), sy, zy, rounding, qmin, qmax); });
 }
 
 // Bias, requantization and output clamp over an int32 accumulator whose channel axis is `axis`.
@@ -323,15 +329,9 @@ Tensor finish_int(const OpContext& c, Tensor acc, int axis) {
   auto qmin = (int32_t)c.node.attr_int("qmin", 0), qmax = (int32_t)c.node.attr_int("qmax", 255);
   auto to = (DType)c.node.attr_int("to", (int64_t)DType::UInt8);
   check(to == DType::UInt8 || to == DType::Int8, c.where(), ": output type must be uint8 or int8");
-  Tensor y = Tensor::uninitialized(to, acc.shape());
-  auto write = [&](auto* py) {
-    for (int64_t i = 0; i < acc.numel(); ++i)
-      py[i] = (std::remove_pointer_t<decltype(py)>)requantize(pa[i], rq[rq.size() > 1 ? (i / inner) % ch : 0], zy,
-                                                             qmin, qmax);
-  };
-  if (to == DType::UInt8) write(y.data<uint8_t>());
-  else write(y.data<int8_t>());
-  return y;
+  return write_codes(acc.shape(), to, [&](int64_t i) {
+    return requantize(pa[i], rq[rq.size() > 1 ? (i / inner) % ch : 0], zy, qmin, qmax);
+  });
 }
 
 Outs op_IntConv(const OpContext& c) {
