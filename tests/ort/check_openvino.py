@@ -5,13 +5,15 @@ is bf16, which changes every float part of the computation) and by `lowbit.lower
 1000 test images.
 
 Goals (issue 16): top-1 predictions agree on >= 99.9 % of images, top-1 accuracy within 0.05 pt, and the final
-layer's integer codes identical on >= 99 % of elements. Models listed in KNOWN miss a goal for the named arithmetic
-difference: their figures are printed and the test fails if they start to meet the goals (update the list and
-docs/results/deploy.md), or if a model not listed misses one.
+layer's integer codes identical on >= 99 % of elements. Models listed in KNOWN may miss a goal for the named
+arithmetic difference: their figures are printed next to the cause. The test fails if a model not listed misses one.
 
-Before the zoo, the two QDQ patterns OpenVINO runs differently (scripts/openvino_patterns.py) are run again: the
-openvino-cpu profile is built to avoid them, so the test fails if OpenVINO stops mis-running them (the profile's
-comment would be out of date) or if their variants that the profile relies on (zero point 0, uint8 tensors) do.
+Before the zoo, the two QDQ patterns OpenVINO runs differently (scripts/openvino_patterns.py) are run again. The
+openvino-cpu profile is built to avoid them, so the test fails if a variant the profile relies on (zero point 0,
+uint8 tensors) is mis-run. Whether the avoided variants themselves are mis-run depends on the CPU (OpenVINO picks
+its kernels at run time: pattern B was mis-run on one AVX-512/AMX machine of this project and ran correctly on
+another with the same ISA flags), so that is printed, not asserted; likewise a KNOWN model that meets the goals on
+this CPU is printed as such.
 Mutations checked: the profile's "bias": "int32" (the bias rounded onto s_x * s_w) drops the ResNet to 80 % and the
 Inception to 83 % identical codes; activations "signed": true (int8 ReLU outputs) drops the Inception to 40 % top-1
 agreement (pattern B) and the ResNet to 97 % identical codes.
@@ -48,12 +50,13 @@ failures = []
 
 for pattern, desc, worst, differ in openvino_patterns.run(ort, openvino):
     mis_run = worst > 1.5  # more than the one step a float rounding difference can give
-    expected = pattern == "A" and "zero point 112" in desc and ("keepdims=0" in desc or "axes=[-1]" in desc)
-    expected |= pattern == "B" and desc.startswith("int8") and "MaxPool" in desc
-    print(f"pattern {pattern}: {desc}: max {worst:.0f} steps, {differ:.2f} % differ")
-    if mis_run != expected:
-        failures.append(f"pattern {pattern} ({desc}): {'mis-run' if mis_run else 'run correctly'}, which the "
-                        "openvino-cpu profile does not expect")
+    avoided = pattern == "A" and "zero point 112" in desc and ("keepdims=0" in desc or "axes=[-1]" in desc)
+    avoided |= pattern == "B" and desc.startswith("int8") and "MaxPool" in desc
+    note = ("mis-run (the profile avoids it)" if mis_run else "not mis-run on this CPU") if avoided else \
+        ("MIS-RUN" if mis_run else "run correctly")
+    print(f"pattern {pattern}: {desc}: max {worst:.0f} steps, {differ:.2f} % differ: {note}")
+    if mis_run and not avoided:
+        failures.append(f"pattern {pattern} ({desc}): mis-run, and the openvino-cpu profile relies on it")
 
 probe = lowbit.Model.load(str(root / "models" / "zoo" / "resnet.onnx"))
 feeds, labels = lowbit.data("fashion-mnist:test", probe, batch_size=1000).next_batch()
@@ -80,9 +83,7 @@ for name in ["resnet", "mobilenetv2", "inception", "vit"]:
     print(f"{name:12s} integer layers {report['integer_layers']:3d}  top-1 agreement {agree:7.3f} %  accuracy gap "
           f"{gap:.2f} pt  identical final codes {same:7.3f} %  {'goals met' if met else 'goals not met'}")
     if name in KNOWN:
-        print(f"{'':12s} known: {KNOWN[name]}")
-        if met:
-            failures.append(f"{name} now meets the goals: take it off KNOWN and update docs/results/deploy.md")
+        print(f"{'':12s} known: {KNOWN[name]}" + (" (meets the goals on this CPU)" if met else ""))
     elif not met:
         failures.append(f"{name}: agreement {agree:.3f} %, accuracy gap {gap:.2f} pt, identical codes {same:.3f} %")
 
