@@ -8,6 +8,7 @@
 
 #include "ir/builder.h"
 #include "ir/passes.h"
+#include "kernels/int_pool.h"
 #include "kernels/requantize.h"
 
 namespace lowbit::backends {
@@ -408,6 +409,116 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     added.push_back(std::move(sm));
     ++rep.integer_layers;
   }
+  // GlobalAveragePool / AveragePool between a per-tensor 8-bit DequantizeLinear and [Relu | Clip ->]
+  // QuantizeLinear: IntAvgPool on the codes (kernels/int_pool.h). Under the Float arithmetic a local window is
+  // averaged in float as ONNX Runtime's QLinearAveragePool does; otherwise the window's integer sum goes through
+  // the primitive with M = s_x / (s_y * count).
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const Node& n = g.nodes[ni];
+    bool global = n.op_type == "GlobalAveragePool";
+    if (!n.domain.empty() || !(global || n.op_type == "AveragePool") || n.inputs.empty() || drop.count(ni)) continue;
+    auto skip = [&](const std::string& why) { rep.skipped.push_back(n.name + ": " + why); };
+    const Node* p = producer(n.inputs[0]);
+    auto xq = p ? dq_params(g, *p) : std::nullopt;
+    if (!xq || xq->scale.size() != 1 || (xq->dtype != DType::UInt8 && xq->dtype != DType::Int8)) {
+      skip("its input is not a per-tensor 8-bit DequantizeLinear");
+      continue;
+    }
+    std::string why;
+    auto out = output_quantizer(g, ix, n, &why);
+    if (!out) { skip(why); continue; }
+    AvgPoolQuant aq;
+    aq.kind = kind;
+    aq.rounding = rounding;
+    aq.sx = xq->scale[0];
+    aq.sy = out->sy;
+    // The window sizes the primitive must take: the kernel's (and the fixed spatial size of a global pool).
+    std::vector<int64_t> counts;
+    if (global) {
+      const ValueInfo* vi = g.find_value_info(n.inputs[0]);
+      auto shape = vi ? vi->static_shape() : std::nullopt;
+      if (shape && shape->size() >= 3) counts.push_back(shape_numel(Shape(shape->begin() + 2, shape->end())));
+    } else {
+      int64_t k = 1;
+      for (int64_t d : n.attr_ints("kernel_shape")) k *= d;
+      counts.push_back(k);
+    }
+    bool varying = !global && !n.attr_int("count_include_pad", 0) &&
+                   (n.attr_int("ceil_mode", 0) || n.attr_string("auto_pad", "NOTSET") != "NOTSET" ||
+                    std::any_of(n.attr_ints("pads").begin(), n.attr_ints("pads").end(), [](int64_t v) { return v; }));
+    if (kind == RequantKind::Shift && (counts.empty() || varying)) {
+      skip(counts.empty() ? "shift-only arithmetic divides only by a power of two, and the model does not state the pooled size"
+                          : "shift-only arithmetic cannot divide by the smaller windows at the padded border");
+      continue;
+    }
+    try {
+      for (int64_t k : counts) avg_pool_requant(aq, k, n.describe());
+    } catch (const Error& e) {
+      skip(e.what());
+      continue;
+    }
+    Node a;
+    a.name = unique_base(n) + "/int";
+    a.domain = "lowbit.int";
+    a.op_type = "IntAvgPool";
+    a.inputs = {xq->codes};
+    a.outputs = {out->q->outputs[0]};
+    if (!global) a.attrs = n.attrs;
+    a.attrs.insert(a.attrs.end(), {attr_int("global", global), attr_float("x_scale", aq.sx), attr_float("y_scale", aq.sy),
+                                   attr_int("x_zero_point", xq->zero[0]), attr_int("y_zero_point", out->zy),
+                                   attr_int("qmin", out->qmin), attr_int("qmax", out->qmax),
+                                   attr_int("to", (int64_t)out->yt), attr_int("kind", (int64_t)kind),
+                                   attr_int("rounding", (int64_t)rounding),
+                                   attr_int("float_sum", !global && kind == RequantKind::Float)});
+    drop.insert(ni);
+    drop.insert((size_t)ix.producer(out->q->outputs[0]));
+    if (out->act) drop.insert((size_t)ix.producer(out->act->outputs[0]));
+    added.push_back(std::move(a));
+    ++rep.integer_layers;
+  }
+  // Concat of per-tensor 8-bit DequantizeLinear outputs into a QuantizeLinear: IntConcat on the codes, each input
+  // copied where its grid is the output's and moved through a table of the profile's arithmetic otherwise
+  // (kernels/requantize.h, rescale_table).
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const Node& n = g.nodes[ni];
+    if (!n.domain.empty() || n.op_type != "Concat" || n.inputs.empty() || drop.count(ni)) continue;
+    std::vector<QParams> in;
+    for (const std::string& v : n.inputs) {
+      const Node* p = producer(v);
+      auto q = p ? dq_params(g, *p) : std::nullopt;
+      if (!q || q->scale.size() != 1 || (q->dtype != DType::UInt8 && q->dtype != DType::Int8)) break;
+      in.push_back(*q);
+    }
+    std::string why;
+    auto out = in.size() == n.inputs.size() ? output_quantizer(g, ix, n, &why) : std::nullopt;
+    if (!out || out->act) continue;
+    std::vector<int64_t> copy, tables;
+    try {
+      for (const QParams& q : in) {
+        bool same = q.dtype == out->yt && q.scale[0] == out->sy && q.zero[0] == out->zy;
+        copy.push_back(same);
+        if (same) continue;
+        auto t = rescale_table(q.scale[0], q.zero[0], grid_min(q.dtype), out->sy, out->zy, out->qmin, out->qmax, kind,
+                               rounding, n.describe());
+        tables.insert(tables.end(), t.begin(), t.end());
+      }
+    } catch (const Error& e) {
+      rep.skipped.push_back(n.name + ": " + e.what());
+      continue;
+    }
+    Node a;
+    a.name = unique_base(n) + "/int";
+    a.domain = "lowbit.int";
+    a.op_type = "IntConcat";
+    for (const QParams& q : in) a.inputs.push_back(q.codes);
+    a.outputs = {out->q->outputs[0]};
+    a.attrs = {attr_int("axis", n.attr_int("axis", 0)), attr_ints("copy", copy), attr_ints("tables", tables),
+               attr_int("to", (int64_t)out->yt)};
+    drop.insert(ni);
+    drop.insert((size_t)ix.producer(out->q->outputs[0]));
+    added.push_back(std::move(a));
+    ++rep.integer_layers;
+  }
   std::vector<Node> kept;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     if (!drop.count(i)) kept.push_back(std::move(g.nodes[i]));
@@ -416,12 +527,16 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
   topological_sort(g);
   remove_dead_nodes(g);
   m.opsets["lowbit.int"] = 1;
+  const GraphIndex lowered(g);
   for (auto& n : g.nodes) {
-    if (n.domain.empty() && !kDataMovement.count(n.op_type) && !on_codes.count(n.name)) ++rep.float_islands[n.op_type];
-    if (n.domain == "lowbit.int" && (n.op_type == "IntConv" || n.op_type == "IntMatMul" || n.op_type == "IntAdd" ||
-                                       n.op_type == "IntSoftmax") &&
-        n.attr_int("to", (int64_t)DType::UInt8) != (int64_t)DType::Float32)  // codes only: not a float output
-      rep.layers.emplace_back(n.name, n.outputs[0]);
+    // A Concat left in float between quantizers requantizes its inputs in float: an island, unlike one of shapes.
+    bool requantizing_concat = n.op_type == "Concat" && !n.outputs.empty() &&
+                               std::any_of(lowered.consumers(n.outputs[0]).begin(), lowered.consumers(n.outputs[0]).end(),
+                                           [&](int r) { return g.nodes[(size_t)r].op_type == "QuantizeLinear"; });
+    if (n.domain.empty() && (!kDataMovement.count(n.op_type) || requantizing_concat) && !on_codes.count(n.name))
+      ++rep.float_islands[n.op_type];
+    if (n.domain == "lowbit.int" && n.attr_int("to", (int64_t)DType::UInt8) != (int64_t)DType::Float32)
+      rep.layers.emplace_back(n.name, n.outputs[0]);  // codes only: not a float output
   }
   if (report) *report = rep;
   return m;

@@ -133,6 +133,19 @@ int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int3
   return (int32_t)std::min<int64_t>(std::max<int64_t>(q, qmin), qmax);
 }
 
+std::vector<int32_t> rescale_table(float sx, int32_t zx, int32_t lo, float sy, int32_t zy, int32_t qmin, int32_t qmax,
+                                   RequantKind kind, TieRounding rounding, const std::string& where) {
+  check(sx > 0 && sy > 0 && std::isfinite(sx) && std::isfinite(sy), where, ": scales must be finite and positive");
+  std::vector<int32_t> t(256);
+  if (kind == RequantKind::Float) {
+    for (int32_t k = 0; k < 256; ++k) t[(size_t)k] = quantize_float(sx * (float)(lo + k - zx), sy, zy, rounding, qmin, qmax);
+    return t;
+  }
+  RequantParams p = make_requant((double)sx / (double)sy, kind, rounding, where);
+  for (int32_t k = 0; k < 256; ++k) t[(size_t)k] = requantize(lo + k - zx, p, zy, qmin, qmax);
+  return t;
+}
+
 AddRequant make_add_requant(float sa, float sb, float sy, RequantKind kind, TieRounding rounding,
                             const std::string& where) {
   check(sa > 0 && sb > 0 && sy > 0 && std::isfinite(sa) && std::isfinite(sb) && std::isfinite(sy), where,

@@ -18,6 +18,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lowbit {
 
@@ -74,6 +75,16 @@ struct AddRequant {
 AddRequant make_add_requant(float sa, float sb, float sy, RequantKind kind, TieRounding rounding,
                             const std::string& where);
 int32_t requantize_add(int32_t a, int32_t b, const AddRequant& p);
+
+// Codes moved from one grid (s_x, z_x) to another (s_y, z_y), as a Concat with separate input scales needs: the
+// table of the 256 input codes lo, lo + 1, ..., lo + 255 (lo = 0 for uint8, -128 for int8) to output codes in
+// [qmin, qmax], per arithmetic:
+//   Float             y = clamp(round(float32(s_x * (q - z_x)) / s_y) + z_y): DequantizeLinear then QuantizeLinear,
+//                     which is ONNX Runtime's QLinearConcat table;
+//   FixedPoint/Shift  the primitive with M = s_x / s_y: y = requantize(q - z_x, M, z_y, qmin, qmax).
+// Error naming `where` when M does not fit the arithmetic.
+std::vector<int32_t> rescale_table(float sx, int32_t zx, int32_t lo, float sy, int32_t zy, int32_t qmin, int32_t qmax,
+                                   RequantKind kind, TieRounding rounding, const std::string& where);
 
 // acc / 2^shift (shift in 0..62) rounded as `r`, exactly, on 64-bit values.
 int64_t rounding_shift_right(int64_t v, int shift, TieRounding r);

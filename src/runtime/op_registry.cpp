@@ -15,6 +15,7 @@ const OpRegistry& OpRegistry::builtin() {
     register_index_ops(r);
     register_control_ops(r);
     register_rnn_ops(r);
+    register_int_ops(r);
     // Kernels that handle channels-last inputs (see their code): convolution, batch norm, global average pooling,
     // element-wise maps and broadcasting arithmetic.
     r.set_layout_aware({"Conv", "BatchNormalization", "GlobalAveragePool", "Relu", "Clip", "Sigmoid", "Tanh",

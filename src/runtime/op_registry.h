@@ -92,5 +92,6 @@ void register_quant_ops(OpRegistry& r);
 void register_index_ops(OpRegistry& r);
 void register_control_ops(OpRegistry& r);
 void register_rnn_ops(OpRegistry& r);
+void register_int_ops(OpRegistry& r);
 
 }  // namespace lowbit

@@ -251,4 +251,6 @@ inline std::vector<int64_t> ints_from_input_or_attr(const OpContext& c, size_t i
 namespace lowbit {
 // Batched, broadcasting matrix product with NumPy matmul semantics (ops_math.cpp).
 Tensor matmul(const Tensor& A, const Tensor& B, const std::string& where);
+// Concatenation of tensors of one dtype along an axis (negative: from the end), as ONNX Concat (ops_shape.cpp).
+Tensor concat(const std::vector<const Tensor*>& ins, int64_t axis, const OpContext& c);
 }  // namespace lowbit

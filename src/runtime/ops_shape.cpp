@@ -10,6 +10,37 @@
 
 namespace lowbit {
 
+// Concatenation of tensors of one dtype along `axis` (negative: from the end); errors name the node.
+Tensor concat(const std::vector<const Tensor*>& ins, int64_t axis_attr, const OpContext& c) {
+  check(!ins.empty(), c.where(), ": nothing to concatenate");
+  const Tensor& x0 = *ins[0];
+  int64_t r = x0.rank();
+  int64_t axis = norm_axis(axis_attr, r, c);
+  Shape out = x0.shape();
+  out[axis] = 0;
+  for (size_t i = 0; i < ins.size(); ++i) {
+    const Tensor& t = *ins[i];
+    check(t.dtype() == x0.dtype() && t.rank() == r, c.where(), ": input ", i, " has dtype/rank different from input 0");
+    for (int64_t d = 0; d < r; ++d)
+      check(d == axis || t.shape()[d] == x0.shape()[d], c.where(), ": input ", i, " shape ", shape_str(t.shape()),
+            " does not match ", shape_str(x0.shape()), " outside axis ", axis);
+    out[axis] += t.shape()[axis];
+  }
+  Tensor y(x0.dtype(), out);
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= out[d];
+  size_t es = dtype_size(x0.dtype());
+  int64_t row = y.numel() / std::max<int64_t>(outer, 1) * (int64_t)es;
+  int64_t off = 0;
+  for (const Tensor* t : ins) {
+    int64_t chunk = outer ? t->numel() / outer * (int64_t)es : 0;
+    for (int64_t o = 0; o < outer && chunk; ++o)
+      std::memcpy(static_cast<std::byte*>(y.raw_mut()) + o * row + off, static_cast<const std::byte*>(t->raw()) + o * chunk, chunk);
+    off += chunk;
+  }
+  return y;
+}
+
 namespace {
 
 using Outs = std::vector<Tensor>;
@@ -183,33 +214,9 @@ Outs op_Unsqueeze(const OpContext& c) {
 }
 
 Outs op_Concat(const OpContext& c) {
-  const Tensor& x0 = c.in(0);
-  int64_t r = x0.rank();
-  int64_t axis = norm_axis(c.node.attr_int("axis", 0), r, c);
-  Shape out = x0.shape();
-  out[axis] = 0;
-  for (size_t i = 0; i < c.num_inputs(); ++i) {
-    const Tensor& t = c.in(i);
-    check(t.dtype() == x0.dtype() && t.rank() == r, c.where(), ": input ", i, " has dtype/rank different from input 0");
-    for (int64_t d = 0; d < r; ++d)
-      check(d == axis || t.shape()[d] == x0.shape()[d], c.where(), ": input ", i, " shape ", shape_str(t.shape()),
-            " does not match ", shape_str(x0.shape()), " outside axis ", axis);
-    out[axis] += t.shape()[axis];
-  }
-  Tensor y(x0.dtype(), out);
-  int64_t outer = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= out[d];
-  size_t es = dtype_size(x0.dtype());
-  int64_t row = y.numel() / std::max<int64_t>(outer, 1) * (int64_t)es;
-  int64_t off = 0;
-  for (size_t i = 0; i < c.num_inputs(); ++i) {
-    const Tensor& t = c.in(i);
-    int64_t chunk = outer ? t.numel() / outer * (int64_t)es : 0;
-    for (int64_t o = 0; o < outer && chunk; ++o)
-      std::memcpy(static_cast<std::byte*>(y.raw_mut()) + o * row + off, static_cast<const std::byte*>(t.raw()) + o * chunk, chunk);
-    off += chunk;
-  }
-  return {y};
+  std::vector<const Tensor*> ins;
+  for (size_t i = 0; i < c.num_inputs(); ++i) ins.push_back(&c.in(i));
+  return {concat(ins, c.node.attr_int("axis", 0), c)};
 }
 
 // Slices x along one axis: [start, start+len).

@@ -9,13 +9,16 @@ ViT meets them because the profile's integer_ops.softmax "exp_table" models ONNX
 a float softmax it agreed on 99.7 % of images and 63 % of values); its LayerNorm and GELU stay float islands. The
 ORT_ENABLE_BASIC rows (no QLinear fusion: ONNX Runtime computes the QDQ graph in float) are printed for
 comparison only.
-Before the zoo, IntSoftmax alone is compared with QLinearSoftmax on generated DequantizeLinear -> Softmax ->
-QuantizeLinear models (uint8 and int8, last and inner axes, opset 12 and 13, row lengths 1 to 300, saturated and
-overflowing rows): every code identical, and ONNX Runtime's optimized graph must hold the QLinearSoftmax (else the comparison proves nothing).
+Before the zoo, IntSoftmax, IntAvgPool and IntConcat alone are compared with ONNX Runtime's QLinearSoftmax,
+QLinearGlobalAveragePool, QLinearAveragePool and QLinearConcat on generated DequantizeLinear -> op -> QuantizeLinear
+models (softmax: uint8 and int8, last and inner axes, opset 12 and 13, row lengths 1 to 300, saturated and
+overflowing rows; pools and concat: see check_pool_concat): every code identical, and ONNX Runtime's optimized graph
+must hold the fused op (else the comparison proves nothing).
 Mutations checked: a float bias rounded down instead of to nearest drops the identical values to 53-81 %; the
 output reciprocal 1 / s_y not truncated (kernels/int_softmax.cpp) fails the softmax comparison and drops the ViT
-to 63 %. Not caught here: the multiplier computed as s_x * (s_w / s_y) instead of (s_x * s_w) / s_y (the two
-float32 products differ too rarely on these models); tests/unit/test_requantize.cpp covers the primitive's
+to 63 %; a local AveragePool averaged by the integer form instead of ONNX Runtime's float sum fails the tie
+case (93 % identical). Not caught here: the multiplier computed as s_x * (s_w / s_y) instead of (s_x * s_w) / s_y
+(the two float32 products differ too rarely on these models); tests/unit/test_requantize.cpp covers the primitive's
 arithmetic.
 Usage: check_engine.py LOWBIT_CLI SOURCE_DIR   (PYTHONPATH must hold the build's python/ folder)
 """
@@ -34,9 +37,36 @@ root = sys.argv[2]
 failures = []
 
 
-def check_softmax():
+def run_both(k, nodes, inits, feeds, out_shape, et, opset, fused_op):
+    """One generated QDQ model run by ONNX Runtime (optimized) and by lowbit's engine: (identical codes %, what ONNX
+    Runtime ran, lowbit's integer layers). The optimized graph must hold `fused_op` (else the comparison proves
+    nothing)."""
+    tmp = tempfile.mkdtemp()
+    ins = [helper.make_tensor_value_info(n, TensorProto.UINT8 if v.dtype == np.uint8 else TensorProto.INT8, v.shape)
+           for n, v in feeds.items()]
+    g = helper.make_graph(nodes, "op", ins, [helper.make_tensor_value_info("y", et, out_shape)], inits)
+    path = os.path.join(tmp, f"op{k}.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]), path)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3  # not the warning that an optimized model is machine-specific
+    so.optimized_model_filepath = os.path.join(tmp, f"op{k}.ort.onnx")
+    theirs = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    fused = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    lowered, report = lowbit.lower(lowbit.Model.load(path), "onnxruntime-cpu")
+    mine = lowbit.Session(lowered).run(feeds)["y"]
+    same = 100.0 * (mine == theirs).mean() if mine.shape == theirs.shape else 0.0
+    if fused_op not in fused or report["integer_layers"] != 1 or same != 100.0:
+        failures.append(f"{fused_op} case {k}: identical {same:.3f} %, ONNX Runtime ran {fused}, lowbit "
+                        f"{report['integer_layers']} integer layer(s)")
+    return same, fused_op if fused_op in fused else fused, report["integer_layers"]
+
+
+def grid(dt):
+    return ((0, 255) if dt == np.uint8 else (-128, 127)), (TensorProto.UINT8 if dt == np.uint8 else TensorProto.INT8)
+
+
+def check_softmax(rng):
     """IntSoftmax against ONNX Runtime's QLinearSoftmax, code for code, on generated QDQ softmax models."""
-    rng = np.random.default_rng(7)
     # (type, shape, axis, opset, fixed (s_x, 1 / s_y) or None for random ones). The fixed ones: rows of 2 and 3
     # dominated by one element reach 300 steps (saturation), rows of 1 overflow float32 (the target's own result).
     cases = [(np.uint8, [3, 4, 16, 16], -1, 13, None), (np.int8, [3, 4, 16, 16], -1, 13, None),
@@ -44,10 +74,8 @@ def check_softmax():
              (np.uint8, [4, 1], -1, 13, None), (np.uint8, [6, 33], 1, 12, None),
              (np.uint8, [40, 3], -1, 13, (0.1, 300.5)), (np.int8, [40, 2], -1, 13, (0.1, 300.5)),
              (np.uint8, [8, 1], -1, 13, (0.1, 300.5)), (np.int8, [8, 1], -1, 13, (0.1, 300.5))]
-    tmp = tempfile.mkdtemp()
     for k, (dt, shape, axis, opset, fixed) in enumerate(cases):
-        et = TensorProto.UINT8 if dt == np.uint8 else TensorProto.INT8
-        lo, hi = (0, 255) if dt == np.uint8 else (-128, 127)
+        (lo, hi), et = grid(dt)
         sx, sy = float(rng.uniform(0.01, 0.2)), float(1.0 / rng.uniform(150.0, 300.0))
         if fixed:
             sx, sy = fixed[0], 1.0 / fixed[1]
@@ -57,27 +85,61 @@ def check_softmax():
         nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xf"]),
                  helper.make_node("Softmax", ["xf"], ["p"], axis=axis),
                  helper.make_node("QuantizeLinear", ["p", "sy", "zy"], ["y"])]
-        g = helper.make_graph(nodes, "softmax", [helper.make_tensor_value_info("x", et, shape)],
-                              [helper.make_tensor_value_info("y", et, shape)], inits)
-        path = os.path.join(tmp, f"softmax{k}.onnx")
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]), path)
         x = rng.integers(lo, hi + 1, size=shape).astype(dt)
-        so = ort.SessionOptions()
-        so.log_severity_level = 3  # not the warning that an optimized model is machine-specific
-        so.optimized_model_filepath = os.path.join(tmp, f"softmax{k}.ort.onnx")
-        theirs = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-        fused = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
-        lowered, report = lowbit.lower(lowbit.Model.load(path), "onnxruntime-cpu")
-        mine = lowbit.Session(lowered).run({"x": x})["y"]
-        same = 100.0 * (mine == theirs).mean()
+        same, ran, layers = run_both(f"softmax{k}", nodes, inits, {"x": x}, shape, et, opset, "QLinearSoftmax")
         print(f"softmax {np.dtype(dt).name:5s} {str(shape):16s} axis {axis:2d} opset {opset}: ONNX Runtime runs "
-              f"{'QLinearSoftmax' if 'QLinearSoftmax' in fused else fused}, lowbit {report['integer_layers']} "
+              f"{ran}, lowbit {layers} integer layer(s), identical codes {same:.3f} %")
+
+
+def check_pool_concat(rng):
+    """IntAvgPool and IntConcat against ONNX Runtime's QLinearGlobalAveragePool, QLinearAveragePool and
+    QLinearConcat, code for code, on generated QDQ models (uint8 and int8; windows with and without padding, counted
+    with and without it, strided; concatenation of inputs on their own grids and on the output's). The last pool
+    case has s_x = s_y and 2x2 windows: its means fall on exact ties, where ONNX Runtime's float sum of a local window
+    rounds otherwise than the integer sum would (so the case fails if the engine stops modelling the float form)."""
+    pools = [("GlobalAveragePool", {}, [2, 8, 7, 7]), ("GlobalAveragePool", {}, [3, 5, 13, 11]),
+             ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, [2, 4, 9, 9]),
+             ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}, [2, 4, 9, 9]),
+             ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2]}, [2, 4, 8, 6]),
+             ("AveragePool", {"kernel_shape": [5, 3], "strides": [2, 1], "pads": [2, 0, 1, 1]}, [1, 3, 11, 7]),
+             ("AveragePool", {"kernel_shape": [2, 2]}, [2, 8, 10, 10])]
+    for k, (op, attrs, shape) in enumerate(pools):
+        for dt in [np.uint8, np.int8]:
+            (lo, hi), et = grid(dt)
+            sx, sy = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.005, 0.05))
+            if k == len(pools) - 1:
+                sy = sx
+            zx, zy = int(rng.integers(lo, hi)), int(rng.integers(lo, hi))
+            inits = [helper.make_tensor("sx", TensorProto.FLOAT, [], [sx]), helper.make_tensor("zx", et, [], [zx]),
+                     helper.make_tensor("sy", TensorProto.FLOAT, [], [sy]), helper.make_tensor("zy", et, [], [zy])]
+            nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xf"]),
+                     helper.make_node(op, ["xf"], ["p"], **attrs),
+                     helper.make_node("QuantizeLinear", ["p", "sy", "zy"], ["y"])]
+            x = rng.integers(lo, hi + 1, size=shape).astype(dt)
+            fused_op = "QLinear" + op
+            same, ran, layers = run_both(f"pool{k}{np.dtype(dt).name}", nodes, inits, {"x": x}, None, et, 13, fused_op)
+            print(f"{op:17s} {np.dtype(dt).name:5s} {str(shape):15s} {attrs}: ONNX Runtime runs {ran}, lowbit "
+                  f"{layers} integer layer(s), identical codes {same:.3f} %")
+    for dt in [np.uint8, np.int8]:
+        (lo, hi), et = grid(dt)
+        sy, zy = 0.04, int(rng.integers(lo, hi))
+        params = [(float(rng.uniform(0.01, 0.1)), int(rng.integers(lo, hi))), (sy, zy), (0.013, lo)]
+        inits = [helper.make_tensor("sy", TensorProto.FLOAT, [], [sy]), helper.make_tensor("zy", et, [], [zy])]
+        nodes, feeds = [], {}
+        for i, (s, z) in enumerate(params):
+            inits += [helper.make_tensor(f"s{i}", TensorProto.FLOAT, [], [s]), helper.make_tensor(f"z{i}", et, [], [z])]
+            nodes.append(helper.make_node("DequantizeLinear", [f"x{i}", f"s{i}", f"z{i}"], [f"f{i}"]))
+            feeds[f"x{i}"] = rng.integers(lo, hi + 1, size=[2, 3 + i, 5, 4]).astype(dt)
+        nodes += [helper.make_node("Concat", ["f0", "f1", "f2"], ["c"], axis=1),
+                  helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["y"])]
+        same, ran, layers = run_both(f"concat{np.dtype(dt).name}", nodes, inits, feeds, None, et, 13, "QLinearConcat")
+        print(f"Concat {np.dtype(dt).name:5s} three grids (one the output's): ONNX Runtime runs {ran}, lowbit {layers} "
               f"integer layer(s), identical codes {same:.3f} %")
-        if "QLinearSoftmax" not in fused or report["integer_layers"] != 1 or same != 100.0:
-            failures.append(f"softmax case {k}: identical {same:.3f} %, ONNX Runtime ran {fused}")
 
 
-check_softmax()
+rng = np.random.default_rng(7)
+check_softmax(rng)
+check_pool_concat(rng)
 images = None
 for name in ["resnet", "mobilenetv2", "inception", "vit"]:
     model = lowbit.Model.load(f"{root}/models/zoo/{name}.onnx")
