@@ -9,9 +9,13 @@
 # Pillow (text rendering, image decoding). The downloads are cached under build/real-models/.
 #
 # Usage: bash scripts/real_models.sh [OUT.md (default docs/results/real_models.md)]
+#        bash scripts/real_models.sh --profiles [OUT.md (default docs/results/real_profiles.md)]: every shipped
+#        hardware profile on every model (quantize, ONNX Runtime, the integer engine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-docs/results/real_models.md}
+mode=()
+if [ "${1:-}" = --profiles ]; then mode=(--profiles); shift; fi
+out=${1:-docs/results/real_$([ ${#mode[@]} -gt 0 ] && echo profiles || echo models).md}
 venv=build/real-venv
 if ! "$venv/bin/python" -c "import onnxruntime, onnx.reference, ml_dtypes, PIL" 2>/dev/null; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"
@@ -26,4 +30,4 @@ for p in rapidocr-onnxruntime==1.4.4 nudenet==3.4.2 silero-vad==6.2.3 scikit-ima
     "$venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$cache/wheels" "$p"
 done
 [ -x build/bin/lowbit ] || bash scripts/setup.sh
-exec "$venv/bin/python" scripts/real_models.py build/bin/lowbit "$cache" "$out"
+exec "$venv/bin/python" scripts/real_models.py build/bin/lowbit "$cache" "$out" "${mode[@]}"

@@ -687,14 +687,16 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     std::string bb = names.fresh(layer->inputs[2] + "/" + w.node);
     std::string bqn = names.fresh(bb + "/int32"), bsn = names.fresh(bb + "/scale"), bzn = names.fresh(bb + "/zero_point");
     g.initializers[bqn] = Tensor::from_vector<int32_t>({channels}, bq);
-    g.initializers[bsn] = Tensor::from_vector<float>({channels}, bs);
-    g.initializers[bzn] = Tensor(DType::Int32, {channels});
+    // Per-tensor weights give one bias scale: stored as a scalar without `axis`, which DequantizeLinear before
+    // opset 13 (an opset-10..12 model quantized per tensor is not converted) does not have.
+    g.initializers[bsn] = vec ? Tensor::from_vector<float>({channels}, bs) : Tensor::scalar<float>(bs[0]);
+    g.initializers[bzn] = vec ? Tensor(DType::Int32, {channels}) : Tensor::scalar<int32_t>(0);
     Node bdq;
     bdq.op_type = "DequantizeLinear";
     bdq.name = names.fresh(bb + "/DequantizeLinear");
     bdq.inputs = {bqn, bsn, bzn};
     bdq.outputs = {names.fresh(bb + "/dequantized")};
-    bdq.attrs = {attr_int("axis", 0)};
+    if (vec) bdq.attrs = {attr_int("axis", 0)};
     bias_value[w.node] = bdq.outputs[0];
     front.push_back(std::move(bdq));
     ++biases;
