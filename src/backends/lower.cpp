@@ -346,11 +346,13 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     added.push_back(std::move(in));
     ++rep.integer_layers;
   }
-  // Add of two per-tensor 8-bit DequantizeLinear outputs, [Relu ->] QuantizeLinear: IntAdd on the codes
-  // (kernels/requantize.h, requantize_add). Others stay float islands (their QDQ around a float Add).
+  // Add or Mul of two per-tensor 8-bit DequantizeLinear outputs, [Relu ->] QuantizeLinear: IntAdd / IntMul on the
+  // codes (kernels/requantize.h, requantize_add / requantize_mul). Others stay float islands (their QDQ around a
+  // float Add or Mul).
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     const Node& n = g.nodes[ni];
-    if (!n.domain.empty() || n.op_type != "Add" || n.inputs.size() != 2 || drop.count(ni)) continue;
+    const bool mul = n.op_type == "Mul";
+    if (!n.domain.empty() || !(mul || n.op_type == "Add") || n.inputs.size() != 2 || drop.count(ni)) continue;
     std::optional<QParams> in[2];
     for (int k = 0; k < 2; ++k) {
       const Node* p = producer(n.inputs[(size_t)k]);
@@ -362,7 +364,8 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     auto out = in[0] && in[1] ? output_quantizer(g, ix, n, &why) : std::nullopt;
     if (!out || (out->act && out->act->op_type != "Relu")) continue;
     try {
-      make_add_requant(in[0]->scale[0], in[1]->scale[0], out->sy, kind, rounding, n.describe());
+      if (mul) make_mul_requant(in[0]->scale[0], in[1]->scale[0], out->sy, kind, rounding, n.describe());
+      else make_add_requant(in[0]->scale[0], in[1]->scale[0], out->sy, kind, rounding, n.describe());
     } catch (const Error& e) {
       rep.skipped.push_back(n.name + ": " + e.what());
       continue;
@@ -370,7 +373,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     Node a;
     a.name = unique_base(n) + "/int";
     a.domain = "lowbit.int";
-    a.op_type = "IntAdd";
+    a.op_type = mul ? "IntMul" : "IntAdd";
     a.inputs = {in[0]->codes, in[1]->codes};
     a.outputs = {out->q->outputs[0]};
     a.attrs = {attr_floats("scales", {in[0]->scale[0], in[1]->scale[0], out->sy}),

@@ -133,6 +133,34 @@ int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int3
   return (int32_t)std::min<int64_t>(std::max<int64_t>(q, qmin), qmax);
 }
 
+MulRequant make_mul_requant(float sa, float sb, float sy, RequantKind kind, TieRounding rounding,
+                              const std::string& where) {
+  check(sa > 0 && sb > 0 && sy > 0 && std::isfinite(sa) && std::isfinite(sb) && std::isfinite(sy), where,
+        ": Mul scales must be finite and positive");
+  MulRequant r;
+  r.p.kind = kind;
+  r.p.rounding = rounding;
+  if (kind == RequantKind::Float) {
+    r.m = sa * sb / sy;
+    check(std::isfinite(r.m) && r.m > 0, where, ": the Mul multiplier s_a * s_b / s_y does not fit a float32");
+  } else {
+    r.p = make_requant((double)sa * (double)sb / (double)sy, kind, rounding, where);
+  }
+  return r;
+}
+
+int32_t requantize_mul(int32_t a, int32_t b, const MulRequant& r) {
+  int32_t acc = (a - r.za) * (b - r.zb);  // |acc| <= 255^2
+  int64_t q;
+  if (r.p.kind == RequantKind::Float) {
+    float v = round_ties((float)acc * r.m + (float)r.zy, r.p.rounding);
+    q = (int64_t)std::fmax(std::fmin(v, 4.0e9f), -4.0e9f);
+  } else {
+    q = requantize_raw(acc, r.p) + r.zy;
+  }
+  return (int32_t)std::min<int64_t>(std::max<int64_t>(q, r.qmin), r.qmax);
+}
+
 std::vector<int32_t> rescale_table(float sx, int32_t zx, int32_t lo, float sy, int32_t zy, int32_t qmin, int32_t qmax,
                                    RequantKind kind, TieRounding rounding, const std::string& where) {
   check(sx > 0 && sy > 0 && std::isfinite(sx) && std::isfinite(sy), where, ": scales must be finite and positive");

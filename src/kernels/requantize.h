@@ -76,6 +76,20 @@ AddRequant make_add_requant(float sa, float sb, float sy, RequantKind kind, TieR
                             const std::string& where);
 int32_t requantize_add(int32_t a, int32_t b, const AddRequant& p);
 
+// Integer Mul of two quantized tensors: acc = (a - z_a) * (b - z_b) (exact in int32), whose real value is
+// acc * s_a * s_b, onto (s_y, z_y) with M = s_a * s_b / s_y:
+//   Float             y = clamp(round(float(acc) * M + z_y)), M = float32(float32(s_a * s_b) / s_y), the zero point
+//                     added in float32 before rounding: ONNX Runtime's QLinearMul (MLAS), bit for bit;
+//   FixedPoint/Shift  the primitive: y = requantize(acc, M, z_y, qmin, qmax) (TFLite's integer Mul for FixedPoint).
+struct MulRequant {
+  RequantParams p;  // FixedPoint / Shift
+  float m = 0;      // Float
+  int32_t za = 0, zb = 0, zy = 0, qmin = 0, qmax = 255;
+};
+// Error naming `where` when M does not fit the arithmetic.
+MulRequant make_mul_requant(float sa, float sb, float sy, RequantKind kind, TieRounding rounding, const std::string& where);
+int32_t requantize_mul(int32_t a, int32_t b, const MulRequant& p);
+
 // Codes moved from one grid (s_x, z_x) to another (s_y, z_y), as a Concat with separate input scales needs: the
 // table of the 256 input codes lo, lo + 1, ..., lo + 255 (lo = 0 for uint8, -128 for int8) to output codes in
 // [qmin, qmax], per arithmetic:

@@ -1,4 +1,4 @@
-// The integer engine's pooling and concatenation on 8-bit codes (ops of domain lowbit.int that backends/lower.cpp
+// The integer engine's Mul, pooling and concatenation on 8-bit codes (ops of domain lowbit.int that backends/lower.cpp
 // emits; the Conv/MatMul/Add/Softmax ones are in ops_quant.cpp).
 #include <algorithm>
 #include <cmath>
@@ -117,9 +117,30 @@ Outs op_IntConcat(const OpContext& c) {
   return {concat(ins, c.node.attr_int("axis", 0), c)};
 }
 
+// IntMul(a, b): the product of two quantized tensors' codes (numpy broadcasting) onto the output grid by
+// kernels/requantize.h's requantize_mul. Attributes: scales = [s_a, s_b, s_y], a_zero_point, b_zero_point,
+// y_zero_point, qmin, qmax, to, kind, rounding.
+Outs op_IntMul(const OpContext& c) {
+  auto sc = c.node.attr_floats("scales");
+  check(sc.size() == 3, c.where(), ": scales must be [s_a, s_b, s_y]");
+  MulRequant p = make_mul_requant(sc[0], sc[1], sc[2], (RequantKind)c.node.attr_int("kind", 0),
+                                  (TieRounding)c.node.attr_int("rounding", 0), c.where());
+  p.za = (int32_t)c.node.attr_int("a_zero_point", 0);
+  p.zb = (int32_t)c.node.attr_int("b_zero_point", 0);
+  p.zy = (int32_t)c.node.attr_int("y_zero_point", 0);
+  p.qmin = (int32_t)c.node.attr_int("qmin", 0);
+  p.qmax = (int32_t)c.node.attr_int("qmax", 255);
+  DType to = out_type(c);
+  for (size_t i = 0; i < 2; ++i) code_type(c, c.in(i), i);
+  Tensor y = binary_op(c.in(0).cast(DType::Int32), c.in(1).cast(DType::Int32), c,
+                       [&](int32_t a, int32_t b) { return requantize_mul(a, b, p); });
+  return {y.cast(to)};
+}
+
 }  // namespace
 
 void register_int_ops(OpRegistry& r) {
+  r.add({"IntMul", "lowbit.int", 1, op_IntMul});
   r.add({"IntAvgPool", "lowbit.int", 1, op_IntAvgPool});
   r.add({"IntConcat", "lowbit.int", 1, op_IntConcat});
 }

@@ -9,10 +9,10 @@ ViT meets them because the profile's integer_ops.softmax "exp_table" models ONNX
 a float softmax it agreed on 99.7 % of images and 63 % of values); its LayerNorm and GELU stay float islands. The
 ORT_ENABLE_BASIC rows (no QLinear fusion: ONNX Runtime computes the QDQ graph in float) are printed for
 comparison only.
-Before the zoo, IntSoftmax, IntAvgPool and IntConcat alone are compared with ONNX Runtime's QLinearSoftmax,
-QLinearGlobalAveragePool, QLinearAveragePool and QLinearConcat on generated DequantizeLinear -> op -> QuantizeLinear
+Before the zoo, IntSoftmax, IntAvgPool, IntConcat and IntMul alone are compared with ONNX Runtime's QLinearSoftmax,
+QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat and QLinearMul on generated DequantizeLinear -> op -> QuantizeLinear
 models (softmax: uint8 and int8, last and inner axes, opset 12 and 13, row lengths 1 to 300, saturated and
-overflowing rows; pools and concat: see check_pool_concat): every code identical, and ONNX Runtime's optimized graph
+overflowing rows; pools, concat and mul: see check_pool_concat and check_mul): every code identical, and ONNX Runtime's optimized graph
 must hold the fused op (else the comparison proves nothing).
 Mutations checked: a float bias rounded down instead of to nearest drops the identical values to 53-81 %; the
 output reciprocal 1 / s_y not truncated (kernels/int_softmax.cpp) fails the softmax comparison and drops the ViT
@@ -137,9 +137,37 @@ def check_pool_concat(rng):
               f"integer layer(s), identical codes {same:.3f} %")
 
 
+def check_mul(rng):
+    """IntMul against ONNX Runtime's QLinearMul, code for code: same shapes and a broadcast per-channel operand, uint8
+    and int8, and M = s_a s_b / s_y = 1/2 with an odd output zero point: the products fall on ties, where ONNX
+    Runtime's zero point added before rounding (to even) gives other codes than adding it after."""
+    cases = [(np.uint8, [2, 6, 9, 9], [2, 6, 9, 9], None), (np.int8, [2, 6, 9, 9], [1, 6, 1, 1], None),
+             (np.uint8, [3, 40], [3, 40], (0.25, 0.5, 0.25))]
+    for k, (dt, sa_shape, sb_shape, fixed) in enumerate(cases):
+        (lo, hi), et = grid(dt)
+        sa, sb, sy = fixed or (float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.001, 0.02)))
+        za, zb, zy = (int(rng.integers(lo, hi)) for _ in range(3))
+        zy = zy | 1 if fixed else zy
+        inits = []
+        for n, v in [("sa", sa), ("sb", sb), ("sy", sy)]:
+            inits.append(helper.make_tensor(n, TensorProto.FLOAT, [], [v]))
+        for n, v in [("za", za), ("zb", zb), ("zy", zy)]:
+            inits.append(helper.make_tensor(n, et, [], [v]))
+        nodes = [helper.make_node("DequantizeLinear", ["a", "sa", "za"], ["af"]),
+                 helper.make_node("DequantizeLinear", ["b", "sb", "zb"], ["bf"]),
+                 helper.make_node("Mul", ["af", "bf"], ["p"]),
+                 helper.make_node("QuantizeLinear", ["p", "sy", "zy"], ["y"])]
+        feeds = {"a": rng.integers(lo, hi + 1, size=sa_shape).astype(dt),
+                 "b": rng.integers(lo, hi + 1, size=sb_shape).astype(dt)}
+        same, ran, layers = run_both(f"mul{k}", nodes, inits, feeds, None, et, 13, "QLinearMul")
+        print(f"Mul {np.dtype(dt).name:5s} {str(sa_shape):15s} x {str(sb_shape):15s}: ONNX Runtime runs {ran}, lowbit "
+              f"{layers} integer layer(s), identical codes {same:.3f} %")
+
+
 rng = np.random.default_rng(7)
 check_softmax(rng)
 check_pool_concat(rng)
+check_mul(rng)
 images = None
 for name in ["resnet", "mobilenetv2", "inception", "vit"]:
     model = lowbit.Model.load(f"{root}/models/zoo/{name}.onnx")

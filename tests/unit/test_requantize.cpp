@@ -192,5 +192,37 @@ TEST(RequantizeAdd, FixedPointIsTheRealSumExceptNearTies) {
   }
 }
 
+TEST(RequantizeMul, ShiftIsExactAndFloatAddsTheZeroPointBeforeRounding) {
+  // Shift: s_a s_b / s_y = 2^-3 exactly, every pair of codes against exact rational rounding with each tie rule.
+  for (TieRounding r : {TieRounding::HalfUp, TieRounding::HalfEven, TieRounding::HalfAway}) {
+    MulRequant p = make_mul_requant(0.25f, 0.125f, 0.25f, RequantKind::Shift, r, "mul");
+    p.za = 3, p.zb = 200, p.zy = 128, p.qmin = 0, p.qmax = 255;
+    for (int a = 0; a < 256; ++a)
+      for (int b = 0; b < 256; ++b)
+        ASSERT_EQ(requantize_mul(a, b, p), clamp(exact_round((int64_t)(a - 3) * (b - 200), 3, r) + 128, 0, 255));
+  }
+  EXPECT_THROW(make_mul_requant(0.1f, 0.25f, 0.5f, RequantKind::Shift, TieRounding::HalfUp, "mul"), Error);
+  // Float (ONNX Runtime's QLinearMul): nearbyint(float(acc) * float32(s_a s_b / s_y) + z_y). With M = 1/2 and an
+  // odd z_y a tie k + 1/2 becomes k + z_y + 1/2, rounded to even: not round(k + 1/2) + z_y.
+  MulRequant f = make_mul_requant(0.25f, 0.5f, 0.25f, RequantKind::Float, TieRounding::HalfEven, "mul");
+  f.za = 0, f.zb = 0, f.zy = 7, f.qmin = 0, f.qmax = 255;
+  EXPECT_EQ(requantize_mul(1, 5, f), 10);  // 2.5 + 7 = 9.5 -> 10 (rounding first: 2 + 7 = 9)
+  for (int a = 0; a < 256; ++a)
+    for (int b = 0; b < 256; b += 7)
+      ASSERT_EQ(requantize_mul(a, b, f), clamp((int64_t)std::nearbyint((float)(a * b) * 0.5f + 7.f), 0, 255));
+}
+
+TEST(RequantizeMul, FixedPointIsTheRealProductExceptNearTies) {
+  const float sa = 0.0371f, sb = 0.0123f, sy = 0.0217f;
+  MulRequant p = make_mul_requant(sa, sb, sy, RequantKind::FixedPoint, TieRounding::HalfEven, "mul");
+  p.za = 3, p.zb = 200, p.zy = 128, p.qmin = 0, p.qmax = 255;
+  for (int a = 0; a < 256; ++a)
+    for (int b = 0; b < 256; ++b) {
+      long double v = (long double)sa * sb * (a - 3) * (b - 200) / sy;
+      if (std::fabs((double)(v - std::floor(v)) - 0.5) < 1e-4) continue;
+      ASSERT_EQ(requantize_mul(a, b, p), clamp((int64_t)std::llround((double)v) + 128, 0, 255)) << a << " " << b;
+    }
+}
+
 }  // namespace
 }  // namespace lowbit
