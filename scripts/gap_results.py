@@ -65,9 +65,11 @@ def main():
         "",
         "A layer given the simulation's inputs differs by at most one step wherever the arithmetic differs only in "
         "rounding (tests/python/test_gap.py holds every layer to that); single-step flips compound through the "
-        "network, which is why the propagated share is larger. The float islands (`float_islands` in `gap.json`: the "
-        "GlobalAveragePool, and the ViT's decomposed LayerNorm and GELU, and its softmax unless the profile runs it "
-        "on codes) run the same float code in both runs and are not integer layers here. A float-bias profile "
+        "network, which is why the propagated share is larger. Pooling, Concat, Add and Mul between quantizers run on "
+        "codes (docs/requantize.md). The float islands (`float_islands` in `gap.json`: the ViT's decomposed LayerNorm "
+        "and GELU, its softmax unless the profile runs it on codes, the GlobalAveragePool under the shift-only "
+        "profiles, whose 7x7 average no shift divides, and whatever a profile leaves unquantized) run the same float "
+        "code in both runs and are not integer layers here. A float-bias profile "
         "(openvino-cpu) also runs a Conv whose output has no quantizer (its residual Add fused into the convolution) "
         "in integers; such a layer's output is float and it is not listed among the layers compared.",
         "",
