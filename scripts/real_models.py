@@ -403,11 +403,17 @@ def profile_rows(name, model, calib, test, metric):
     out_names = [o.name for o in ort_session(model, False).get_outputs()]
     calib_dir = write_batches(base, calib)
     rows = []
-    for prof in sorted(os.path.basename(f)[:-5] for f in glob.glob(os.path.join(ROOT, "profiles", "*.json"))):
+    profiles = sorted(os.path.basename(f)[:-5] for f in glob.glob(os.path.join(ROOT, "profiles", "*.json")))
+    # Two rows without a profile for reference: lowbit's default (int8 per-channel weights) and the same with the
+    # weights per tensor, the granularity several targets impose (the integer engine runs them with ONNX Runtime's
+    # arithmetic).
+    runs = [("(default)", [], "onnxruntime-cpu"), ("(default, --per-tensor)", ["--per-tensor"], "onnxruntime-cpu")]
+    runs += [(p, ["--profile", p], p) for p in profiles]
+    for prof, args, engine_profile in runs:
         row = {"model": name, "profile": prof}
-        qpath = os.path.join(WORK, f"{base}.{prof}.qdq.onnx")
+        qpath = os.path.join(WORK, f"{base}.{'default' if not args else '-'.join(a.strip('-') for a in args)}.qdq.onnx")
         try:
-            row["secs"], notes = lowbit_quantize(model, calib_dir, qpath, ["--profile", prof])
+            row["secs"], notes = lowbit_quantize(model, calib_dir, qpath, args)
             row["notes"] = "; ".join(n for n in notes if "float" in n or "integer" in n)[:200]
         except RuntimeError as e:
             row["error"] = str(e).strip().splitlines()[-1][:160]
@@ -421,7 +427,7 @@ def profile_rows(name, model, calib, test, metric):
         except Exception as e:
             row["ort"] = "fails: " + str(e).strip().splitlines()[-1][:100]
         try:
-            got = lowbit_run(qpath, test, f"{base}.{prof}", ["--engine", "int", "--profile", prof])
+            got = lowbit_run(qpath, test, f"{base}.{engine_profile}", ["--engine", "int", "--profile", engine_profile])
             got = [got[n] for n in out_names]
             row["int"] = (sqnr(ref[0], got[0]), metric(ref, got)[1])
         except RuntimeError as e:
@@ -447,7 +453,9 @@ def main_profiles():
         "run by ONNX Runtime (optimizations on) and by lowbit's integer engine with the profile's arithmetic",
         "(`lowbit run Q --engine int --profile P`), each against the FP32 model: SQNR of the first output (dB) and the",
         "task metric against the FP32 model's predictions. Where the model does not fit a profile, the row holds",
-        "lowbit's error message.",
+        "lowbit's error message. The two rows without a profile are lowbit's default W8A8 and the same with the",
+        "weights per tensor (the integer engine runs both with the onnxruntime-cpu arithmetic), for comparison: a",
+        "profile that imposes per-tensor weights loses what the second row loses.",
         "",
         "| model | profile | task metric | ORT SQNR | ORT task | integer engine SQNR | integer engine task | quantize s |",
         "|---|---|---|---:|---:|---:|---:|---:|",
