@@ -187,6 +187,23 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     }
     return codes;
   };
+  // A lowbit.int node in place of node `ni` and of the activation and QuantizeLinear after it (its output is the
+  // quantizer's output).
+  auto emit = [&](size_t ni, const std::string& op, std::vector<std::string> inputs, const OutQ& out,
+                  std::vector<Attribute> attrs) {
+    Node a;
+    a.name = unique_base(g.nodes[ni]) + "/int";
+    a.domain = "lowbit.int";
+    a.op_type = op;
+    a.inputs = std::move(inputs);
+    a.outputs = {out.q->outputs[0]};
+    a.attrs = std::move(attrs);
+    drop.insert(ni);
+    drop.insert((size_t)ix.producer(out.q->outputs[0]));
+    if (out.act) drop.insert((size_t)ix.producer(out.act->outputs[0]));
+    added.push_back(std::move(a));
+    ++rep.integer_layers;
+  };
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     const Node& n = g.nodes[ni];
     bool conv = n.op_type == "Conv", gemm = n.op_type == "Gemm", matmul = n.op_type == "MatMul";
@@ -370,21 +387,11 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       rep.skipped.push_back(n.name + ": " + e.what());
       continue;
     }
-    Node a;
-    a.name = unique_base(n) + "/int";
-    a.domain = "lowbit.int";
-    a.op_type = mul ? "IntMul" : "IntAdd";
-    a.inputs = {in[0]->codes, in[1]->codes};
-    a.outputs = {out->q->outputs[0]};
-    a.attrs = {attr_floats("scales", {in[0]->scale[0], in[1]->scale[0], out->sy}),
-               attr_int("a_zero_point", in[0]->zero[0]), attr_int("b_zero_point", in[1]->zero[0]),
-               attr_int("y_zero_point", out->zy), attr_int("qmin", out->qmin), attr_int("qmax", out->qmax),
-               attr_int("to", (int64_t)out->yt), attr_int("kind", (int64_t)kind), attr_int("rounding", (int64_t)rounding)};
-    drop.insert(ni);
-    drop.insert((size_t)ix.producer(out->q->outputs[0]));
-    if (out->act) drop.insert((size_t)ix.producer(out->act->outputs[0]));
-    added.push_back(std::move(a));
-    ++rep.integer_layers;
+    emit(ni, mul ? "IntMul" : "IntAdd", {in[0]->codes, in[1]->codes}, *out,
+         {attr_floats("scales", {in[0]->scale[0], in[1]->scale[0], out->sy}), attr_int("a_zero_point", in[0]->zero[0]),
+          attr_int("b_zero_point", in[1]->zero[0]), attr_int("y_zero_point", out->zy), attr_int("qmin", out->qmin),
+          attr_int("qmax", out->qmax), attr_int("to", (int64_t)out->yt), attr_int("kind", (int64_t)kind),
+          attr_int("rounding", (int64_t)rounding)});
   }
   // Softmax between a per-tensor 8-bit DequantizeLinear and a QuantizeLinear of the same type: IntSoftmax on the
   // codes when the profile runs softmax with an exponential table (kernels/int_softmax.h).
@@ -398,19 +405,10 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     std::string why;
     auto out = output_quantizer(g, ix, n, &why);
     if (!out || out->act || out->yt != xq->dtype) continue;
-    Node sm;
-    sm.name = unique_base(n) + "/int";
-    sm.domain = "lowbit.int";
-    sm.op_type = "IntSoftmax";
-    sm.inputs = {xq->codes};
-    sm.outputs = {out->q->outputs[0]};
     int64_t opset = m.opsets.count("") ? m.opsets.at("") : 13;
-    sm.attrs = {attr_float("x_scale", xq->scale[0]), attr_float("y_scale", out->sy), attr_int("y_zero_point", out->zy),
-                attr_int("axis", n.attr_int("axis", opset < 13 ? 1 : -1)), attr_int("coerce", opset < 13 ? 1 : 0)};
-    drop.insert(ni);
-    drop.insert((size_t)ix.producer(out->q->outputs[0]));
-    added.push_back(std::move(sm));
-    ++rep.integer_layers;
+    emit(ni, "IntSoftmax", {xq->codes}, *out,
+         {attr_float("x_scale", xq->scale[0]), attr_float("y_scale", out->sy), attr_int("y_zero_point", out->zy),
+          attr_int("axis", n.attr_int("axis", opset < 13 ? 1 : -1)), attr_int("coerce", opset < 13 ? 1 : 0)});
   }
   // GlobalAveragePool / AveragePool between a per-tensor 8-bit DequantizeLinear and [Relu | Clip ->]
   // QuantizeLinear: IntAvgPool on the codes (kernels/int_pool.h). Under the Float arithmetic a local window is
@@ -460,24 +458,13 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       skip(e.what());
       continue;
     }
-    Node a;
-    a.name = unique_base(n) + "/int";
-    a.domain = "lowbit.int";
-    a.op_type = "IntAvgPool";
-    a.inputs = {xq->codes};
-    a.outputs = {out->q->outputs[0]};
-    if (!global) a.attrs = n.attrs;
-    a.attrs.insert(a.attrs.end(), {attr_int("global", global), attr_float("x_scale", aq.sx), attr_float("y_scale", aq.sy),
-                                   attr_int("x_zero_point", xq->zero[0]), attr_int("y_zero_point", out->zy),
-                                   attr_int("qmin", out->qmin), attr_int("qmax", out->qmax),
-                                   attr_int("to", (int64_t)out->yt), attr_int("kind", (int64_t)kind),
-                                   attr_int("rounding", (int64_t)rounding),
-                                   attr_int("float_sum", !global && kind == RequantKind::Float)});
-    drop.insert(ni);
-    drop.insert((size_t)ix.producer(out->q->outputs[0]));
-    if (out->act) drop.insert((size_t)ix.producer(out->act->outputs[0]));
-    added.push_back(std::move(a));
-    ++rep.integer_layers;
+    std::vector<Attribute> attrs = global ? std::vector<Attribute>{} : n.attrs;
+    attrs.insert(attrs.end(), {attr_int("global", global), attr_float("x_scale", aq.sx), attr_float("y_scale", aq.sy),
+                               attr_int("x_zero_point", xq->zero[0]), attr_int("y_zero_point", out->zy),
+                               attr_int("qmin", out->qmin), attr_int("qmax", out->qmax), attr_int("to", (int64_t)out->yt),
+                               attr_int("kind", (int64_t)kind), attr_int("rounding", (int64_t)rounding),
+                               attr_int("float_sum", !global && kind == RequantKind::Float)});
+    emit(ni, "IntAvgPool", {xq->codes}, *out, std::move(attrs));
   }
   // Concat of per-tensor 8-bit DequantizeLinear outputs into a QuantizeLinear: IntConcat on the codes, each input
   // copied where its grid is the output's and moved through a table of the profile's arithmetic otherwise
@@ -509,18 +496,11 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
       rep.skipped.push_back(n.name + ": " + e.what());
       continue;
     }
-    Node a;
-    a.name = unique_base(n) + "/int";
-    a.domain = "lowbit.int";
-    a.op_type = "IntConcat";
-    for (const QParams& q : in) a.inputs.push_back(q.codes);
-    a.outputs = {out->q->outputs[0]};
-    a.attrs = {attr_int("axis", n.attr_int("axis", 0)), attr_ints("copy", copy), attr_ints("tables", tables),
-               attr_int("to", (int64_t)out->yt)};
-    drop.insert(ni);
-    drop.insert((size_t)ix.producer(out->q->outputs[0]));
-    added.push_back(std::move(a));
-    ++rep.integer_layers;
+    std::vector<std::string> codes;
+    for (const QParams& q : in) codes.push_back(q.codes);
+    emit(ni, "IntConcat", std::move(codes), *out,
+         {attr_int("axis", n.attr_int("axis", 0)), attr_ints("copy", copy), attr_ints("tables", tables),
+          attr_int("to", (int64_t)out->yt)});
   }
   std::vector<Node> kept;
   for (size_t i = 0; i < g.nodes.size(); ++i)

@@ -1,5 +1,5 @@
-// The integer engine's Mul, pooling and concatenation on 8-bit codes (ops of domain lowbit.int that backends/lower.cpp
-// emits; the Conv/MatMul/Add/Softmax ones are in ops_quant.cpp).
+// The integer engine's Add, Mul, pooling and concatenation on 8-bit codes (ops of domain lowbit.int that
+// backends/lower.cpp emits; the Conv/MatMul/Softmax ones are in ops_quant.cpp).
 #include <algorithm>
 #include <cmath>
 
@@ -117,14 +117,15 @@ Outs op_IntConcat(const OpContext& c) {
   return {concat(ins, c.node.attr_int("axis", 0), c)};
 }
 
-// IntMul(a, b): the product of two quantized tensors' codes (numpy broadcasting) onto the output grid by
-// kernels/requantize.h's requantize_mul. Attributes: scales = [s_a, s_b, s_y], a_zero_point, b_zero_point,
-// y_zero_point, qmin, qmax, to, kind, rounding.
-Outs op_IntMul(const OpContext& c) {
+// IntAdd(a, b) / IntMul(a, b): the sum or product of two quantized tensors' codes (numpy broadcasting) onto the
+// output grid by kernels/requantize.h's requantize_add / requantize_mul. Attributes: scales = [s_a, s_b, s_y],
+// a_zero_point, b_zero_point, y_zero_point, qmin, qmax, to, kind, rounding.
+template <typename Params, typename Make, typename Apply>
+Outs binary_codes(const OpContext& c, Make make, Apply apply) {
   auto sc = c.node.attr_floats("scales");
   check(sc.size() == 3, c.where(), ": scales must be [s_a, s_b, s_y]");
-  MulRequant p = make_mul_requant(sc[0], sc[1], sc[2], (RequantKind)c.node.attr_int("kind", 0),
-                                  (TieRounding)c.node.attr_int("rounding", 0), c.where());
+  Params p = make(sc[0], sc[1], sc[2], (RequantKind)c.node.attr_int("kind", 0),
+                  (TieRounding)c.node.attr_int("rounding", 0), c.where());
   p.za = (int32_t)c.node.attr_int("a_zero_point", 0);
   p.zb = (int32_t)c.node.attr_int("b_zero_point", 0);
   p.zy = (int32_t)c.node.attr_int("y_zero_point", 0);
@@ -133,13 +134,17 @@ Outs op_IntMul(const OpContext& c) {
   DType to = out_type(c);
   for (size_t i = 0; i < 2; ++i) code_type(c, c.in(i), i);
   Tensor y = binary_op(c.in(0).cast(DType::Int32), c.in(1).cast(DType::Int32), c,
-                       [&](int32_t a, int32_t b) { return requantize_mul(a, b, p); });
+                       [&](int32_t a, int32_t b) { return apply(a, b, p); });
   return {y.cast(to)};
 }
+
+Outs op_IntAdd(const OpContext& c) { return binary_codes<AddRequant>(c, make_add_requant, requantize_add); }
+Outs op_IntMul(const OpContext& c) { return binary_codes<MulRequant>(c, make_mul_requant, requantize_mul); }
 
 }  // namespace
 
 void register_int_ops(OpRegistry& r) {
+  r.add({"IntAdd", "lowbit.int", 1, op_IntAdd});
   r.add({"IntMul", "lowbit.int", 1, op_IntMul});
   r.add({"IntAvgPool", "lowbit.int", 1, op_IntAvgPool});
   r.add({"IntConcat", "lowbit.int", 1, op_IntConcat});

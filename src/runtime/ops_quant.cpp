@@ -352,29 +352,6 @@ Outs op_IntMatMul(const OpContext& c) {
   return {finish_int(c, matmul(xi, wi, c.where()), -1)};
 }
 
-// IntAdd(a, b): integer codes of two quantized tensors (zero points a_zero_point, b_zero_point; scales in
-// `scales` = [s_a, s_b, s_y]; numpy broadcasting) to the output grid by kernels/requantize.h's requantize_add with
-// the arithmetic of attributes kind and rounding, clamped to [qmin, qmax]; output dtype `to`.
-Outs op_IntAdd(const OpContext& c) {
-  auto sc = c.node.attr_floats("scales");
-  check(sc.size() == 3, c.where(), ": scales must be [s_a, s_b, s_y]");
-  AddRequant p = make_add_requant(sc[0], sc[1], sc[2], (RequantKind)c.node.attr_int("kind", 0),
-                                  (TieRounding)c.node.attr_int("rounding", 0), c.where());
-  p.za = (int32_t)c.node.attr_int("a_zero_point", 0);
-  p.zb = (int32_t)c.node.attr_int("b_zero_point", 0);
-  p.zy = (int32_t)c.node.attr_int("y_zero_point", 0);
-  p.qmin = (int32_t)c.node.attr_int("qmin", 0);
-  p.qmax = (int32_t)c.node.attr_int("qmax", 255);
-  auto to = (DType)c.node.attr_int("to", (int64_t)DType::UInt8);
-  check(to == DType::UInt8 || to == DType::Int8, c.where(), ": output type must be uint8 or int8");
-  for (int i = 0; i < 2; ++i)
-    check(c.in(i).dtype() == DType::UInt8 || c.in(i).dtype() == DType::Int8, c.where(), ": input ", i,
-          " must be uint8 or int8 codes, got ", dtype_name(c.in(i).dtype()));
-  Tensor y = binary_op(c.in(0).cast(DType::Int32), c.in(1).cast(DType::Int32), c,
-                       [&](int32_t a, int32_t b) { return requantize_add(a, b, p); });
-  return {y.cast(to)};
-}
-
 // IntSoftmax(x): softmax of 8-bit codes to 8-bit codes of the same type with an exponential table
 // (kernels/int_softmax.h; the input's zero point cancels). Attributes: x_scale, y_scale, y_zero_point, axis, and
 // coerce = 1 for the opset < 13 semantics of the Softmax it replaces (everything from axis on is one row).
@@ -433,7 +410,6 @@ void register_quant_ops(OpRegistry& r) {
   r.add({"FakeQuant", "lowbit", 1, op_FakeQuant});
   r.add({"IntConv", "lowbit.int", 1, op_IntConv});
   r.add({"IntMatMul", "lowbit.int", 1, op_IntMatMul});
-  r.add({"IntAdd", "lowbit.int", 1, op_IntAdd});
   r.add({"IntSoftmax", "lowbit.int", 1, op_IntSoftmax});
   r.add({"QuantizeLinear", "", 10, op_QuantizeLinear});
   r.add({"DequantizeLinear", "", 10, op_DequantizeLinear});
