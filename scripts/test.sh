@@ -14,6 +14,8 @@ if ! build/ort-venv/bin/python -c "import onnxruntime, openvino" 2>/dev/null; th
   build/ort-venv/bin/pip install -q --disable-pip-version-check onnxruntime==1.31.1 openvino==2026.4.1
 fi
 export LOWBIT_ORT_PYTHON=$PWD/build/ort-venv/bin/python
+# The node tests of a current ONNX release (onnx_conformance_current), unpacked once from the official wheel.
+bash scripts/onnx_testdata.sh
 
 # ctest runs tests side by side; OpenMP threads that spin while they wait (libgomp's default) then fight each other
 # for the cores, which made some tests many times slower. Passive waiting avoids that.

@@ -57,6 +57,17 @@ DType dtype_from_onnx(int32_t v) {
       return static_cast<DType>(v);
     case 8: unsupported("string tensors are not supported");
     case 14: case 15: unsupported("complex tensors are not supported");
+    // Types of ONNX 1.14+ (IR 9-13) that lowbit does not store: named, so a model using them says what it needs.
+    case 17: unsupported("float8e4m3fn tensors are not supported");
+    case 18: unsupported("float8e4m3fnuz tensors are not supported");
+    case 19: unsupported("float8e5m2 tensors are not supported");
+    case 20: unsupported("float8e5m2fnuz tensors are not supported");
+    case 21: unsupported("uint4 tensors are not supported");
+    case 22: unsupported("int4 tensors are not supported");
+    case 23: unsupported("float4e2m1 tensors are not supported");
+    case 24: unsupported("float8e8m0 tensors are not supported");
+    case 25: unsupported("uint2 tensors are not supported");
+    case 26: unsupported("int2 tensors are not supported");
     default: fail("unknown ONNX data type ", v);
   }
 }

@@ -320,7 +320,7 @@ Outs op_InstanceNormalization(const OpContext& c) {
 // ---- Resize: separable 1-D interpolation along each resized axis (nearest or linear). ----
 struct ResizeAxis {
   std::string ctm, nearest_mode;
-  bool linear = false, cubic = false, exclude_outside = false;
+  bool linear = false, cubic = false, exclude_outside = false, antialias = false;
   double cubic_a = -0.75;
   double scale = 1, roi_start = 0, roi_end = 1, extrapolation = 0;
   int64_t in = 1, out = 1;
@@ -331,6 +331,10 @@ struct ResizeAxis {
 double source_coord(const ResizeAxis& a, int64_t x) {
   const std::string& m = a.ctm;
   if (m == "half_pixel") return (x + 0.5) / a.scale - 0.5;
+  if (m == "half_pixel_symmetric") {  // opset 19: half_pixel with the ROI's centre kept at the output's centre
+    double adjustment = (double)a.out / a.out_len, centre = a.in / 2.0;
+    return centre * (1 - adjustment) + (x + 0.5) / a.scale - 0.5;
+  }
   if (m == "asymmetric") return x / a.scale;
   if (m == "pytorch_half_pixel") return a.out > 1 ? (x + 0.5) / a.scale - 0.5 : 0.0;
   if (m == "align_corners") return a.out == 1 ? 0.0 : x * (double)(a.in - 1) / (a.out_len - 1);
@@ -355,12 +359,73 @@ int64_t nearest_index(const ResizeAxis& a, double xo) {
   return std::clamp<int64_t>(i, 0, a.in - 1);
 }
 
+// Keys' cubic convolution kernel with coefficient A.
+double cubic_kernel(double d, double A) {
+  d = std::abs(d);
+  if (d <= 1) return ((A + 2) * d - (A + 3)) * d * d + 1;
+  if (d < 2) return ((A * d - 5 * A) * d + 8 * A) * d - 4 * A;
+  return 0.0;
+}
+
+// Antialiased downsampling (opset 18 `antialias`, linear and cubic modes, scale < 1): the interpolation kernel is
+// stretched by 1 / scale, so each output averages every input within the stretched support. As the ONNX definition
+// (its reference implementation): with x = x0 + t, x0 integer and t in (0, 1], the taps are x0 + j for j in
+// [j0, 2 - j0) with j0 = floor(-K / scale) + 1 (K = 1 linear, 2 cubic) and weights kernel(scale (j - t)) normalised
+// to sum 1; taps outside the input read the edge value, or are dropped (and the rest renormalised) with
+// exclude_outside.
+Tensor resize_axis_antialias(const Tensor& x, int d, const ResizeAxis& a, Tensor y) {
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < d; ++i) outer *= x.dim(i);
+  for (int i = d + 1; i < x.rank(); ++i) inner *= x.dim(i);
+  const double K = a.cubic ? 2.0 : 1.0;
+  const int64_t j0 = (int64_t)std::floor(-K / a.scale) + 1, taps = 2 - 2 * j0;
+  check_allocation(DType::Float64, {a.out, taps});
+  std::vector<int64_t> idx((size_t)(a.out * taps));
+  std::vector<double> wt((size_t)(a.out * taps));
+  std::vector<char> ext((size_t)a.out);
+  for (int64_t o = 0; o < a.out; ++o) {
+    double xo = source_coord(a, o);
+    ext[(size_t)o] = std::isnan(xo);
+    if (ext[(size_t)o]) continue;
+    double x0 = std::floor(xo), t = xo - x0;
+    if (t == 0) {  // the definition's t lies in (0, 1]
+      t = 1;
+      x0 -= 1;
+    }
+    double sum = 0;
+    for (int64_t j = 0; j < taps; ++j) {
+      double u = a.scale * ((double)(j0 + j) - t);
+      double w = a.cubic ? cubic_kernel(u, a.cubic_a) : std::max(0.0, 1 - std::abs(u));
+      int64_t i = (int64_t)x0 + j0 + j;
+      if (a.exclude_outside && (i < 0 || i >= a.in)) w = 0;
+      idx[(size_t)(o * taps + j)] = std::clamp<int64_t>(i, 0, a.in - 1);
+      wt[(size_t)(o * taps + j)] = w;
+      sum += w;
+    }
+    for (int64_t j = 0; j < taps; ++j) wt[(size_t)(o * taps + j)] = sum != 0 ? wt[(size_t)(o * taps + j)] / sum : 0;
+  }
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for schedule(static) if (outer * a.out * inner * taps > 65536)
+  for (int64_t u = 0; u < outer; ++u)
+    for (int64_t o = 0; o < a.out; ++o)
+      for (int64_t v = 0; v < inner; ++v) {
+        double acc = 0;
+        if (!ext[(size_t)o])
+          for (int64_t j = 0; j < taps; ++j)
+            acc += wt[(size_t)(o * taps + j)] * px[(u * a.in + idx[(size_t)(o * taps + j)]) * inner + v];
+        py[(u * a.out + o) * inner + v] = ext[(size_t)o] ? (float)a.extrapolation : (float)acc;
+      }
+  return y;
+}
+
 // Resamples axis `d` of x (float) into a new tensor.
 Tensor resize_axis(const Tensor& x, int d, const ResizeAxis& a) {
   Shape os = x.shape();
   os[d] = a.out;
   Tensor y(DType::Float32, os);
   if (y.numel() == 0) return y;  // however long the axis: nothing to compute (fuzz finding: a 2^60 loop)
+  if (a.antialias && (a.linear || a.cubic) && a.scale < 1) return resize_axis_antialias(x, d, a, std::move(y));
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < d; ++i) outer *= x.dim(i);
   for (int i = d + 1; i < x.rank(); ++i) inner *= x.dim(i);
@@ -437,18 +502,12 @@ Tensor resize_axis(const Tensor& x, int d, const ResizeAxis& a) {
     if (a.cubic && !extrap) {
       // Keys cubic convolution over taps floor(x)-1 .. floor(x)+2, edges clamped (the ONNX reference pads with edge
       // values); exclude_outside drops taps outside the input and renormalises.
-      double f = std::floor(xo), t = xo - f, A = a.cubic_a;
-      auto kernel = [A](double d) {
-        d = std::abs(d);
-        if (d <= 1) return ((A + 2) * d - (A + 3)) * d * d + 1;
-        if (d < 2) return ((A * d - 5 * A) * d + 8 * A) * d - 4 * A;
-        return 0.0;
-      };
+      double f = std::floor(xo), t = xo - f;
       double w[4], wsum = 0;
       int64_t idx[4];
       for (int k = 0; k < 4; ++k) {
         int64_t i = (int64_t)f - 1 + k;
-        w[k] = kernel(t - (k - 1));
+        w[k] = cubic_kernel(t - (k - 1), a.cubic_a);
         if (a.exclude_outside && (i < 0 || i >= a.in)) w[k] = 0;
         wsum += w[k];
         idx[k] = std::clamp<int64_t>(i, 0, a.in - 1);
@@ -488,9 +547,13 @@ Outs op_Resize(const OpContext& c) {
   base.cubic = mode == "cubic";
   base.cubic_a = c.node.attr_float("cubic_coeff_a", -0.75f);
   base.exclude_outside = c.node.attr_int("exclude_outside", 0) != 0;
+  base.antialias = c.node.attr_int("antialias", 0) != 0;
   base.ctm = c.node.attr_string("coordinate_transformation_mode", "half_pixel");
   base.nearest_mode = c.node.attr_string("nearest_mode", "round_prefer_floor");
   base.extrapolation = c.node.attr_float("extrapolation_value", 0.f);
+  std::string policy = c.node.attr_string("keep_aspect_ratio_policy", "stretch");
+  if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
+    fail(c.where(), ": unknown keep_aspect_ratio_policy '", policy, "' (stretch, not_larger or not_smaller)");
   std::vector<double> roi, scales;
   std::vector<int64_t> sizes;
   if (c.opset >= 11) {
@@ -502,27 +565,57 @@ Outs op_Resize(const OpContext& c) {
     if (base.ctm == "half_pixel" && !c.node.has_attr("coordinate_transformation_mode")) base.ctm = "asymmetric";
   }
   check(!scales.empty() || !sizes.empty(), c.where(), ": Resize needs scales or sizes");
-  check(scales.empty() || (int)scales.size() == r, c.where(), ": scales has ", scales.size(), " values for rank ", r);
-  check(sizes.empty() || (int)sizes.size() == r, c.where(), ": sizes has ", sizes.size(), " values for rank ", r);
+  // opset 18 `axes`: scales, sizes and roi name only these axes (the others keep their size).
+  std::vector<int64_t> axes;
+  if (c.node.has_attr("axes")) {
+    for (int64_t v : c.node.attr_ints("axes")) {
+      int64_t d = norm_axis(v, r, c);
+      check(std::find(axes.begin(), axes.end(), d) == axes.end(), c.where(), ": axis ", d, " is repeated in axes");
+      axes.push_back(d);
+    }
+  } else {
+    for (int d = 0; d < r; ++d) axes.push_back(d);
+  }
+  const size_t na = axes.size();
+  check(scales.empty() || scales.size() == na, c.where(), ": scales has ", scales.size(), " values for ", na,
+        c.node.has_attr("axes") ? " axes" : std::string(" axes (rank ") + std::to_string(r) + ")");
+  check(sizes.empty() || sizes.size() == na, c.where(), ": sizes has ", sizes.size(), " values for ", na,
+        c.node.has_attr("axes") ? " axes" : std::string(" axes (rank ") + std::to_string(r) + ")");
+  // keep_aspect_ratio_policy (sizes only): one scale for every listed axis, the smallest (not_larger) or largest
+  // (not_smaller) of sizes[i] / in[i]; each output size is then that scale times the input size, rounded half up.
+  double common = 0;
+  if (!sizes.empty() && policy != "stretch") {
+    for (size_t i = 0; i < na; ++i) {
+      check(x.dim((int)axes[i]) > 0, c.where(), ": keep_aspect_ratio_policy needs non-empty axes");
+      double s = (double)sizes[i] / (double)x.dim((int)axes[i]);
+      common = i == 0 ? s : policy == "not_larger" ? std::min(common, s) : std::max(common, s);
+    }
+  }
   Tensor cur = x;
-  for (int d = 0; d < r; ++d) {
+  for (size_t i = 0; i < na; ++i) {
+    int d = (int)axes[i];
     ResizeAxis a = base;
     a.in = x.dim(d);
-    if (!sizes.empty()) {
-      a.out = sizes[d];
+    if (!sizes.empty() && policy != "stretch") {
+      a.scale = common;
+      a.out_len = common * (double)a.in;
+      check(a.out_len < 9.0e18, c.where(), ": axis ", d, " would be larger than int64 can count");
+      a.out = (int64_t)(a.out_len + 0.5);
+    } else if (!sizes.empty()) {
+      a.out = sizes[i];
       a.scale = (double)a.out / (double)a.in;
       a.out_len = (double)a.out;
     } else {
-      a.scale = scales[d];
+      a.scale = scales[i];
       check(a.scale > 0, c.where(), ": scales must be positive");
       a.out_len = a.in * a.scale;
       check(a.out_len < 9.0e18, c.where(), ": scales ", a.scale, " makes axis ", d, " of size ", a.in,
             " larger than int64 can count");
       a.out = (int64_t)std::floor(a.out_len);
     }
-    if ((int)roi.size() == 2 * r) {
-      a.roi_start = roi[d];
-      a.roi_end = roi[d + r];
+    if (roi.size() == 2 * na) {  // starts then ends, one per listed axis
+      a.roi_start = roi[i];
+      a.roi_end = roi[i + na];
     }
     check(a.out >= 0, c.where(), ": output size ", a.out, " of axis ", d, " is negative");
     if (a.out == a.in && a.scale == 1.0 && a.ctm != "tf_crop_and_resize") continue;

@@ -28,22 +28,42 @@ Q saturate_round(float v, int32_t zp) {
   return (Q)r;
 }
 
-// Per-element index into a per-axis parameter (or 0 for per-tensor).
+// Per-element index into a quantization parameter: 0 for per-tensor; along `axis` for a 1-D parameter; and for
+// blocked quantization (opset 21, block_size B > 0) into a parameter of x's rank whose `axis` dimension is
+// ceil(D / B): element (o, k, v) around the axis reads (o, k / B, v).
 struct AxisIndex {
-  int64_t inner = 1, n = 1;
+  int64_t inner = 1, n = 1, dim = 1, block = 0;
   bool per_axis = false;
-  int64_t operator()(int64_t i) const { return per_axis ? (i / inner) % n : 0; }
+  int64_t operator()(int64_t i) const {
+    if (!per_axis) return 0;
+    if (block == 0) return (i / inner) % n;
+    int64_t v = i % inner, k = (i / inner) % dim, o = i / (inner * dim);
+    return (o * n + k / block) * inner + v;
+  }
 };
 AxisIndex axis_index(const OpContext& c, const Tensor& x, const Tensor& param) {
   AxisIndex a;
-  if (param.numel() <= 1 && param.rank() <= 1) return a;  // per-tensor
-  check(param.rank() == 1, c.where(), ": scale/zero point must be a scalar or 1-D, got ", shape_str(param.shape()));
+  int64_t block = c.node.attr_int("block_size", 0);
+  check(block >= 0, c.where(), ": block_size must be >= 0, got ", block);
+  if (block == 0 && param.numel() <= 1 && param.rank() <= 1) return a;  // per-tensor
   int64_t axis = norm_axis(c.node.attr_int("axis", 1), x.rank(), c);
-  check(param.numel() == x.shape()[axis], c.where(), ": ", param.numel(), " scales for axis ", axis, " of size ",
-        x.shape()[axis]);
-  a.per_axis = true;
-  a.n = param.numel();
   for (int d = (int)axis + 1; d < x.rank(); ++d) a.inner *= x.dim(d);
+  a.per_axis = true;
+  a.dim = x.dim((int)axis);
+  if (block > 0) {
+    check(param.rank() == x.rank(), c.where(), ": blocked quantization needs a scale of the input's rank ", x.rank(),
+          ", got ", shape_str(param.shape()));
+    int64_t blocks = a.dim == 0 ? 0 : (a.dim - 1) / block + 1;
+    for (int d = 0; d < x.rank(); ++d)
+      check(param.dim(d) == (d == axis ? blocks : x.dim(d)), c.where(), ": scale shape ", shape_str(param.shape()),
+            " does not fit input ", shape_str(x.shape()), " with block_size ", block, " on axis ", axis);
+    a.block = block;
+    a.n = blocks;
+    return a;
+  }
+  check(param.rank() == 1, c.where(), ": scale/zero point must be a scalar or 1-D, got ", shape_str(param.shape()));
+  check(param.numel() == a.dim, c.where(), ": ", param.numel(), " scales for axis ", axis, " of size ", a.dim);
+  a.n = param.numel();
   return a;
 }
 
@@ -51,20 +71,29 @@ Outs op_QuantizeLinear(const OpContext& c) {
   Tensor x = c.in(0).dtype() == DType::Float32 ? c.in(0) : c.in(0).cast(DType::Float32);
   Tensor scale = c.in(1).cast(DType::Float32);
   DType qt = c.has(2) ? c.in(2).dtype() : DType::UInt8;
+  if (int64_t od = c.node.attr_int("output_dtype", 0)) {  // opset 21: the type when no zero point gives it
+    DType want = dtype_from_onnx((int32_t)od);
+    check(!c.has(2) || want == qt, c.where(), ": output_dtype ", dtype_name(want), " differs from the zero point's ",
+          dtype_name(qt));
+    qt = want;
+  }
   Tensor zp = c.has(2) ? c.in(2).cast(DType::Int32) : Tensor::scalar<int32_t>(0);
-  check(zp.numel() == scale.numel(), c.where(), ": scale and zero point sizes differ");
+  if (c.has(2)) check(zp.numel() == scale.numel() && (zp.numel() <= 1 || zp.shape() == scale.shape()), c.where(),
+                     ": scale ", shape_str(scale.shape()), " and zero point ", shape_str(zp.shape()), " differ");
   AxisIndex ax = axis_index(c, x, scale);
   Tensor y(qt, x.shape());
   const float* px = x.data<float>();
   const float* ps = scale.data<float>();
   const int32_t* pz = zp.data<int32_t>();
+  const bool zp_per_elem = zp.numel() > 1;
   visit_dtype(qt, [&](auto* tag) {
     using Q = std::remove_pointer_t<decltype(tag)>;
-    if constexpr (std::is_same_v<Q, int8_t> || std::is_same_v<Q, uint8_t>) {
+    if constexpr (std::is_same_v<Q, int8_t> || std::is_same_v<Q, uint8_t> || std::is_same_v<Q, int16_t> ||
+                  std::is_same_v<Q, uint16_t>) {
       Q* py = y.data<Q>();
       for (int64_t i = 0; i < x.numel(); ++i) {
         int64_t k = ax(i);
-        py[i] = saturate_round<Q>(px[i] / ps[k], pz[k]);
+        py[i] = saturate_round<Q>(px[i] / ps[k], pz[zp_per_elem ? k : 0]);
       }
     } else {
       unsupported(c.where(), ": QuantizeLinear to ", dtype_name(qt));
@@ -77,7 +106,8 @@ Outs op_DequantizeLinear(const OpContext& c) {
   const Tensor& x = c.in(0);
   Tensor scale = c.in(1).cast(DType::Float32);
   Tensor zp = c.has(2) ? c.in(2).cast(DType::Int32) : Tensor::scalar<int32_t>(0);
-  if (c.has(2)) check(zp.numel() == scale.numel(), c.where(), ": scale and zero point sizes differ");
+  if (c.has(2)) check(zp.numel() == scale.numel() && (zp.numel() <= 1 || zp.shape() == scale.shape()), c.where(),
+                     ": scale ", shape_str(scale.shape()), " and zero point ", shape_str(zp.shape()), " differ");
   AxisIndex ax = axis_index(c, x, scale);
   Tensor xi = x.cast(DType::Int32);
   Tensor y(DType::Float32, x.shape());

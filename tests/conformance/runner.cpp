@@ -129,7 +129,10 @@ int main(int argc, char** argv) {
     }
   }
   if (!fs::is_directory(data)) {
-    std::fprintf(stderr, "conformance: test data folder '%s' not found (install libonnx-testdata)\n", data.c_str());
+    std::fprintf(stderr,
+                 "conformance: test data folder '%s' not found (the ONNX 1.12 corpus: install libonnx-testdata; the "
+                 "ONNX 1.21 corpus: bash scripts/onnx_testdata.sh)\n",
+                 data.c_str());
     return 2;
   }
   std::vector<fs::path> tests;
