@@ -33,7 +33,15 @@ Model model_for_engine(const std::string& path, const EngineArgs& e, LowerReport
   check(!e.profile.empty(), "--engine int needs --profile P: the target whose integer arithmetic to run");
   LowerReport r;
   Model low = lower_to_integer(m, load_profile(e.profile), &r);
-  check(r.integer_layers > 0, path, ": no Conv/Gemm/MatMul in QDQ form to run in integers (is it a quantized model?)");
+  if (r.integer_layers == 0) {
+    // Say why: the first layer the lowering left in float, or that the main graph has none in QDQ form.
+    if (!r.skipped.empty())
+      fail(path, ": no layer runs in integers under profile '", e.profile, "' (is it a quantized model?): ",
+           r.skipped.size(), " Conv/Gemm/MatMul/Add node(s) stay in float, the first ", r.skipped.front());
+    fail(path, ": no layer runs in integers under profile '", e.profile,
+         "' (is it a quantized model?): no Conv/Gemm/MatMul of the main graph has quantized inputs, weights and ",
+         "output (a network inside an If/Loop/Scan is left in float)");
+  }
   std::string islands;
   for (auto& [op, k] : r.float_islands) islands += (islands.empty() ? "" : ", ") + std::to_string(k) + " " + op;
   std::fprintf(stderr, "integer engine (%s): %d integer layers; float islands: %s\n", e.profile.c_str(),

@@ -169,7 +169,7 @@ expect_error "bench: bad --shape" "--shape image=1xx28: '' is not a dimension" b
 # a quantized model runs and reports its integer layers.
 expect_error "eval --engine int without profile" "--engine int needs --profile P" \
   eval "$model" --data "fashion-mnist:test[0:10]" --engine int
-expect_error "eval --engine int on fp32" "no Conv/Gemm/MatMul in QDQ form" \
+expect_error "eval --engine int on fp32" "no layer runs in integers under profile 'tflite' .is it a quantized model..: 5 Conv/Gemm/MatMul/Add node.s. stay in float, the first /features/features.0/Conv: its input is not a per-tensor DequantizeLinear" \
   eval "$model" --data "fashion-mnist:test[0:10]" --engine int --profile tflite
 expect_error "run --engine int unknown profile" "unknown profile 'nope': the shipped profiles are" \
   run "$model" --input "$root/models/fashion_sample.npy" --engine int --profile nope
