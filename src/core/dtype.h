@@ -22,6 +22,11 @@ enum class DType : int32_t {
   UInt32 = 12,
   UInt64 = 13,
   BFloat16 = 16,
+  // 4-bit integers (ONNX IR 10+): stored one element per byte in memory (a sign-extended int8 / a uint8 in
+  // [0, 15]), packed two per byte in ONNX files. No generic kernel reads them (visit_dtype refuses them): they are
+  // weight codes for DequantizeLinear, cast, moved and written; Tensor::retyped views them as int8/uint8.
+  UInt4 = 21,
+  Int4 = 22,
 };
 
 // Size of one element in bytes; 0 for Undefined/String (not storable in a Tensor).
@@ -30,6 +35,9 @@ const char* dtype_name(DType t);
 bool dtype_is_float(DType t);    // float16/bfloat16/float32/float64
 bool dtype_is_integer(DType t);  // signed or unsigned integer (not bool)
 bool dtype_is_signed(DType t);
+bool dtype_is_4bit(DType t);  // int4 / uint4
+// The 8-bit type an int4/uint4 tensor is stored as (int8 / uint8); t itself otherwise.
+DType dtype_storage(DType t);
 // Maps an ONNX data type number; throws Error for unknown or unsupported (string, complex) types.
 DType dtype_from_onnx(int32_t onnx_type);
 

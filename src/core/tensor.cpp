@@ -184,8 +184,29 @@ To convert_one(From v) {
 }
 }  // namespace
 
+Tensor Tensor::retyped(DType to) const {
+  check(to == dtype_ || dtype_storage(to) == dtype_storage(dtype_), "cannot view a ", dtype_name(dtype_),
+        " tensor as ", dtype_name(to));
+  Tensor t = *this;
+  t.dtype_ = to;
+  return t;
+}
+
 Tensor Tensor::cast(DType to) const {
   if (to == dtype_) return *this;
+  if (dtype_is_4bit(dtype_)) return retyped(dtype_storage(dtype_)).cast(to);
+  if (dtype_is_4bit(to)) {
+    // The low 4 bits of the integer value (two's complement for int4).
+    Tensor wide = cast(DType::Int64);
+    Tensor out(to, shape_);
+    const int64_t* src = wide.data<int64_t>();
+    auto* dst = reinterpret_cast<uint8_t*>(out.raw_mut());
+    for (int64_t i = 0; i < numel(); ++i) {
+      auto low = (uint8_t)((uint64_t)src[i] & 15u);
+      dst[i] = to == DType::Int4 && low >= 8 ? (uint8_t)(low | 0xF0u) : low;
+    }
+    return out;
+  }
   Tensor out(to, shape_);
   int64_t n = numel();
   visit_dtype(dtype_, [&](auto* ftag) {
@@ -201,6 +222,7 @@ Tensor Tensor::cast(DType to) const {
 }
 
 std::vector<double> Tensor::to_f64() const {
+  if (dtype_is_4bit(dtype_)) return retyped(dtype_storage(dtype_)).to_f64();
   std::vector<double> v((size_t)numel());
   visit_dtype(dtype_, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -211,6 +233,7 @@ std::vector<double> Tensor::to_f64() const {
 }
 
 std::vector<int64_t> Tensor::to_i64() const {
+  if (dtype_is_4bit(dtype_)) return retyped(dtype_storage(dtype_)).to_i64();
   std::vector<int64_t> v((size_t)numel());
   visit_dtype(dtype_, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;

@@ -118,11 +118,15 @@ class Tensor {
 
   // Same buffer, new shape (numel must match; plain layout only).
   Tensor reshaped(Shape s) const;
+  // Same buffer read as another dtype of the same storage: int4 <-> int8 and uint4 <-> uint8 only (the caller
+  // guarantees the values fit when it views 8-bit codes as 4-bit ones).
+  Tensor retyped(DType to) const;
   // Deep copy.
   Tensor clone() const;
   // Deep copy of rows [begin, end) along dim 0.
   Tensor slice_rows(int64_t begin, int64_t end) const;
-  // Converts element-wise to another dtype (float->int truncates toward zero, as ONNX Cast).
+  // Converts element-wise to another dtype (float->int truncates toward zero, as ONNX Cast; to int4/uint4 keeps the
+  // low 4 bits of the integer, as ONNX Cast since opset 25 defines it).
   Tensor cast(DType to) const;
   // Values as float64 / int64 (any numeric dtype), for attributes, shapes and comparisons.
   std::vector<double> to_f64() const;

@@ -75,6 +75,16 @@ std::string read_external(const onnx::TensorProto& p, const std::string& what, c
   return data;
 }
 
+// int4/uint4: two elements a byte in files, the first in the low nibble (ONNX IR 10); one a byte in memory.
+void unpack_4bit(const uint8_t* packed, Tensor& t) {
+  auto* dst = reinterpret_cast<uint8_t*>(t.raw_mut());
+  const bool sign = t.dtype() == DType::Int4;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    uint8_t v = (uint8_t)((packed[i / 2] >> (4 * (i % 2))) & 15u);
+    dst[i] = sign && v >= 8 ? (uint8_t)(v | 0xF0u) : v;
+  }
+}
+
 Tensor allocate(DType dt, const Shape& shape, const std::string& what) {
   try {
     check_allocation(dt, shape);
@@ -104,7 +114,8 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& what, co
           " is too large");
     numel *= d;
   }
-  size_t nbytes = (size_t)numel * dtype_size(dt);
+  const bool four = dtype_is_4bit(dt);
+  size_t nbytes = four ? (size_t)(numel / 2 + numel % 2) : (size_t)numel * dtype_size(dt);
   std::string external;
   const std::string* raw = nullptr;
   if (p.data_location() == onnx::TensorProto::EXTERNAL) {
@@ -117,6 +128,10 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& what, co
     check(raw->size() == nbytes, what, ": raw data has ", raw->size(), " bytes, shape ", shape_str(shape), " of ",
           dtype_name(dt), " needs ", nbytes);
     Tensor t = allocate(dt, shape, what);
+    if (four) {
+      unpack_4bit(reinterpret_cast<const uint8_t*>(raw->data()), t);
+      return t;
+    }
     if (nbytes) std::memcpy(t.raw_mut(), raw->data(), nbytes);
     if (dt == DType::Bool)
       for (int64_t i = 0; i < numel; ++i) t.data<bool>()[i] = reinterpret_cast<const uint8_t*>(raw->data())[i] != 0;
@@ -131,6 +146,19 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& what, co
     case DType::Int64: count = p.int64_data_size(); break;
     case DType::UInt32: case DType::UInt64: count = p.uint64_data_size(); break;
     default: count = p.int32_data_size(); break;
+  }
+  if (four) {  // int32_data holds the packed bytes, one a value
+    check(count == (int64_t)nbytes, what, ": has ", count, " packed values, shape ", shape_str(shape), " of ",
+          dtype_name(dt), " needs ", nbytes);
+    std::vector<uint8_t> packed((size_t)count);
+    for (int64_t i = 0; i < count; ++i) {
+      int32_t v = p.int32_data((int)i);
+      check(v >= 0 && v <= 255, what, ": packed ", dtype_name(dt), " value ", i, " is ", v, ", not a byte");
+      packed[(size_t)i] = (uint8_t)v;
+    }
+    Tensor t = allocate(dt, shape, what);
+    unpack_4bit(packed.data(), t);
+    return t;
   }
   check(count == numel, what, ": has ", count, " values, shape ", shape_str(shape), " needs ", numel);
   Tensor t = allocate(dt, shape, what);
@@ -158,6 +186,14 @@ void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto
   if (!name.empty()) p->set_name(name);
   p->set_data_type((int32_t)t.dtype());
   for (auto d : t.shape()) p->add_dims(d);
+  if (dtype_is_4bit(t.dtype())) {
+    const auto* src = reinterpret_cast<const uint8_t*>(t.raw());
+    std::string packed((size_t)(t.numel() / 2 + t.numel() % 2), '\0');
+    for (int64_t i = 0; i < t.numel(); ++i)
+      packed[(size_t)(i / 2)] = (char)((uint8_t)packed[(size_t)(i / 2)] | (uint8_t)((src[i] & 15u) << (4 * (i % 2))));
+    p->set_raw_data(std::move(packed));
+    return;
+  }
   p->set_raw_data(std::string(reinterpret_cast<const char*>(t.raw()), t.nbytes()));
 }
 

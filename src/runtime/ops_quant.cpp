@@ -21,10 +21,11 @@ namespace {
 using Outs = std::vector<Tensor>;
 
 template <typename Q>
-Q saturate_round(float v, int32_t zp) {
+Q saturate_round(float v, int32_t zp, float lo = (float)std::numeric_limits<Q>::lowest(),
+                 float hi = (float)std::numeric_limits<Q>::max()) {
   // NaN has no integer: lowbit gives it the zero point (it dequantizes to 0) rather than an undefined conversion.
   float r = std::isnan(v) ? (float)zp : std::nearbyint(v) + (float)zp;  // nearbyint: ties to even (default mode)
-  r = std::min(std::max(r, (float)std::numeric_limits<Q>::lowest()), (float)std::numeric_limits<Q>::max());
+  r = std::min(std::max(r, lo), hi);
   return (Q)r;
 }
 
@@ -81,25 +82,29 @@ Outs op_QuantizeLinear(const OpContext& c) {
   if (c.has(2)) check(zp.numel() == scale.numel() && (zp.numel() <= 1 || zp.shape() == scale.shape()), c.where(),
                      ": scale ", shape_str(scale.shape()), " and zero point ", shape_str(zp.shape()), " differ");
   AxisIndex ax = axis_index(c, x, scale);
-  Tensor y(qt, x.shape());
+  // int4/uint4 codes are computed in their 8-bit storage type, saturated to [-8, 7] / [0, 15].
+  const DType st = dtype_storage(qt);
+  Tensor y(st, x.shape());
   const float* px = x.data<float>();
   const float* ps = scale.data<float>();
   const int32_t* pz = zp.data<int32_t>();
   const bool zp_per_elem = zp.numel() > 1;
-  visit_dtype(qt, [&](auto* tag) {
+  visit_dtype(st, [&](auto* tag) {
     using Q = std::remove_pointer_t<decltype(tag)>;
     if constexpr (std::is_same_v<Q, int8_t> || std::is_same_v<Q, uint8_t> || std::is_same_v<Q, int16_t> ||
                   std::is_same_v<Q, uint16_t>) {
+      float lo = qt == DType::Int4 ? -8.f : (float)std::numeric_limits<Q>::lowest();
+      float hi = qt == DType::Int4 ? 7.f : qt == DType::UInt4 ? 15.f : (float)std::numeric_limits<Q>::max();
       Q* py = y.data<Q>();
       for (int64_t i = 0; i < x.numel(); ++i) {
         int64_t k = ax(i);
-        py[i] = saturate_round<Q>(px[i] / ps[k], pz[zp_per_elem ? k : 0]);
+        py[i] = saturate_round<Q>(px[i] / ps[k], pz[zp_per_elem ? k : 0], lo, hi);
       }
     } else {
       unsupported(c.where(), ": QuantizeLinear to ", dtype_name(qt));
     }
   });
-  return {y};
+  return {y.retyped(qt)};
 }
 
 Outs op_DequantizeLinear(const OpContext& c) {

@@ -12,6 +12,7 @@
 
 #include "ir/infer_types.h"
 #include "ir/onnx_io.h"
+#include "ir/tensor_proto.h"
 #include "runtime/executor.h"
 #include "test_util.h"
 
@@ -97,6 +98,31 @@ TEST(OnnxIO, BadExternalDataExtentNamesFileTensorAndValue) {
     EXPECT_NE(err.find(std::string("'") + bad + "'"), std::string::npos) << err;
     EXPECT_EQ(err.find("stoll"), std::string::npos) << err;
   }
+}
+
+// int4/uint4 initializers: packed two a byte, low nibble first, in raw_data (what lowbit writes) and in int32_data
+// (what onnx.helper writes); an odd count leaves the last high nibble empty. Mutations caught: nibbles swapped, the
+// packed size rounded down (the 5th value lost), no sign extension.
+TEST(OnnxIO, FourBitTensorsArePackedLowNibbleFirst) {
+  Tensor w = Tensor::from_vector<int8_t>({5}, {0, 3, -8, -1, 7}).retyped(DType::Int4);
+  onnx::TensorProto p;
+  tensor_to_proto(w, "w", &p);
+  ASSERT_EQ(p.raw_data().size(), 3u);
+  EXPECT_EQ((uint8_t)p.raw_data()[0], 0x30);
+  EXPECT_EQ((uint8_t)p.raw_data()[1], 0xF8);
+  EXPECT_EQ((uint8_t)p.raw_data()[2], 0x07);
+  EXPECT_TRUE(tensor_from_proto(p, "w", "").bit_equal(w));
+  onnx::TensorProto q;
+  q.set_data_type(21);  // uint4 in int32_data
+  q.add_dims(3);
+  q.add_int32_data(0xE1);
+  q.add_int32_data(0x0F);
+  EXPECT_EQ(tensor_from_proto(q, "u", "").to_i64(), (std::vector<int64_t>{1, 14, 15}));
+  q.set_int32_data(1, 300);
+  EXPECT_THROW(tensor_from_proto(q, "u", ""), Error);
+  q.clear_int32_data();
+  q.set_raw_data(std::string("\x01", 1));  // 3 values need 2 bytes
+  EXPECT_THROW(tensor_from_proto(q, "u", ""), Error);
 }
 
 TEST(OnnxIO, MissingFileAndGarbageGiveClearErrors) {

@@ -51,6 +51,19 @@ TEST(Tensor, CastTruncatesAndSaturates) {
   EXPECT_EQ(u8, (std::vector<int64_t>{1, 0, 255, 0}));
 }
 
+// Cast to int4/uint4 keeps the low 4 bits (ONNX Cast, opset 25: -9 -> 7, 8 -> -8 for int4; -1 -> 15 for uint4),
+// and an int4 tensor reads back as its sign-extended values. Mutations caught: saturating instead of wrapping,
+// int4 codes without sign extension (-1 read as 15).
+TEST(Tensor, CastToFourBitsWrapsAndReadsBackSigned) {
+  Tensor t = Tensor::from_vector<float>({6}, {-9.f, -8.f, -1.f, 7.f, 8.f, 2.9f});
+  EXPECT_EQ(t.cast(DType::Int4).to_i64(), (std::vector<int64_t>{7, -8, -1, 7, -8, 2}));
+  EXPECT_EQ(t.cast(DType::UInt4).to_i64(), (std::vector<int64_t>{7, 8, 15, 7, 8, 2}));
+  EXPECT_EQ(t.cast(DType::Int4).cast(DType::Float32).to_f64(), (std::vector<double>{7, -8, -1, 7, -8, 2}));
+  Tensor v = t.cast(DType::Int4).retyped(DType::Int8);
+  EXPECT_EQ(v.data<int8_t>()[2], -1);
+  EXPECT_THROW(t.retyped(DType::Int8), Error);  // float32 storage is not int8's
+}
+
 TEST(Tensor, ReshapeSharesBufferAndChecksSize) {
   Tensor t = Tensor::from_vector<int32_t>({2, 3}, {1, 2, 3, 4, 5, 6});
   Tensor r = t.reshaped({3, 2});
