@@ -21,6 +21,8 @@ mutations=(
   "src/core/tensor.cpp|s/^  check_allocation(dtype_, shape_);/  (void)0;/|Tensor.AllocationsAboveTheMemoryBudgetAreErrors|allocations ignore the memory budget"
   "src/ir/infer_types.cpp|s/else if (kInt64Out.count(op)) all(DType::Int64);/else if (kInt64Out.count(op)) all(DType::Int32);/|OnnxIO.InferredElementTypesMatchTheConformanceModels|Shape and ArgMax outputs typed int32"
   "src/ir/tensor_proto.cpp|s/check(count == numel, what/count = numel; check(true, what/|OnnxIO.HugeInitializerWithoutDataIsRefusedBeforeAllocation|value count checked only after allocating"
+  "src/ir/tensor_proto.cpp|s/dst\[i\] = sign \&\& v >= 8 ? (uint8_t)(v | 0xF0u) : v;/dst[i] = v;/|OnnxIO.FourBitTensorsArePackedLowNibbleFirst:ExportExactness.*|int4 codes read without sign extension"
+  "src/quant/quantsim.cpp|s/sv.push_back(e.scale\[(size_t)k\]);/sv.push_back(e.scale[(size_t)(k == 0 ? 0 : k - 1)]);/|ExportExactness.*|a blocked weight scale taken from the neighbouring group"
 )
 
 red=0

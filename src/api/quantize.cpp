@@ -152,6 +152,26 @@ QuantizedModel quantize(const Model& model, DataSource* data, QuantConfig cfg, c
     lines[0] = "converted " + lines[0] + (per_axis ? " (per-channel QDQ needs opset 13)" : " (dynamic QDQ needs opset 13)");
     st.notes.insert(st.notes.end(), lines.begin(), lines.end());
   }
+  // 4-bit weights are stored as int4 and per-group weights as blocked DequantizeLinear, both of opset 21: a model
+  // below it is converted, or keeps its opset (8-bit containers, per-group weights fake-quantized in float) where
+  // the conversion cannot express one of its ops, and the summary says which.
+  bool four_bit = cfg.weights.spec.grid.bits <= 4;
+  for (auto& o : cfg.overrides) four_bit |= o.weight_bits && *o.weight_bits <= 4;
+  bool grouped = cfg.weights.spec.granularity == quant::Granularity::PerGroup;
+  if ((four_bit || grouped) && cfg.mode != quant::Mode::Fp16 && m.opset("") < 21) {
+    Model up = m;
+    const char* why = grouped ? " (blocked per-group DequantizeLinear and int4 weights need opset 21)"
+                              : " (int4 weights need opset 21)";
+    try {
+      auto lines = upgrade_opset(up, 21);
+      lines[0] = "converted " + lines[0] + why;
+      m = std::move(up);
+      st.notes.insert(st.notes.end(), lines.begin(), lines.end());
+    } catch (const Error& e) {
+      st.notes.push_back("kept opset " + std::to_string(m.opset("")) + ": " + e.what() +
+                         "; 4-bit weights stay in 8-bit containers and per-group weights are fake-quantized in float");
+    }
+  }
   int recurrent = 0;
   for (auto& n : m.graph.nodes) recurrent += n.op_type == "LSTM" || n.op_type == "GRU" || n.op_type == "RNN";
   if (recurrent)

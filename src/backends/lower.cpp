@@ -49,6 +49,7 @@ const Tensor* init(const Graph& g, const std::string& v) {
 // The parameters of a DequantizeLinear node (constant scale and zero point).
 std::optional<QParams> dq_params(const Graph& g, const Node& dq) {
   if (dq.op_type != "DequantizeLinear" || !dq.domain.empty() || dq.inputs.size() < 2) return std::nullopt;
+  if (dq.attr_int("block_size", 0) > 0) return std::nullopt;  // blocked (per-group) weights stay float
   const Tensor* s = init(g, dq.inputs[1]);
   const Tensor* z = dq.inputs.size() > 2 && !dq.inputs[2].empty() ? init(g, dq.inputs[2]) : nullptr;
   if (!s || (dq.inputs.size() > 2 && !dq.inputs[2].empty() && !z)) return std::nullopt;
@@ -229,8 +230,9 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     const Tensor* wt = wq ? init(g, wq->codes) : nullptr;
     // MatMul of two activations (attention's Q K^T and P V): the second input's codes at run time.
     bool dynamic_w = matmul && wq && !wt && wq->scale.size() == 1 && wq->dtype != DType::Int32;
-    if (!dynamic_w && (!w_moves.empty() || !wt || (wt->dtype() != DType::Int8 && wt->dtype() != DType::UInt8))) {
-      skip("its weight is not an 8-bit constant behind DequantizeLinear");
+    const bool w_codes = wt && (dtype_storage(wt->dtype()) == DType::Int8 || dtype_storage(wt->dtype()) == DType::UInt8);
+    if (!dynamic_w && (!w_moves.empty() || !w_codes)) {
+      skip("its weight is not an 8- or 4-bit constant behind DequantizeLinear");
       continue;
     }
     if (gemm && (n.attr_float("alpha", 1) != 1 || n.attr_float("beta", 1) != 1 || n.attr_int("transA", 0))) {
@@ -249,7 +251,7 @@ Model lower_to_integer(const Model& src, const Profile& profile, LowerReport* re
     int32_t zy = out ? out->zy : 0;
     DType yt = out ? out->yt : DType::Float32;
     // Weights as [K, N] for IntMatMul (Gemm with transB is [N, K]), [M, C/g, k..] for IntConv.
-    Tensor w = dynamic_w ? Tensor() : *wt;
+    Tensor w = dynamic_w ? Tensor() : wt->retyped(dtype_storage(wt->dtype()));  // int4 codes: their int8 storage
     int64_t out_ch = dynamic_w ? 1 : conv ? w.dim(0) : (gemm && n.attr_int("transB", 0)) ? w.dim(0) : w.dim(1);
     if (gemm && n.attr_int("transB", 0)) {  // [N, K] -> [K, N], bytes moved as they are
       Tensor t = Tensor::uninitialized(w.dtype(), {w.dim(1), w.dim(0)});

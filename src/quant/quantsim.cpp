@@ -481,6 +481,51 @@ std::vector<std::string> float_ops(const Model& m, const QuantSimPlan& plan) {
 namespace {
 
 DType container(const Grid& g) { return g.is_signed ? DType::Int8 : DType::UInt8; }
+// Weight codes: int4/uint4 where the grid fits 4 bits and the model is at opset >= 21 (IR 10), else 8 bits.
+DType weight_container(const Grid& g, bool opset21) {
+  if (opset21 && g.qmin() >= (g.is_signed ? -8 : 0) && g.qmax() <= (g.is_signed ? 7 : 15))
+    return g.is_signed ? DType::Int4 : DType::UInt4;
+  return container(g);
+}
+
+// A per-group encoding as ONNX's blocked quantization (DequantizeLinear opset 21, block_size): possible when the
+// groups run along one axis of the stored weight, for a 2-D weight (the other axis is the channel) or for a
+// channel axis 0 with the rest flattened ([O, I, k...] stored as [O, I * k...], then reshaped back). Returns the
+// stored shape, the block axis and the scale / zero point tensors' shape, or nothing where the layout differs (the
+// weight then stays fake-quantized in float). Checked element by element against the encoding's own slice index.
+struct BlockedLayout {
+  Shape stored, param_shape;
+  int axis = 1;
+  std::vector<int64_t> param_slice;  // the encoding's slice for each scale entry
+};
+std::optional<BlockedLayout> blocked_layout(const Encoding& e) {
+  const Shape& sh = e.shape;
+  const int64_t G = e.spec.group_size;
+  if (G <= 0 || sh.size() < 2 || (sh.size() > 2 && e.spec.axis != 0)) return std::nullopt;
+  BlockedLayout b;
+  int ch = e.spec.axis;
+  if (sh.size() == 2) {
+    b.stored = sh;
+  } else {
+    b.stored = {sh[0], shape_numel(sh) / std::max<int64_t>(sh[0], 1)};
+  }
+  b.axis = 1 - ch;
+  const int64_t D = b.stored[(size_t)b.axis], blocks = D == 0 ? 0 : (D - 1) / G + 1;
+  b.param_shape = b.stored;
+  b.param_shape[(size_t)b.axis] = blocks;
+  std::vector<int64_t> idx = slice_index(sh, e.spec);  // same row-major order as the stored 2-D view
+  const int64_t cols = b.stored[1];
+  b.param_slice.assign((size_t)shape_numel(b.param_shape), -1);
+  for (int64_t r = 0; r < b.stored[0]; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      int64_t pr = b.axis == 0 ? r / G : r, pc = b.axis == 1 ? c / G : c;
+      int64_t& slot = b.param_slice[(size_t)(pr * b.param_shape[1] + pc)];
+      int64_t want = idx[(size_t)(r * cols + c)];
+      if (slot < 0) slot = want;
+      else if (slot != want) return std::nullopt;
+    }
+  return b;
+}
 
 Tensor zero_points(const Encoding& e, DType dt, bool vector) {
   std::vector<int32_t> z = e.zero_point;
@@ -615,6 +660,9 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     check(m.opset("") >= 13, "per-channel QDQ needs ONNX opset >= 13; the model uses opset ", m.opset(""),
           " (use --per-tensor)");
   if (m.opset("") < 10) m.opsets[""] = 10;  // QuantizeLinear/DequantizeLinear appear in opset 10
+  // Opset 21 (IR 10) adds int4/uint4 codes and blocked DequantizeLinear: 4-bit weights are stored in 4 bits and
+  // per-group weights as blocked codes there (quantize() converts the model first when it has such weights).
+  const bool opset21 = m.opset("") >= 21;
   // Weights. New nodes go in front of the graph: collected here and placed once (latest first, the order repeated
   // front insertions gave), so the pass stays linear in the graph size.
   std::map<std::string, std::string> weight_value;  // node name -> value its weight input now reads
@@ -642,6 +690,44 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     }
     const Encoding& e = w.enc;
     const Grid& grid = e.spec.grid;
+    std::optional<BlockedLayout> blocked;
+    if (opset21 && grid.bits <= 8 && e.spec.granularity == Granularity::PerGroup) blocked = blocked_layout(e);
+    if (blocked) {  // DequantizeLinear(codes [stored], scale, zero point, axis, block_size) [-> Reshape]
+      std::vector<int32_t> q((size_t)t.numel());
+      quantize(t.data<float>(), q.data(), e);
+      DType ct = weight_container(grid, true);
+      std::vector<float> sv;
+      std::vector<int32_t> zv;
+      for (int64_t k : blocked->param_slice) {
+        sv.push_back(e.scale[(size_t)k]);
+        zv.push_back(e.zero_point[(size_t)k]);
+      }
+      std::string qn = names.fresh(base + "/quantized"), sn = names.fresh(base + "/scale"),
+                  zn = names.fresh(base + "/zero_point");
+      g.initializers[qn] = Tensor::from_vector<int32_t>(blocked->stored, q).cast(ct);
+      g.initializers[sn] = Tensor::from_vector<float>(blocked->param_shape, sv);
+      g.initializers[zn] = Tensor::from_vector<int32_t>(blocked->param_shape, zv).cast(ct);
+      Node dq;
+      dq.op_type = "DequantizeLinear";
+      dq.name = names.fresh(base + "/DequantizeLinear");
+      dq.inputs = {qn, sn, zn};
+      dq.outputs = {names.fresh(base + "/dequantized")};
+      dq.attrs = {attr_int("axis", blocked->axis), attr_int("block_size", e.spec.group_size)};
+      weight_value[w.node] = dq.outputs[0];
+      if (blocked->stored != t.shape()) {
+        std::string shn = names.fresh(base + "/shape");
+        g.initializers[shn] = Tensor::from_vector<int64_t>({(int64_t)t.rank()}, t.shape());
+        Node rs;
+        rs.op_type = "Reshape";
+        rs.name = names.fresh(base + "/Reshape");
+        rs.inputs = {dq.outputs[0], shn};
+        rs.outputs = {names.fresh(base + "/reshaped")};
+        weight_value[w.node] = rs.outputs[0];
+        front.push_back(std::move(rs));  // front insertions run latest first: the Reshape goes after its DQ
+      }
+      front.push_back(std::move(dq));
+      continue;
+    }
     if (grid.bits > 8 || e.spec.granularity == Granularity::PerGroup) {
       Tensor f(DType::Float32, t.shape());
       fake_quantize(t.data<float>(), f.data<float>(), e);
@@ -653,12 +739,13 @@ Model build_quantized_model(const Model& src, const QuantSimPlan& plan, Mode mod
     std::vector<int32_t> q((size_t)t.numel());
     quantize(t.data<float>(), q.data(), e);
     bool vec = e.spec.granularity == Granularity::PerChannel;
+    const DType ct = weight_container(grid, opset21);
     std::string qn = names.fresh(base + "/quantized");
-    g.initializers[qn] = Tensor::from_vector<int32_t>(t.shape(), q).cast(container(grid));
+    g.initializers[qn] = Tensor::from_vector<int32_t>(t.shape(), q).cast(ct);
     std::string sn = names.fresh(base + "/scale");
     g.initializers[sn] = scales(e, vec);
     std::string zn = names.fresh(base + "/zero_point");
-    g.initializers[zn] = zero_points(e, container(grid), vec);
+    g.initializers[zn] = zero_points(e, ct, vec);
     Node dq;
     dq.op_type = "DequantizeLinear";
     dq.name = names.fresh(base + "/DequantizeLinear");

@@ -9,7 +9,9 @@ off) run the file on the bundled sample images, and the outputs must agree withi
 (both runtimes quantize the same real values; only float summation order differs, which can move a value across one
 rounding boundary of the last quantizer). With half-away activation rounding, export must be refused with the
 message that explains why (ONNX QuantizeLinear rounds half to even). Bit-exact equality of simulation and export is
-checked in C++ (ExportExactness); this script checks the peer.
+checked in C++ (ExportExactness); this script checks the peer. 2- and 4-bit weights are stored as int4/uint4 and
+per-group weights as blocked DequantizeLinear (the model converted to opset 21): the script checks the file holds
+those forms, so ONNX Runtime is shown to read them.
 The same CNN declared as opset 11 (its ops mean the same there) is exported with int32 biases at 8 bits per tensor
 (the file stays opset 11, whose DequantizeLinear has no `axis` and takes one scale: the bias must be stored so; with
 a per-channel bias scale ONNX Runtime refuses the file) and per channel (converted to opset 13), and must load and
@@ -62,6 +64,18 @@ def main():
                 continue
             m = onnx.load(out)
             out_name = m.graph.output[0].name
+            # 2/4-bit weights are stored as int4/uint4 (ONNX types 22/21) and per-group weights as blocked
+            # DequantizeLinear, at opset 21 (the model is converted): ONNX Runtime must read those forms.
+            int4 = sum(i.data_type in (21, 22) for i in m.graph.initializer)
+            blocked = sum(n.op_type == "DequantizeLinear" and any(a.name == "block_size" and a.i > 0 for a in n.attribute)
+                          for n in m.graph.node)
+            opset = max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
+            form_ok = ((int4 > 0) == (bits <= 4) and (blocked > 0) == (gran == "per_group" and bits <= 8)
+                       and (opset >= 21) == (bits <= 4 or gran == "per_group"))
+            if not form_ok:
+                print(f"FAIL {tag}: stored form: {int4} int4 tensors, {blocked} blocked DequantizeLinear, opset {opset}")
+                failed += 1
+                continue
             step = output_step(m, out_name)
             r = subprocess.run([lowbit, "run", out, "--input", f"{tmp}/x.npy", "-o", f"{tmp}/lb.npz"],
                                capture_output=True, text=True)

@@ -83,11 +83,11 @@ def cut_at(model, quantizers):
 def output_step(model, out_name):
     """The quantization step of the output: the scale of its DequantizeLinear (through the Clip of a narrower grid),
     or of the Mul that ends a 9..16-bit float chain (Div, Round, Add, Clip, Sub, Mul(scale))."""
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for n in model.graph.node:
+    inits = {i.name: i for i in model.graph.initializer}  # converted only where read: the onnx module may not know
+    for n in model.graph.node:                               # every type in the file (int4 weights)
         if out_name in n.output:
             if n.op_type in ("DequantizeLinear", "Mul") and len(n.input) > 1 and n.input[1] in inits:
-                return float(np.max(inits[n.input[1]]))
+                return float(np.max(numpy_helper.to_array(inits[n.input[1]])))
             if n.op_type == "Clip":  # narrower-than-8-bit grid: Q -> DQ -> Clip
                 return output_step(model, n.input[0])
     return None

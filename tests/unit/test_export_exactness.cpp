@@ -6,7 +6,12 @@
 // checked by tests/ort/check_export_matrix.py.
 // Mutations this catches: the QuantizeLinear kernel rounding half away from zero (std::round for std::nearbyint):
 // the half_even/static cases fail on the tie inputs; the refusal removed: the half_away/static cases fail; a Clip bound off by one code in the narrow-grid chain: the 2/4-bit cases
-// fail; per-group weights exported with per-channel scales: the per_group cases fail.
+// fail; per-group weights exported with per-channel scales: the per_group cases fail. The matrix runs at opset 13
+// and at opset 21, where 2/4-bit weights are stored as int4/uint4 and per-group weights as blocked
+// DequantizeLinear (the grouped Conv through a Reshape of its [O, I*k*k] codes, the MatMul along K; the grouped
+// ConvTranspose's groups do not lie along one axis and stay fake-quantized in float): a block scale taken from the
+// wrong slice, or codes packed off by one element, fail the per-group and 4-bit cases there; the file is also
+// checked to hold the int4 codes and the blocked nodes, so a silent fallback to the opset-13 forms fails too.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -25,8 +30,8 @@ using namespace lowbit::testing;
 namespace {
 
 // x[N,4,6,6] -> grouped Conv -> Relu -> ConvTranspose(group 3) -> GAP -> Flatten -> MatMul -> Add -> y
-Model exactness_model() {
-  GraphBuilder b(13);
+Model exactness_model(int opset = 13) {
+  GraphBuilder b(opset);
   b.input("x", DType::Float32, {-1, 4, 6, 6});
   b.initializer("w1", random_tensor({6, 2, 3, 3}, 11));
   b.initializer("b1", random_tensor({6}, 12));
@@ -71,18 +76,20 @@ const char* mode_name(Mode m) {
 }  // namespace
 
 TEST(ExportExactness, SimulationEqualsTheExportedModelForEveryPolicy) {
-  Model m = exactness_model();
-  prepare_for_quantization(m);
   Tensor calib = random_tensor({8, 4, 6, 6}, 21, -2.f, 3.f);
   Tensor probe = random_tensor({5, 4, 6, 6}, 22, -2.5f, 3.5f);  // wider than calibration: clipping is exercised
   auto dir = temp_dir("export_exactness");
   int compared = 0, refused = 0;
+  for (int opset : {13, 21})
   for (Rounding rounding : {Rounding::HalfToEven, Rounding::HalfAwayFromZero})
     for (int bits : {2, 4, 8, 16})
       for (Granularity gran : {Granularity::PerTensor, Granularity::PerChannel, Granularity::PerGroup})
         for (bool sym : {true, false})
           for (Mode mode : {Mode::Static, Mode::WeightOnly, Mode::Dynamic, Mode::Fp16}) {
-            std::string tag = std::string(rounding == Rounding::HalfToEven ? "half_even" : "half_away") + "/w" +
+            Model m = exactness_model(opset);
+            prepare_for_quantization(m);
+            std::string tag = "opset" + std::to_string(opset) + "/" +
+                              std::string(rounding == Rounding::HalfToEven ? "half_even" : "half_away") + "/w" +
                               std::to_string(bits) + "/" + std::to_string((int)gran) + (sym ? "/sym/" : "/asym/") +
                               mode_name(mode);
             SCOPED_TRACE(tag);
@@ -108,7 +115,15 @@ TEST(ExportExactness, SimulationEqualsTheExportedModelForEveryPolicy) {
               continue;
             }
             std::string path = (dir / "q.onnx").string();
-            save_onnx(build_quantized_model(m, plan, mode), path);
+            Model q = build_quantized_model(m, plan, mode);
+            if (opset == 21 && mode != Mode::Fp16 && bits <= 8) {
+              int int4 = 0, blocked = 0;
+              for (auto& [name, t] : q.graph.initializers) int4 += dtype_is_4bit(t.dtype());
+              for (auto& n : q.graph.nodes) blocked += n.op_type == "DequantizeLinear" && n.attr_int("block_size", 0) > 0;
+              EXPECT_EQ(int4 > 0, bits <= 4);
+              EXPECT_EQ(blocked, gran == Granularity::PerGroup ? 2 : 0);  // the Conv and the MatMul
+            }
+            save_onnx(q, path);
             Tensor input = with_ties(probe, plan);
             Tensor exported = Executor(load_onnx(path)).run({{"x", input}}).begin()->second;
             analysis::QuantSimRunner runner(m, plan, mode);
@@ -117,8 +132,8 @@ TEST(ExportExactness, SimulationEqualsTheExportedModelForEveryPolicy) {
             EXPECT_TRUE(exported.bit_equal(simulated));
             ++compared;
           }
-  EXPECT_EQ(compared, 2 * 4 * 3 * 2 * 4 - 4 * 3 * 2 * 2);
-  EXPECT_EQ(refused, 4 * 3 * 2 * 2);
+  EXPECT_EQ(compared, 2 * (2 * 4 * 3 * 2 * 4 - 4 * 3 * 2 * 2));
+  EXPECT_EQ(refused, 2 * 4 * 3 * 2 * 2);
 }
 
 // The simulation is not trivially equal to the export: switching the quantizers off changes the output.
