@@ -140,10 +140,10 @@ BenchResult bench_model(const Model& m, const BenchOptions& o) {
   return r;
 }
 
-std::string bench_json(const std::string& model_path, const BenchResult& r) {
+std::string bench_json(const std::string& model_path, const BenchResult& r, const std::string& engine) {
   nlohmann::ordered_json j;
   j["model"] = model_path;
-  j["engine"] = "fp32";
+  j["engine"] = engine;
   j["batch"] = r.batch;
   j["threads"] = r.threads;
   j["runs"] = r.runs;

@@ -52,6 +52,7 @@ TensorMap bench_inputs(const Model& m, const BenchOptions& o);
 int64_t peak_rss_bytes();
 
 BenchResult bench_model(const Model& m, const BenchOptions& o);
-std::string bench_json(const std::string& model_path, const BenchResult& r);
+// `engine` names what ran: "fp32", or "int:PROFILE" for the integer engine under a profile.
+std::string bench_json(const std::string& model_path, const BenchResult& r, const std::string& engine = "fp32");
 
 }  // namespace lowbit::analysis

@@ -118,7 +118,7 @@ int cmd_run(const RunArgs& a) {
 }
 
 int cmd_bench(const BenchArgs& a) {
-  Model m = Model::load(a.model);
+  Model m = model_for_engine(a.model, a.engine);
   analysis::BenchOptions o = a.opt;
   auto split_eq = [](const std::string& spec, const char* opt) {
     auto eq = spec.find('=');
@@ -147,7 +147,8 @@ int cmd_bench(const BenchArgs& a) {
     check(m.graph.is_graph_input(name), "--input ", spec, ": the model has no input named '", name, "'");
     o.inputs[name] = load_npy(file);
   }
-  std::string js = analysis::bench_json(a.model, analysis::bench_model(m, o));
+  std::string js = analysis::bench_json(a.model, analysis::bench_model(m, o),
+                                        a.engine.engine == "int" ? "int:" + a.engine.profile : a.engine.engine);
   std::printf("%s\n", js.c_str());
   if (!a.output.empty()) write_file_atomic(a.output, js + "\n");
   return 0;

@@ -31,6 +31,7 @@ struct RunArgs {
 int cmd_run(const RunArgs& a);
 
 struct BenchArgs {
+  EngineArgs engine;
   std::string model, output;
   std::vector<std::string> shapes, inputs;  // NAME=D0xD1x..., NAME=FILE.npy
   analysis::BenchOptions opt;

@@ -201,8 +201,8 @@ int main(int argc, char** argv) {
                     "Cross-layer equalization before training on/off");
   cqt->add_option("--save-encodings", qt.q.save_encodings, "Also write the trained encodings to this JSON file");
   lowbit::cli::BenchArgs bn;
-  auto* cb = app.add_subcommand("bench", "Time FP32 inference in-process (warm-up, median and p90, images/s, peak "
-                                         "memory; per-op profile) and print JSON");
+  auto* cb = app.add_subcommand("bench", "Time inference in-process, FP32 or the integer engine (warm-up, median "
+                                         "and p90, images/s, peak memory; per-op profile) and print JSON");
   cb->add_option("model", bn.model, "ONNX model file")->required();
   cb->add_option("-b,--batch", bn.opt.batch, "Batch size (fills a symbolic leading dimension)")
       ->capture_default_str()->check(CLI::PositiveNumber);
@@ -213,6 +213,8 @@ int main(int argc, char** argv) {
   cb->add_option("--min-time", bn.opt.min_seconds, "Keep timing until this many seconds are spent")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cb->add_flag("--profile-ops", bn.opt.profile_ops, "Add the time per op type and the slowest nodes");
+  cb->add_option("--engine", bn.engine.engine, "fp32 (as the file says) or int (a QDQ model as integer kernels)");
+  cb->add_option("--profile", bn.engine.profile, "With --engine int: the target profile whose arithmetic to run");
   cb->add_option("--shape", bn.shapes, "Full input shape NAME=D0xD1x... for inputs with symbolic dims");
   cb->add_option("-i,--input", bn.inputs, "Feed an input from NAME=FILE.npy instead of random values");
   cb->add_option("-o,--output", bn.output, "Also write the JSON to this file")->check(kNonEmptyPath);

@@ -3,10 +3,13 @@
 #include "kernels/conv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "kernels/int_gemm.h"
 
 namespace lowbit {
 
@@ -230,8 +233,56 @@ void conv_transpose_f32(const ConvGeom& g, const float* x, const float* w, const
         for (int64_t p = 0; p < S; ++p) y[(n * g.out_ch + m) * S + p] += bias[m];
 }
 
+// The fast path of conv_int32: per image and group, the centred weights [Mg, Cg * K] times the centred im2col
+// columns [Cg * K, P] through kernels/int_gemm.h, in chunks of output positions (the packed columns stay small).
+// Integer sums: the same bits as the loops below.
+template <typename TX, typename TW>
+void conv_int32_gemm(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, const int32_t* zw, bool per_ch,
+                     int32_t* y) {
+  const int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
+  const int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size(), KK = Cg * K;
+  const std::vector<int64_t> taps = tap_table(g);
+  std::vector<PackedA> A;
+  for (int64_t gr = 0; gr < g.group; ++gr) {
+    A.push_back(make_packed_a(Mg, KK));
+    for (int64_t m = 0; m < Mg; ++m) {
+      int64_t oc = gr * Mg + m;
+      int32_t wz = zw[per_ch ? oc : 0];
+      int16_t* row = A.back().row(m);
+      for (int64_t i = 0; i < KK; ++i) row[i] = (int16_t)((int32_t)w[oc * KK + i] - wz);
+    }
+  }
+  const int64_t chunk = std::min<int64_t>(P, 64 * kIntPanel);
+  PackedB B = make_packed_b(KK, chunk);  // padding (k = KK when KK is odd) stays zero; columns past N are not stored
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t gr = 0; gr < g.group; ++gr)
+      for (int64_t p0 = 0; p0 < P; p0 += chunk) {
+        const int64_t nc = std::min(chunk, P - p0);
+        B.N = nc;
+        B.panels = (nc + kIntPanel - 1) / kIntPanel;
+#pragma omp parallel for schedule(static) if (KK * nc > 65536)
+        for (int64_t kk = 0; kk < KK; ++kk) {
+          const TX* src = x + (n * g.in_ch + gr * Cg + kk / K) * S;
+          const int64_t* off = taps.data() + (kk % K) * P + p0;
+          for (int64_t j = 0; j < B.panels; ++j) {  // panel j's slots for row kk: every second int16 (set_b's layout)
+            int16_t* dst = B.at(j, kk / 2) + kk % 2;
+            const int64_t c_end = std::min<int64_t>(kIntPanel, nc - j * kIntPanel);
+            const int64_t* o = off + j * kIntPanel;
+            for (int64_t c = 0; c < c_end; ++c)  // padding holds the real 0, i.e. the code zx: (zx - zx) = 0
+              dst[2 * c] = o[c] >= 0 ? (int16_t)((int32_t)src[o[c]] - zx) : (int16_t)0;
+          }
+        }
+        gemm_s16_packed(A[(size_t)gr], B, y + (n * g.out_ch + gr * Mg) * P + p0, P);
+      }
+}
+
 template <typename TX, typename TW>
 void conv_int32(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, const int32_t* zw, bool per_ch, int32_t* y) {
+  if (fast_kernels_enabled() && g.out_size() > 0 && g.kernel_size() > 0) {
+    bool small = std::abs(zx) <= 16384;  // centred codes must fit int16 (they do for every 8-bit zero point)
+    for (int64_t m = 0; m < (per_ch ? g.out_ch : 1); ++m) small = small && std::abs(zw[m]) <= 16384;
+    if (small) return conv_int32_gemm(g, x, zx, w, zw, per_ch, y);
+  }
   int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
   int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
   std::vector<int64_t> taps = tap_table(g);

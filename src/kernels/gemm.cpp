@@ -2,8 +2,12 @@
 #include "kernels/gemm.h"
 
 #include <cblas.h>
+#include <cstdlib>
 
 #include <vector>
+
+#include "kernels/dispatch.h"
+#include "kernels/int_gemm.h"
 
 namespace lowbit {
 
@@ -34,6 +38,21 @@ void dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, cons
 template <typename TA, typename TB>
 void gemm_int32(int64_t M, int64_t N, int64_t K, const TA* A, int32_t za, const TB* B, const int32_t* zb,
                 bool zb_per_col, int32_t* C) {
+  // Fast path: both operands centred into int16 and packed for kernels/int_gemm.h (the same integer sums).
+  bool small = std::abs(za) <= 16384;
+  for (int64_t n = 0; n < (zb_per_col ? N : 1); ++n) small = small && std::abs(zb[n]) <= 16384;
+  if (fast_kernels_enabled() && small && M > 0 && N > 0) {
+    PackedA a = make_packed_a(M, K);
+#pragma omp parallel for schedule(static) if (M * K > 65536)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) a.row(m)[k] = (int16_t)((int32_t)A[m * K + k] - za);
+    PackedB b = make_packed_b(K, N);
+#pragma omp parallel for schedule(static) if (K * N > 65536)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n) set_b(b, k, n, (int16_t)((int32_t)B[k * N + n] - zb[zb_per_col ? n : 0]));
+    gemm_s16_packed(a, b, C, N);
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {
     int32_t* c = C + m * N;

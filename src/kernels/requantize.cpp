@@ -1,6 +1,7 @@
 #include "kernels/requantize.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "core/error.h"
@@ -132,6 +133,28 @@ int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int3
   int64_t q = requantize_raw(acc, p) + zero_point;
   return (int32_t)std::min<int64_t>(std::max<int64_t>(q, qmin), qmax);
 }
+
+template <typename Q>
+void requantize_run(const int32_t* acc, int64_t n, const RequantParams& p, int32_t zero_point, int32_t qmin,
+                    int32_t qmax, Q* out) {
+  const bool fast = p.kind == RequantKind::Float && p.rounding == TieRounding::HalfEven &&
+                    std::abs(zero_point) <= 65536 && qmin >= -65536 && qmax <= 65536;
+  if (!fast) {
+    for (int64_t i = 0; i < n; ++i) out[i] = (Q)requantize(acc[i], p, zero_point, qmin, qmax);
+    return;
+  }
+  const float m = p.scale, lim = 4194304.f, magic = 12582912.f;  // 2^22, 1.5 * 2^23
+  for (int64_t i = 0; i < n; ++i) {
+    float v = (float)acc[i] * m;  // finite: m is a finite float32 and |acc| < 2^31
+    v = v < -lim ? -lim : v > lim ? lim : v;
+    float r = (v + magic) - magic;  // round half to even (default rounding mode; no FMA contraction in this build)
+    int32_t q = (int32_t)r + zero_point;
+    out[i] = (Q)(q < qmin ? qmin : q > qmax ? qmax : q);
+  }
+}
+template void requantize_run<int8_t>(const int32_t*, int64_t, const RequantParams&, int32_t, int32_t, int32_t, int8_t*);
+template void requantize_run<uint8_t>(const int32_t*, int64_t, const RequantParams&, int32_t, int32_t, int32_t,
+                                      uint8_t*);
 
 MulRequant make_mul_requant(float sa, float sb, float sy, RequantKind kind, TieRounding rounding,
                               const std::string& where) {

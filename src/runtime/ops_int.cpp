@@ -133,8 +133,19 @@ Outs binary_codes(const OpContext& c, Make make, Apply apply) {
   p.qmax = (int32_t)c.node.attr_int("qmax", 255);
   DType to = out_type(c);
   for (size_t i = 0; i < 2; ++i) code_type(c, c.in(i), i);
-  Tensor y = binary_op(c.in(0).cast(DType::Int32), c.in(1).cast(DType::Int32), c,
-                       [&](int32_t a, int32_t b) { return apply(a, b, p); });
+  const Tensor &a = c.in(0), &b = c.in(1);
+  if (std::max(a.numel(), b.numel()) < 4 * 65536)
+    return {binary_op(a.cast(DType::Int32), b.cast(DType::Int32), c, [&](int32_t u, int32_t v) { return apply(u, v, p); })
+                .cast(to)};
+  // Large tensors: every pair of 8-bit codes through the arithmetic once (a 256 x 256 table), then a lookup per
+  // element; the same codes by construction.
+  const int32_t oa = a.dtype() == DType::Int8 ? -128 : 0, ob = b.dtype() == DType::Int8 ? -128 : 0;
+  std::vector<int32_t> table(256 * 256);
+#pragma omp parallel for schedule(static)
+  for (int32_t u = 0; u < 256; ++u)
+    for (int32_t v = 0; v < 256; ++v) table[(size_t)(u * 256 + v)] = apply(u + oa, v + ob, p);
+  Tensor y = binary_op(a.cast(DType::Int32), b.cast(DType::Int32), c,
+                       [&](int32_t u, int32_t v) { return table[(size_t)((u - oa) * 256 + (v - ob))]; });
   return {y.cast(to)};
 }
 

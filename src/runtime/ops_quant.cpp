@@ -356,17 +356,31 @@ Tensor finish_int(const OpContext& c, Tensor acc, int axis) {
   if (c.has(2)) {
     const Tensor& b = c.in(2);
     check(b.dtype() == DType::Int32 && b.numel() == ch, c.where(), ": bias must be int32 with ", ch, " values");
-    for (int64_t i = 0; i < acc.numel(); ++i)
-      pa[i] = (int32_t)((uint32_t)pa[i] + (uint32_t)b.data<int32_t>()[(i / inner) % ch]);
+    const int32_t* pb = b.data<int32_t>();
+    const int64_t runs = inner == 0 ? 0 : acc.numel() / inner;
+#pragma omp parallel for schedule(static) if (acc.numel() > 65536)
+    for (int64_t r = 0; r < runs; ++r) {
+      const auto add = (uint32_t)pb[r % ch];
+      int32_t* run = pa + r * inner;
+      for (int64_t i = 0; i < inner; ++i) run[i] = (int32_t)((uint32_t)run[i] + add);  // wraps like int32 hardware
+    }
   }
   auto rq = requant_params(c, ch);
   auto zy = (int32_t)c.node.attr_int("y_zero_point", 0);
   auto qmin = (int32_t)c.node.attr_int("qmin", 0), qmax = (int32_t)c.node.attr_int("qmax", 255);
   auto to = (DType)c.node.attr_int("to", (int64_t)DType::UInt8);
   check(to == DType::UInt8 || to == DType::Int8, c.where(), ": output type must be uint8 or int8");
-  return write_codes(acc.shape(), to, [&](int64_t i) {
-    return requantize(pa[i], rq[rq.size() > 1 ? (i / inner) % ch : 0], zy, qmin, qmax);
-  });
+  // Runs of `inner` accumulators share a channel's multiplier (kernels/requantize.h's requantize_run).
+  Tensor y = Tensor::uninitialized(to, acc.shape());
+  const int64_t runs = inner == 0 ? 0 : acc.numel() / inner;
+  auto write = [&](auto* py) {
+#pragma omp parallel for schedule(static) if (acc.numel() > 65536)
+    for (int64_t r = 0; r < runs; ++r)
+      requantize_run(pa + r * inner, inner, rq[rq.size() > 1 ? r % ch : 0], zy, qmin, qmax, py + r * inner);
+  };
+  if (to == DType::UInt8) write(y.data<uint8_t>());
+  else write(y.data<int8_t>());
+  return y;
 }
 
 Outs op_IntConv(const OpContext& c) {

@@ -179,6 +179,10 @@ if "$bin" quantize "$model" --data "fashion-mnist:train[0:200]" --profile tflite
    "$bin" run "$tmp/tfl.onnx" --input "$root/models/fashion_sample.npy" --engine int --profile tflite >"$tmp/int.out" \
      2>"$tmp/int.err" && grep -q "integer engine (tflite): [1-9][0-9]* integer layers" "$tmp/int.err" &&
    grep -q "logits .*\[16,10\]" "$tmp/int.out"; then ok; else bad "run --engine int: $(cat "$tmp/int.err")"; fi
+# bench times the integer engine too, and its JSON says which engine ran.
+if "$bin" bench "$tmp/tfl.onnx" --engine int --profile tflite -b 4 --reps 2 >"$tmp/bench_int.json" 2>/dev/null &&
+   grep -q '"engine": "int:tflite"' "$tmp/bench_int.json" && grep -q '"images_per_s"' "$tmp/bench_int.json"; then ok
+else bad "bench --engine int: $(cat "$tmp/bench_int.json")"; fi
 # Ctrl-C during a long run: no output file, no temp file left behind.
 mkdir "$tmp/int"
 timeout -s INT 3 "$bin" quantize "$model" --data "fashion-mnist:train" --pipeline standard --adaround-iters 100000 \
