@@ -158,7 +158,14 @@ QuantizedModel quantize(const Model& model, DataSource* data, QuantConfig cfg, c
   bool four_bit = cfg.weights.spec.grid.bits <= 4;
   for (auto& o : cfg.overrides) four_bit |= o.weight_bits && *o.weight_bits <= 4;
   bool grouped = cfg.weights.spec.granularity == quant::Granularity::PerGroup;
-  if ((four_bit || grouped) && cfg.mode != quant::Mode::Fp16 && m.opset("") < 21) {
+  // A target that reads AIMET encodings beside the float model (snpe, qnn) gets the model at its own opset: its
+  // converters need not know opset 21.
+  const bool aimet = opt.profile && opt.profile->encodings == backends::EncodingsFormat::Aimet;
+  if ((four_bit || grouped) && cfg.mode != quant::Mode::Fp16 && m.opset("") < 21 && aimet)
+    st.notes.push_back("kept opset " + std::to_string(m.opset("")) + " for profile " + opt.profile->name +
+                       " (its converters read AIMET encodings beside the float model): 4-bit weights stay in 8-bit "
+                       "containers in the QDQ file");
+  else if ((four_bit || grouped) && cfg.mode != quant::Mode::Fp16 && m.opset("") < 21) {
     Model up = m;
     const char* why = grouped ? " (blocked per-group DequantizeLinear and int4 weights need opset 21)"
                               : " (int4 weights need opset 21)";

@@ -24,6 +24,20 @@ int64_t rounding_shift_right(int64_t v, int shift, TieRounding r) {
   return floor_q;
 }
 
+namespace {
+// Ties-to-even rounding for results that only matter within +-2^21 (every 8- and 16-bit grid): a finite v beyond
+// +-2^22 is clamped first (it saturates such a grid either way), then rounded exactly by adding and subtracting
+// 1.5 * 2^23, which vectorises (std::nearbyint is a library call on baseline x86-64).
+inline float round_even_near(float v) {
+  const float lim = 4194304.f, magic = 12582912.f;
+  v = v < -lim ? -lim : v > lim ? lim : v;
+  return (v + magic) - magic;
+}
+inline bool near_grid(int32_t zero_point, int32_t qmin, int32_t qmax) {
+  return std::abs(zero_point) <= (1 << 21) && qmin >= -(1 << 21) && qmax <= (1 << 21);
+}
+}  // namespace
+
 float round_ties(float v, TieRounding r) {
   float f = std::floor(v), d = v - f;
   if (d > 0.5f) return f + 1;
@@ -138,16 +152,15 @@ template <typename Q>
 void requantize_run(const int32_t* acc, int64_t n, const RequantParams& p, int32_t zero_point, int32_t qmin,
                     int32_t qmax, Q* out) {
   const bool fast = p.kind == RequantKind::Float && p.rounding == TieRounding::HalfEven &&
-                    std::abs(zero_point) <= 65536 && qmin >= -65536 && qmax <= 65536;
+                    near_grid(zero_point, qmin, qmax);
   if (!fast) {
     for (int64_t i = 0; i < n; ++i) out[i] = (Q)requantize(acc[i], p, zero_point, qmin, qmax);
     return;
   }
-  const float m = p.scale, lim = 4194304.f, magic = 12582912.f;  // 2^22, 1.5 * 2^23
+  const float m = p.scale;
   for (int64_t i = 0; i < n; ++i) {
-    float v = (float)acc[i] * m;  // finite: m is a finite float32 and |acc| < 2^31
-    v = v < -lim ? -lim : v > lim ? lim : v;
-    float r = (v + magic) - magic;  // round half to even (default rounding mode; no FMA contraction in this build)
+    // finite: m is a finite float32 and |acc| < 2^31; no FMA contraction in this build (-ffp-contract=off)
+    float r = round_even_near((float)acc[i] * m);
     int32_t q = (int32_t)r + zero_point;
     out[i] = (Q)(q < qmin ? qmin : q > qmax ? qmax : q);
   }
@@ -175,7 +188,9 @@ MulRequant make_mul_requant(float sa, float sb, float sy, RequantKind kind, TieR
 int32_t requantize_mul(int32_t a, int32_t b, const MulRequant& r) {
   int32_t acc = (a - r.za) * (b - r.zb);  // |acc| <= 255^2
   int64_t q;
-  if (r.p.kind == RequantKind::Float) {
+  if (r.p.kind == RequantKind::Float && r.p.rounding == TieRounding::HalfEven && near_grid(r.zy, r.qmin, r.qmax)) {
+    q = (int64_t)round_even_near((float)acc * r.m + (float)r.zy);
+  } else if (r.p.kind == RequantKind::Float) {
     float v = round_ties((float)acc * r.m + (float)r.zy, r.p.rounding);
     q = (int64_t)std::fmax(std::fmin(v, 4.0e9f), -4.0e9f);
   } else {
@@ -230,8 +245,13 @@ int32_t requantize_add(int32_t a, int32_t b, const AddRequant& p) {
   int32_t da = a - p.za, db = b - p.zb;
   switch (p.kind) {
     case RequantKind::Float: {
-      float v = round_ties((p.sa * (float)da + p.sb * (float)db) / p.sy, p.rounding);
-      q = (int64_t)std::fmax(std::fmin(v, 4.0e9f), -4.0e9f);
+      float v = (p.sa * (float)da + p.sb * (float)db) / p.sy;
+      if (p.rounding == TieRounding::HalfEven && near_grid(p.zy, p.qmin, p.qmax)) {
+        q = (int64_t)round_even_near(v);
+      } else {
+        v = round_ties(v, p.rounding);
+        q = (int64_t)std::fmax(std::fmin(v, 4.0e9f), -4.0e9f);
+      }
       break;
     }
     case RequantKind::FixedPoint: {

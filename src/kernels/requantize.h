@@ -40,8 +40,9 @@ RequantParams make_requant(double multiplier, RequantKind kind, TieRounding roun
 int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int32_t qmin, int32_t qmax);
 // requantize over n accumulators that share one multiplier, into 8-bit codes: the same codes as requantize() per
 // element. The Float multiplier with ties to even (ONNX Runtime's arithmetic) runs as a loop the compiler vectorises:
-// v clamped to [-2^22, 2^22] (beyond it every 8-bit grid saturates anyway), rounded to nearest even by adding and
-// subtracting 1.5 * 2^23 (exact in float32 for |v| <= 2^22). Other forms call requantize() per element.
+// v clamped to [-2^22, 2^22] (beyond it every grid within +-2^21 saturates anyway), rounded to nearest even by adding
+// and subtracting 1.5 * 2^23 (exact in float32 for |v| <= 2^22); requantize_add / requantize_mul round so too. Other
+// forms call requantize() per element.
 template <typename Q>
 void requantize_run(const int32_t* acc, int64_t n, const RequantParams& p, int32_t zero_point, int32_t qmin,
                     int32_t qmax, Q* out);

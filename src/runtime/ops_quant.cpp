@@ -9,6 +9,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/fake_quant.h"
+#include "kernels/gemm.h"
 #include "kernels/int_softmax.h"
 #include "kernels/requantize.h"
 #include "runtime/conv_geom.h"
@@ -27,6 +28,28 @@ Q saturate_round(float v, int32_t zp, float lo = (float)std::numeric_limits<Q>::
   float r = std::isnan(v) ? (float)zp : std::nearbyint(v) + (float)zp;  // nearbyint: ties to even (default mode)
   r = std::min(std::max(r, lo), hi);
   return (Q)r;
+}
+
+// QuantizeLinear per tensor over n values (saturate_round's values, in a loop that vectorises; every operand is a
+// by-value local, so the 8-bit stores cannot alias them): x / s (NaN: the zero point), clamped to +-2^22 (beyond it
+// every 4- to 16-bit grid saturates anyway), rounded to nearest even by adding and subtracting 1.5 * 2^23, plus the
+// zero point, clamped to [lo, hi].
+template <typename Q>
+void quantize_run(const float* x, int64_t n, float s, float z, float lo, float hi, Q* y) {
+  const float lim = 4194304.f, magic = 12582912.f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] / s;
+    float c = std::min(std::max(v, -lim), lim);  // NaN stays NaN: std::max(NaN, -lim) is NaN
+    float r = ((c + magic) - magic) + z;
+    r = v != v ? z : r;
+    y[i] = (Q)(int32_t)std::min(std::max(r, lo), hi);
+  }
+}
+
+// DequantizeLinear per tensor over n codes: (q - z) * s in float32, as the general loop computes it.
+template <typename Q>
+void dequantize_run(const Q* q, int64_t n, float s, int32_t z, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = (float)((int32_t)q[i] - z) * s;
 }
 
 // Per-element index into a quantization parameter: 0 for per-tensor; along `axis` for a 1-D parameter; and for
@@ -96,9 +119,17 @@ Outs op_QuantizeLinear(const OpContext& c) {
       float lo = qt == DType::Int4 ? -8.f : (float)std::numeric_limits<Q>::lowest();
       float hi = qt == DType::Int4 ? 7.f : qt == DType::UInt4 ? 15.f : (float)std::numeric_limits<Q>::max();
       Q* py = y.data<Q>();
-      for (int64_t i = 0; i < x.numel(); ++i) {
-        int64_t k = ax(i);
-        py[i] = saturate_round<Q>(px[i] / ps[k], pz[zp_per_elem ? k : 0], lo, hi);
+      if (!ax.per_axis) {
+        // Per tensor: quantize_run in blocks.
+        const int64_t n = x.numel(), block = 1 << 16;
+#pragma omp parallel for schedule(static) if (n > 4 * block)
+        for (int64_t b0 = 0; b0 < n; b0 += block)
+          quantize_run(px + b0, std::min(block, n - b0), ps[0], (float)pz[0], lo, hi, py + b0);
+      } else {
+        for (int64_t i = 0; i < x.numel(); ++i) {
+          int64_t k = ax(i);
+          py[i] = saturate_round<Q>(px[i] / ps[k], pz[zp_per_elem ? k : 0], lo, hi);
+        }
       }
     } else {
       unsupported(c.where(), ": QuantizeLinear to ", dtype_name(qt));
@@ -114,6 +145,18 @@ Outs op_DequantizeLinear(const OpContext& c) {
   if (c.has(2)) check(zp.numel() == scale.numel() && (zp.numel() <= 1 || zp.shape() == scale.shape()), c.where(),
                      ": scale ", shape_str(scale.shape()), " and zero point ", shape_str(zp.shape()), " differ");
   AxisIndex ax = axis_index(c, x, scale);
+  if (!ax.per_axis && (x.dtype() == DType::UInt8 || x.dtype() == DType::Int8)) {  // per tensor, 8-bit codes
+    Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
+    const int64_t n = x.numel(), block = 1 << 16;
+    const int32_t z = zp.data<int32_t>()[0];
+    const float s = scale.data<float>()[0];
+#pragma omp parallel for schedule(static) if (n > 4 * block)
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+      if (x.dtype() == DType::UInt8) dequantize_run(x.data<uint8_t>() + b0, std::min(block, n - b0), s, z, y.data<float>() + b0);
+      else dequantize_run(x.data<int8_t>() + b0, std::min(block, n - b0), s, z, y.data<float>() + b0);
+    }
+    return {y};
+  }
   Tensor xi = x.cast(DType::Int32);
   Tensor y(DType::Float32, x.shape());
   const int32_t* px = xi.data<int32_t>();
@@ -391,11 +434,37 @@ Outs op_IntConv(const OpContext& c) {
   return {finish_int(c, conv_integer(c, x, xz, c.in(1), wzt), 1)};
 }
 
+// x [..., K] codes times a constant 2-D weight [K, N] of codes: one integer GEMM over all rows of x
+// (kernels/gemm.h's gemm_int32, whose fast path is kernels/int_gemm.h).
+template <typename TX, typename TW>
+Tensor matmul_codes(const Tensor& x, int32_t zx, const Tensor& w, const std::vector<int32_t>& zw) {
+  const int64_t K = w.dim(0), N = w.dim(1), M = x.numel() / std::max<int64_t>(K, 1);
+  Shape out = x.shape();
+  out.back() = N;
+  Tensor acc = Tensor::uninitialized(DType::Int32, out);
+  gemm_int32<TX, TW>(M, N, K, x.data<TX>(), zx, w.data<TW>(), zw.data(), zw.size() > 1, acc.data<int32_t>());
+  return acc;
+}
+
 Outs op_IntMatMul(const OpContext& c) {
   Tensor x = clamp_codes(c, c.in(0));
-  Tensor xz = Tensor::scalar<int32_t>((int32_t)c.node.attr_int("x_zero_point", 0));
-  Tensor xi = binary_op(x.cast(DType::Int32), xz, c, [](int32_t a, int32_t b) { return a - b; });
+  const Tensor& w = c.in(1);
+  const auto zx = (int32_t)c.node.attr_int("x_zero_point", 0);
   auto wz = c.node.attr_ints("w_zero_point", {0});
+  auto is8 = [](DType t) { return t == DType::Int8 || t == DType::UInt8; };
+  if (w.rank() == 2 && x.rank() >= 2 && x.dim(-1) == w.dim(0) && w.dim(0) > 0 && is8(x.dtype()) && is8(w.dtype()) &&
+      (wz.size() == 1 || (int64_t)wz.size() == w.dim(1))) {
+    std::vector<int32_t> zw(wz.begin(), wz.end());
+    Tensor acc;
+    const bool xs = x.dtype() == DType::Int8, ws = w.dtype() == DType::Int8;
+    if (xs && ws) acc = matmul_codes<int8_t, int8_t>(x, zx, w, zw);
+    else if (xs) acc = matmul_codes<int8_t, uint8_t>(x, zx, w, zw);
+    else if (ws) acc = matmul_codes<uint8_t, int8_t>(x, zx, w, zw);
+    else acc = matmul_codes<uint8_t, uint8_t>(x, zx, w, zw);
+    return {finish_int(c, acc, -1)};
+  }
+  Tensor xz = Tensor::scalar<int32_t>(zx);
+  Tensor xi = binary_op(x.cast(DType::Int32), xz, c, [](int32_t a, int32_t b) { return a - b; });
   Tensor wzt = Tensor::from_vector<int32_t>({(int64_t)wz.size()}, std::vector<int32_t>(wz.begin(), wz.end()));
   Tensor wi = binary_op(c.in(1).cast(DType::Int32), wzt, c, [](int32_t a, int32_t b) { return a - b; });
   return {finish_int(c, matmul(xi, wi, c.where()), -1)};

@@ -179,6 +179,14 @@ if "$bin" quantize "$model" --data "fashion-mnist:train[0:200]" --profile tflite
    "$bin" run "$tmp/tfl.onnx" --input "$root/models/fashion_sample.npy" --engine int --profile tflite >"$tmp/int.out" \
      2>"$tmp/int.err" && grep -q "integer engine (tflite): [1-9][0-9]* integer layers" "$tmp/int.err" &&
    grep -q "logits .*\[16,10\]" "$tmp/int.out"; then ok; else bad "run --engine int: $(cat "$tmp/int.err")"; fi
+# 4-bit weights: int4 codes at opset 21 (the model converted, and the summary says so); a target that reads AIMET
+# encodings beside the float model (snpe) keeps the model's opset and says why.
+if "$bin" quantize "$model" --data "fashion-mnist:train[0:100]" --weights w4 -o "$tmp/w4.onnx" >"$tmp/w4.out" 2>&1 &&
+   grep -q "converted opset [0-9]* -> 21 (int4 weights need opset 21)" "$tmp/w4.out"; then ok
+else bad "w4 export: $(cat "$tmp/w4.out")"; fi
+if "$bin" quantize "$model" --data "fashion-mnist:train[0:100]" --weights w4 --profile snpe -o "$tmp/w4s.onnx" \
+     >"$tmp/w4s.out" 2>&1 && grep -q "kept opset [0-9]* for profile snpe" "$tmp/w4s.out"; then ok
+else bad "w4 export under snpe: $(cat "$tmp/w4s.out")"; fi
 # bench times the integer engine too, and its JSON says which engine ran.
 if "$bin" bench "$tmp/tfl.onnx" --engine int --profile tflite -b 4 --reps 2 >"$tmp/bench_int.json" 2>/dev/null &&
    grep -q '"engine": "int:tflite"' "$tmp/bench_int.json" && grep -q '"images_per_s"' "$tmp/bench_int.json"; then ok

@@ -4,7 +4,7 @@
 // the file cannot express the configuration (half-away activation rounding: ONNX QuantizeLinear rounds half to
 // even), export is refused with an error that says so. ONNX Runtime's agreement on the same exported files is
 // checked by tests/ort/check_export_matrix.py.
-// Mutations this catches: the QuantizeLinear kernel rounding half away from zero (std::round for std::nearbyint):
+// Mutations this catches: the per-tensor QuantizeLinear kernel rounding half away from zero (std::round):
 // the half_even/static cases fail on the tie inputs; the refusal removed: the half_away/static cases fail; a Clip bound off by one code in the narrow-grid chain: the 2/4-bit cases
 // fail; per-group weights exported with per-channel scales: the per_group cases fail. The matrix runs at opset 13
 // and at opset 21, where 2/4-bit weights are stored as int4/uint4 and per-group weights as blocked

@@ -91,8 +91,8 @@ TEST(IntGemm, SumsWrapLikeInt32Accumulators) {
 }
 
 // conv_int32's GEMM path against its own plain loops (LOWBIT_REFERENCE_KERNELS' path), for 8-bit codes of both
-// signs, per-tensor and per-channel weight zero points, groups, depthwise, strides, dilations, asymmetric padding and
-// 1-D to 3-D windows.
+// signs, per-tensor and per-channel weight zero points, groups, strides, dilations, asymmetric padding and 1-D to
+// 3-D windows; and a depthwise case, which keeps the direct loops (the fast and reference runs must still agree).
 TEST(IntConv, GemmPathEqualsTheReferenceLoops) {
   struct Case {
     std::vector<int64_t> in, kernel, stride, dilation, pb, pe;
@@ -101,10 +101,10 @@ TEST(IntConv, GemmPathEqualsTheReferenceLoops) {
   std::vector<Case> cases = {
       {{9, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 2, 3, 5, 1},
       {{8, 8}, {3, 3}, {2, 2}, {1, 1}, {0, 1}, {1, 0}, 1, 8, 8, 8},   // depthwise, asymmetric pads
-      {{10, 7}, {3, 2}, {1, 2}, {2, 1}, {2, 0}, {1, 1}, 2, 6, 9, 3},  // groups, dilation
+      {{10, 7}, {3, 3}, {1, 2}, {2, 1}, {2, 0}, {1, 1}, 2, 6, 12, 3},  // groups, dilation
       {{5, 5}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}, 3, 17, 33, 1}, // 1x1, odd channel counts
       {{23}, {5}, {3}, {1}, {2}, {2}, 2, 4, 7, 1},                    // 1-D
-      {{4, 5, 6}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {0, 1, 2}, 1, 2, 4, 2},  // 3-D
+      {{4, 5, 6}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {0, 1, 2}, 1, 2, 8, 2},  // 3-D
       {{40, 40}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, 3, 6, 1},  // more positions than one packed chunk
   };
   std::mt19937 rng(5);
