@@ -81,10 +81,8 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void tile_avx512(const in
 
 IntIsa detect() {
   IntIsa best = IntIsa::Scalar;
-  if (__builtin_cpu_supports("avx2")) best = IntIsa::Avx2;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vnni"))
-    best = IntIsa::Avx512Vnni;
+  for (IntIsa i : {IntIsa::Avx2, IntIsa::Avx512Vnni})
+    if (int_isa_supported(i)) best = i;
   if (const char* e = std::getenv("LOWBIT_INT_ISA")) {
     IntIsa cap = std::strcmp(e, "scalar") == 0 ? IntIsa::Scalar
                  : std::strcmp(e, "avx2") == 0 ? IntIsa::Avx2
