@@ -26,6 +26,11 @@ void add_data_options(CLI::App* cmd, lowbit::cli::DataArgs& d, const char* spec_
   cmd->add_option("--std", d.pre.std, "Per-channel std divided after subtracting the mean")->delimiter(',');
   cmd->add_flag("--bgr", d.pre.bgr, "Feed 3-channel images in BGR order");
 }
+// --engine / --profile of run, eval and bench: FP32 as the file says, or the integer engine under a target profile.
+void add_engine_options(CLI::App* cmd, lowbit::cli::EngineArgs& e) {
+  cmd->add_option("--engine", e.engine, "fp32 (as the file says) or int (a QDQ model as integer kernels)");
+  cmd->add_option("--profile", e.profile, "With --engine int: the target profile whose arithmetic to run");
+}
 // The quantizer options analyze and qat share with quantize (help texts differ where the meaning does).
 void add_quant_options(CLI::App* cmd, lowbit::cli::QuantizeArgs& q, const char* range_help,
                        const char* weight_range_help, const char* pipeline_help, const char* cle_help) {
@@ -63,8 +68,7 @@ int main(int argc, char** argv) {
   cr->add_option("model", run.model, "ONNX model file")->required();
   cr->add_option("-i,--input", run.inputs, "NAME=FILE.npy, FILE.npy (single-input model) or FILE.npz");
   cr->add_option("-o,--output", run.output, "Write outputs to FILE.npz (or FILE.npy for one output)")->check(kNonEmptyPath);
-  cr->add_option("--engine", run.engine.engine, "fp32 (as the file says) or int (a QDQ model as integer kernels)");
-  cr->add_option("--profile", run.engine.profile, "With --engine int: the target profile whose arithmetic to run");
+  add_engine_options(cr, run.engine);
   lowbit::cli::ExportArgs ex;
   auto* cx = app.add_subcommand("export", "Re-export a model through lowbit's IR (checked before it is written)");
   cx->add_option("model", ex.model, "ONNX model file")->required();
@@ -120,8 +124,7 @@ int main(int argc, char** argv) {
   ce->get_option("--data")->required();
   ce->add_option("--reference", ev.reference, "Compare outputs with this model (mean/max error, SQNR, cosine, agreement)");
   ce->add_flag("--json", ev.json, "Print the results as JSON (no progress output)");
-  ce->add_option("--engine", ev.engine.engine, "fp32 (as the file says) or int (a QDQ model as integer kernels)");
-  ce->add_option("--profile", ev.engine.profile, "With --engine int: the target profile whose arithmetic to run");
+  add_engine_options(ce, ev.engine);
   lowbit::cli::AnalyzeArgs an;
   auto* ca = app.add_subcommand("analyze", "Find which quantizers lose accuracy and why: an HTML + JSON report, "
                                            "recommendations and an optional mixed-precision config");
@@ -213,8 +216,7 @@ int main(int argc, char** argv) {
   cb->add_option("--min-time", bn.opt.min_seconds, "Keep timing until this many seconds are spent")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cb->add_flag("--profile-ops", bn.opt.profile_ops, "Add the time per op type and the slowest nodes");
-  cb->add_option("--engine", bn.engine.engine, "fp32 (as the file says) or int (a QDQ model as integer kernels)");
-  cb->add_option("--profile", bn.engine.profile, "With --engine int: the target profile whose arithmetic to run");
+  add_engine_options(cb, bn.engine);
   cb->add_option("--shape", bn.shapes, "Full input shape NAME=D0xD1x... for inputs with symbolic dims");
   cb->add_option("-i,--input", bn.inputs, "Feed an input from NAME=FILE.npy instead of random values");
   cb->add_option("-o,--output", bn.output, "Also write the JSON to this file")->check(kNonEmptyPath);
