@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # file | sed expression (the mutation) | gtest filter that must fail | what the mutation breaks
 mutations=(
-  "src/runtime/ops_quant.cpp|s/float r = ((c + magic) - magic) + z;/float r = std::round(c) + z;/|ExportExactness.*|QuantizeLinear (per tensor) rounds half away from zero"
+  "src/runtime/ops_quant.cpp|s/float r = round_even_near(v) + z;/float r = std::round(v) + z;/|ExportExactness.*|QuantizeLinear (per tensor) rounds half away from zero"
   "src/runtime/executor.cpp|s/!keep.count(in)) release(in);/!keep.count(in)) (void)0;/|Executor.IntermediatesAreFreedAfterLastUse|consumed intermediates are kept"
   "src/quant/quantsim.cpp|s/if (n.op_type == \"ConvTranspose\" \&\& q.spec.granularity/if (false \&\& q.spec.granularity/|Placement.GroupedWeightsGetOneScalePerOutputChannel|grouped ConvTranspose shares scales across groups"
   "src/quant/quantsim.cpp|s/check(cfg.activations.spec.granularity == Granularity::PerTensor,/check(true,/|Placement.PerChannelActivationsAreAnErrorNamingTheConfigKey|per-channel activations accepted silently"

@@ -3,7 +3,6 @@
 #include "kernels/conv.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -281,11 +280,9 @@ void conv_int32(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, const i
   // Depthwise and other thin groups (under 4 output channels or 16 taps per group) keep the direct loops below,
   // which beat packing a GEMM with one row per group.
   const bool thin = g.out_ch / g.group < 4 || (g.in_ch / g.group) * g.kernel_size() < 16;
-  if (fast_kernels_enabled() && g.out_size() > 0 && g.kernel_size() > 0 && !thin) {
-    bool small = std::abs(zx) <= 16384;  // centred codes must fit int16 (they do for every 8-bit zero point)
-    for (int64_t m = 0; m < (per_ch ? g.out_ch : 1); ++m) small = small && std::abs(zw[m]) <= 16384;
-    if (small) return conv_int32_gemm(g, x, zx, w, zw, per_ch, y);
-  }
+  if (fast_kernels_enabled() && g.out_size() > 0 && g.kernel_size() > 0 && !thin &&
+      centred_codes_fit(zx, zw, per_ch ? g.out_ch : 1))
+    return conv_int32_gemm(g, x, zx, w, zw, per_ch, y);
   int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
   int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
   std::vector<int64_t> taps = tap_table(g);

@@ -2,7 +2,6 @@
 #include "kernels/gemm.h"
 
 #include <cblas.h>
-#include <cstdlib>
 
 #include <vector>
 
@@ -39,9 +38,7 @@ template <typename TA, typename TB>
 void gemm_int32(int64_t M, int64_t N, int64_t K, const TA* A, int32_t za, const TB* B, const int32_t* zb,
                 bool zb_per_col, int32_t* C) {
   // Fast path: both operands centred into int16 and packed for kernels/int_gemm.h (the same integer sums).
-  bool small = std::abs(za) <= 16384;
-  for (int64_t n = 0; n < (zb_per_col ? N : 1); ++n) small = small && std::abs(zb[n]) <= 16384;
-  if (fast_kernels_enabled() && small && M > 0 && N > 0) {
+  if (fast_kernels_enabled() && M > 0 && N > 0 && centred_codes_fit(za, zb, zb_per_col ? N : 1)) {
     PackedA a = make_packed_a(M, K);
 #pragma omp parallel for schedule(static) if (M * K > 65536)
     for (int64_t m = 0; m < M; ++m)

@@ -43,6 +43,14 @@ inline void set_b(PackedB& b, int64_t k, int64_t n, int16_t v) {
   b.at(n / kIntPanel, k / 2)[(n % kIntPanel) * 2 + (k % 2)] = v;
 }
 
+// Whether codes centred by these zero points fit int16 (the packed operands): true for every 8-bit zero point.
+inline bool centred_codes_fit(int32_t za, const int32_t* zb, int64_t nzb) {
+  auto ok = [](int32_t z) { return z >= -16384 && z <= 16384; };
+  bool fit = ok(za);
+  for (int64_t i = 0; i < nzb; ++i) fit = fit && ok(zb[i]);
+  return fit;
+}
+
 // C[m * ldc + n] = sum_k A[m, k] B[k, n] for m < A.M, n < B.N (A.K == B.K), with the kernel of `isa`; threads over
 // row blocks and panels.
 void gemm_s16_packed(const PackedA& A, const PackedB& B, int32_t* C, int64_t ldc, IntIsa isa = int_gemm_isa());

@@ -25,14 +25,6 @@ int64_t rounding_shift_right(int64_t v, int shift, TieRounding r) {
 }
 
 namespace {
-// Ties-to-even rounding for results that only matter within +-2^21 (every 8- and 16-bit grid): a finite v beyond
-// +-2^22 is clamped first (it saturates such a grid either way), then rounded exactly by adding and subtracting
-// 1.5 * 2^23, which vectorises (std::nearbyint is a library call on baseline x86-64).
-inline float round_even_near(float v) {
-  const float lim = 4194304.f, magic = 12582912.f;
-  v = v < -lim ? -lim : v > lim ? lim : v;
-  return (v + magic) - magic;
-}
 inline bool near_grid(int32_t zero_point, int32_t qmin, int32_t qmax) {
   return std::abs(zero_point) <= (1 << 21) && qmin >= -(1 << 21) && qmax <= (1 << 21);
 }

@@ -16,6 +16,7 @@
 // Rounding of a tie: half_even (to even), half_away (away from zero), half_up (towards +infinity).
 // No floating-point state is read: results do not depend on the FPU rounding mode or build flags.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -38,6 +39,15 @@ struct RequantParams {
 RequantParams make_requant(double multiplier, RequantKind kind, TieRounding rounding, const std::string& where);
 
 int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int32_t qmin, int32_t qmax);
+// Ties-to-even rounding for results that only matter within +-2^21 (every 4- to 16-bit grid): v beyond +-2^22 is
+// clamped first (it saturates such a grid either way), then rounded exactly by adding and subtracting 1.5 * 2^23,
+// which vectorises (std::nearbyint is a library call on baseline x86-64). NaN stays NaN.
+inline float round_even_near(float v) {
+  const float lim = 4194304.f, magic = 12582912.f;
+  v = std::min(std::max(v, -lim), lim);  // std::max(NaN, -lim) and std::min(NaN, lim) are NaN
+  return (v + magic) - magic;
+}
+
 // requantize over n accumulators that share one multiplier, into 8-bit codes: the same codes as requantize() per
 // element. The Float multiplier with ties to even (ONNX Runtime's arithmetic) runs as a loop the compiler vectorises:
 // v clamped to [-2^22, 2^22] (beyond it every grid within +-2^21 saturates anyway), rounded to nearest even by adding

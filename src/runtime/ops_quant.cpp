@@ -31,16 +31,13 @@ Q saturate_round(float v, int32_t zp, float lo = (float)std::numeric_limits<Q>::
 }
 
 // QuantizeLinear per tensor over n values (saturate_round's values, in a loop that vectorises; every operand is a
-// by-value local, so the 8-bit stores cannot alias them): x / s (NaN: the zero point), clamped to +-2^22 (beyond it
-// every 4- to 16-bit grid saturates anyway), rounded to nearest even by adding and subtracting 1.5 * 2^23, plus the
-// zero point, clamped to [lo, hi].
+// by-value local, so the 8-bit stores cannot alias them): x / s (NaN: the zero point) rounded to nearest even by
+// kernels/requantize.h's round_even_near, plus the zero point, clamped to [lo, hi].
 template <typename Q>
 void quantize_run(const float* x, int64_t n, float s, float z, float lo, float hi, Q* y) {
-  const float lim = 4194304.f, magic = 12582912.f;
   for (int64_t i = 0; i < n; ++i) {
     float v = x[i] / s;
-    float c = std::min(std::max(v, -lim), lim);  // NaN stays NaN: std::max(NaN, -lim) is NaN
-    float r = ((c + magic) - magic) + z;
+    float r = round_even_near(v) + z;
     r = v != v ? z : r;
     y[i] = (Q)(int32_t)std::min(std::max(r, lo), hi);
   }
@@ -186,6 +183,17 @@ Outs op_DynamicQuantizeLinear(const OpContext& c) {
   return {y, Tensor::scalar<float>(scale), Tensor::scalar<uint8_t>((uint8_t)zp)};
 }
 
+// Calls f with typed null pointers for a pair of 8-bit code types (uint8 or int8 each; the caller checked them).
+template <typename F>
+void visit_code_pair(DType a, DType b, F&& f) {
+  auto second = [&](auto* ta) {
+    if (b == DType::UInt8) f(ta, (uint8_t*)nullptr);
+    else f(ta, (int8_t*)nullptr);
+  };
+  if (a == DType::UInt8) second((uint8_t*)nullptr);
+  else second((int8_t*)nullptr);
+}
+
 // Integer convolution shared by ConvInteger and QLinearConv. Returns int32 [N, M, *out].
 Tensor conv_integer(const OpContext& c, const Tensor& x, const Tensor& xzp_t, const Tensor& w, const Tensor& wzp_t) {
   check(x.rank() >= 3 && w.rank() == x.rank(), c.where(), ": input/weight ranks do not match");
@@ -213,18 +221,11 @@ Tensor conv_integer(const OpContext& c, const Tensor& x, const Tensor& xzp_t, co
   Shape ys = {g.batch, g.out_ch};
   ys.insert(ys.end(), g.out.begin(), g.out.end());
   Tensor y(DType::Int32, ys);
-  auto run = [&](auto* xt, auto* wt) {
+  visit_code_pair(x.dtype(), w.dtype(), [&](auto* xt, auto* wt) {
     using TX = std::remove_pointer_t<decltype(xt)>;
     using TW = std::remove_pointer_t<decltype(wt)>;
     conv_int32<TX, TW>(g, x.data<TX>(), xzp, w.data<TW>(), wzp.data(), per_ch, y.data<int32_t>());
-  };
-  bool xu = x.dtype() == DType::UInt8, wu = w.dtype() == DType::UInt8;
-  check((xu || x.dtype() == DType::Int8) && (wu || w.dtype() == DType::Int8), c.where(),
-        ": inputs must be int8 or uint8");
-  if (xu && wu) run((uint8_t*)nullptr, (uint8_t*)nullptr);
-  else if (xu) run((uint8_t*)nullptr, (int8_t*)nullptr);
-  else if (wu) run((int8_t*)nullptr, (uint8_t*)nullptr);
-  else run((int8_t*)nullptr, (int8_t*)nullptr);
+  });
   return y;
 }
 
@@ -456,11 +457,9 @@ Outs op_IntMatMul(const OpContext& c) {
       (wz.size() == 1 || (int64_t)wz.size() == w.dim(1))) {
     std::vector<int32_t> zw(wz.begin(), wz.end());
     Tensor acc;
-    const bool xs = x.dtype() == DType::Int8, ws = w.dtype() == DType::Int8;
-    if (xs && ws) acc = matmul_codes<int8_t, int8_t>(x, zx, w, zw);
-    else if (xs) acc = matmul_codes<int8_t, uint8_t>(x, zx, w, zw);
-    else if (ws) acc = matmul_codes<uint8_t, int8_t>(x, zx, w, zw);
-    else acc = matmul_codes<uint8_t, uint8_t>(x, zx, w, zw);
+    visit_code_pair(x.dtype(), w.dtype(), [&](auto* xt, auto* wt) {
+      acc = matmul_codes<std::remove_pointer_t<decltype(xt)>, std::remove_pointer_t<decltype(wt)>>(x, zx, w, zw);
+    });
     return {finish_int(c, acc, -1)};
   }
   Tensor xz = Tensor::scalar<int32_t>(zx);
