@@ -14,6 +14,8 @@ mutations=(
   "src/quant/quantsim.cpp|s/check(cfg.activations.spec.granularity == Granularity::PerTensor,/check(true,/|Placement.PerChannelActivationsAreAnErrorNamingTheConfigKey|per-channel activations accepted silently"
   "src/quant/config.cpp|s/j\[\"group_size\"\] = q.spec.group_size;/(void)0;/|Analysis.ConfigJsonRoundTrips|the config loses group_size"
   "src/quant/range.cpp|s/P\[(size_t)i - 1\] += tail\[(size_t)i\];/(void)0;/|KlRange.*|KL drops the clipped mass"
+  "src/quant/range.cpp|s/std::vector<double> hist = flatten_point_masses(h.counts());/std::vector<double> hist = h.counts();/|KlRange.PointMassesDoNotMoveTheThreshold|KL sees point masses"
+  "src/quant/range.cpp|s/^    smooth(Q);/    (void)0;/|KlRange.ThresholdIsTheArgminOverCandidates|KL without smoothing"
   "src/quant/quantsim.cpp|s/else if (kl.count(a.tensor)) {/else if (false) {/|Calibrate.KlRangeDoesNotDependOnBatchOrder|KL falls back to the first-pass range"
   "src/ir/tensor_proto.cpp|s/check(d_end == real_dir.end() \&\& f_it != real_file.end(),/check(true,/|OnnxIO.ExternalDataNeverLeavesTheModelFolder|external data follows symlinks out of the model's folder"
   "src/ir/onnx_io.cpp|s/^  validate_model(m, origin);/  (void)0;/|OnnxIO.ValidationRefusesBadConvAttributesBeforeShapeInference|models are not validated on load"

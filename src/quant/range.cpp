@@ -174,6 +174,22 @@ void smooth(std::vector<double>& p) {
 }
 }  // namespace
 
+std::vector<double> flatten_point_masses(const std::vector<double>& hist) {
+  const int nb = (int)hist.size(), half = 4;
+  const double z = 5;
+  std::vector<double> out = hist, window;
+  for (int k = 1; k < nb; ++k) {
+    window.clear();
+    for (int j = std::max(1, k - half); j <= std::min(nb - 1, k + half); ++j)
+      if (j != k) window.push_back(hist[(size_t)j]);
+    if (window.empty()) continue;
+    std::nth_element(window.begin(), window.begin() + (ptrdiff_t)(window.size() / 2), window.end());
+    const double med = window[window.size() / 2];
+    if (med >= 1 && hist[(size_t)k] > med + z * std::sqrt(med) + z) out[(size_t)k] = med;
+  }
+  return out;
+}
+
 int kl_threshold_bins(const std::vector<double>& hist, int levels) {
   const int nb = (int)hist.size();
   check(levels >= 1 && levels <= nb, "KL calibration: ", levels, " levels for ", nb, " bins");
@@ -186,9 +202,8 @@ int kl_threshold_bins(const std::vector<double>& hist, int levels) {
     P.assign(hist.begin(), hist.begin() + i);
     P[(size_t)i - 1] += tail[(size_t)i];
     Q.assign((size_t)i, 0.0);
-    const int merged = i / levels;
-    for (int j = 0; j < levels; ++j) {
-      int b0 = j * merged, b1 = j == levels - 1 ? i : b0 + merged;
+    for (int j = 0; j < levels; ++j) {  // bin k belongs to group floor(k * levels / i)
+      const int b0 = (int)(((int64_t)j * i + levels - 1) / levels), b1 = (int)(((int64_t)(j + 1) * i + levels - 1) / levels);
       double mass = 0;
       int nonzero = 0;
       for (int k = b0; k < b1; ++k) mass += hist[(size_t)k], nonzero += hist[(size_t)k] != 0;
@@ -218,7 +233,7 @@ std::pair<float, float> kl_range(const AbsHistogram& h, float lo, float hi, cons
   // The bin at zero holds every exact zero (half of a ReLU output): merging that spike with its neighbours dominates
   // every candidate's divergence and drives the threshold down. As NVIDIA's pytorch-quantization does for TensorRT,
   // the first bin takes the count of the second.
-  std::vector<double> hist = h.counts();
+  std::vector<double> hist = flatten_point_masses(h.counts());
   if (nb > 1) hist[0] = hist[1];
   const bool nonneg = lo >= 0;
   const int bits = spec.grid.bits;

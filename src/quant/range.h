@@ -77,9 +77,17 @@ class AbsHistogram {
   float amax_;
   std::vector<double> counts_;
 };
+// Point masses flattened: a bin k >= 1 whose count exceeds the median m of its 8 neighbours (4 each side, bin 0
+// left out) by more than 5 Poisson standard deviations (count > m + 5 sqrt(m) + 5, with m >= 1) is set to m. A point
+// mass is many exactly equal values (a channel's constant output over an image's uniform background, padding): it
+// falls in one bin of the 2048 whatever the threshold, a grid represents it with one code like any other value, yet
+// when Q spreads its group's mass over the group, the spike alone decides the divergence and pulls the threshold to
+// where groups are one bin wide (on Fashion-MNIST's stem ReLUs, a clip at a quarter of the range and 1-4 points of
+// top-1 lost). Only the local density's share is kept, as TensorRT's calibrators already do for the zero bin.
+std::vector<double> flatten_point_masses(const std::vector<double>& hist);
 // The number of histogram bins i (levels <= i <= hist.size()) whose threshold minimises KL(P || Q): P is the first i
-// bins with the mass beyond them added to bin i-1; Q merges the first i bins into `levels` groups (i / levels bins
-// each, the last group taking the remainder), spreads each group's mass evenly over the bins that are non-empty in
+// bins with the mass beyond them added to bin i-1; Q merges the first i bins into `levels` groups (bin k in group
+// floor(k * levels / i), as NVIDIA's pytorch-quantization calibrator splits them), spreads each group's mass evenly over the bins that are non-empty in
 // the data, and is zero where P is; both are smoothed (empty bins get 1e-4, taken evenly from the others) and
 // normalised before KL. Ties keep the largest i.
 int kl_threshold_bins(const std::vector<double>& hist, int levels);
@@ -87,7 +95,8 @@ int kl_threshold_bins(const std::vector<double>& hist, int levels);
 // clips |x| at t, so the range is [max(lo, -t), min(hi, t)] (an asymmetric grid keeps all its codes for where the data
 // is; a symmetric spec widens it to [-t', t'] itself). Levels: 2^(b-1) (TensorRT's 128 for int8) when the data has both signs or the grid is signed
 // symmetric; 2^b when non-negative data meets an unsigned or asymmetric grid, which spends all its codes on [0, t].
-// With more levels than bins the full range is kept. The zero bin's spike is flattened first (see range.cpp).
+// With more levels than bins the full range is kept. Point masses are flattened first (flatten_point_masses), then
+// the zero bin takes the count of bin 1 (see range.cpp).
 std::pair<float, float> kl_range(const AbsHistogram& h, float lo, float hi, const QuantizerSpec& spec);
 
 // Cross-entropy range search for classifier logits: candidate ranges are fractions (1/steps .. 1) of a min-max range;
