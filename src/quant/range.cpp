@@ -203,7 +203,8 @@ int kl_threshold_bins(const std::vector<double>& hist, int levels) {
     P[(size_t)i - 1] += tail[(size_t)i];
     Q.assign((size_t)i, 0.0);
     for (int j = 0; j < levels; ++j) {  // bin k belongs to group floor(k * levels / i)
-      const int b0 = (int)(((int64_t)j * i + levels - 1) / levels), b1 = (int)(((int64_t)(j + 1) * i + levels - 1) / levels);
+      const int b0 = (int)(((int64_t)j * i + levels - 1) / levels);
+      const int b1 = (int)(((int64_t)(j + 1) * i + levels - 1) / levels);
       double mass = 0;
       int nonzero = 0;
       for (int k = b0; k < b1; ++k) mass += hist[(size_t)k], nonzero += hist[(size_t)k] != 0;

@@ -87,8 +87,8 @@ class AbsHistogram {
 std::vector<double> flatten_point_masses(const std::vector<double>& hist);
 // The number of histogram bins i (levels <= i <= hist.size()) whose threshold minimises KL(P || Q): P is the first i
 // bins with the mass beyond them added to bin i-1; Q merges the first i bins into `levels` groups (bin k in group
-// floor(k * levels / i), as NVIDIA's pytorch-quantization calibrator splits them), spreads each group's mass evenly over the bins that are non-empty in
-// the data, and is zero where P is; both are smoothed (empty bins get 1e-4, taken evenly from the others) and
+// floor(k * levels / i), as NVIDIA's pytorch-quantization calibrator splits them), spreads each group's mass evenly
+// over the bins that are non-empty in the data, and is zero where P is; both are smoothed (empty bins get 1e-4, taken evenly from the others) and
 // normalised before KL. Ties keep the largest i.
 int kl_threshold_bins(const std::vector<double>& hist, int levels);
 // The range for `spec` from the |x| histogram and the data's own range [lo, hi]: the threshold t = amax * i / bins
