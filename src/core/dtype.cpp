@@ -62,9 +62,8 @@ DType dtype_storage(DType t) { return t == DType::Int4 ? DType::Int8 : t == DTyp
 DType dtype_from_onnx(int32_t v) {
   switch (v) {
     case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 9: case 10: case 11: case 12: case 13: case 16:
-    case 21: case 22:
+    case 8: case 21: case 22:
       return static_cast<DType>(v);
-    case 8: unsupported("string tensors are not supported");
     case 14: case 15: unsupported("complex tensors are not supported");
     // Types of ONNX 1.14+ (IR 9-13) that lowbit does not store: named, so a model using them says what it needs.
     case 17: unsupported("float8e4m3fn tensors are not supported");

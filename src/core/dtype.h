@@ -29,7 +29,7 @@ enum class DType : int32_t {
   Int4 = 22,
 };
 
-// Size of one element in bytes; 0 for Undefined/String (not storable in a Tensor).
+// Size of one element in bytes; 0 for Undefined and String (a string tensor has no byte buffer).
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 bool dtype_is_float(DType t);    // float16/bfloat16/float32/float64
@@ -38,7 +38,8 @@ bool dtype_is_signed(DType t);
 bool dtype_is_4bit(DType t);  // int4 / uint4
 // The 8-bit type an int4/uint4 tensor is stored as (int8 / uint8); t itself otherwise.
 DType dtype_storage(DType t);
-// Maps an ONNX data type number; throws Error for unknown or unsupported (string, complex) types.
+// Maps an ONNX data type number; throws Error for unknown types, Unsupported for those lowbit does not store
+// (complex, float8, float4, 2-bit).
 DType dtype_from_onnx(int32_t onnx_type);
 
 struct Float16 {

@@ -2,6 +2,7 @@
 #include "core/tensor.h"
 
 #include "core/checked.h"
+#include "core/string_cast.h"
 
 #include <algorithm>
 #include <cmath>
@@ -35,9 +36,13 @@ std::vector<int64_t> shape_strides(const Shape& s) {
   return st;
 }
 
-void check_allocation(DType dtype, const Shape& shape) {
+void check_allocation(DType dtype, const Shape& shape, bool strings) {
   int64_t n = shape_numel(shape);
-  int64_t size = (int64_t)dtype_size(dtype);
+  if (dtype == DType::String && !strings)
+    unsupported("a new string tensor of shape ", shape_str(shape),
+                " is needed here: lowbit computes string tensors only in Cast and CastLike (other ops may pass them "
+                "through unchanged)");
+  int64_t size = dtype == DType::String ? (int64_t)sizeof(std::string) : (int64_t)dtype_size(dtype);
   check(size > 0, "cannot allocate a tensor of dtype ", dtype_name(dtype));
   int64_t bytes;
   bool over = __builtin_mul_overflow(n, size, &bytes) || bytes > memory_budget();
@@ -64,6 +69,23 @@ Tensor Tensor::uninitialized(DType dtype, Shape shape, Layout layout) {
   t.numel_ = shape_numel(t.shape_);
   t.buf_ = std::make_shared<TensorStorage>(t.nbytes());
   return t;
+}
+
+Tensor Tensor::from_strings(Shape shape, std::vector<std::string> values) {
+  check_allocation(DType::String, shape, true);
+  Tensor t;
+  t.dtype_ = DType::String;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  check((int64_t)values.size() == t.numel_, "Tensor::from_strings: ", values.size(), " values for shape ",
+        shape_str(t.shape_));
+  t.strings_ = std::make_shared<const std::vector<std::string>>(std::move(values));
+  return t;
+}
+
+const std::vector<std::string>& Tensor::strings() const {
+  if (dtype_ != DType::String) fail("tensor of dtype ", dtype_name(dtype_), " accessed as string");
+  return *strings_;
 }
 
 void Tensor::fail_not_plain() { fail("internal error: a channels-last tensor was read as a plain one"); }
@@ -122,6 +144,7 @@ Tensor Tensor::reshaped(Shape s) const {
 }
 
 Tensor Tensor::clone() const {
+  if (dtype_ == DType::String) return from_strings(shape_, *strings_);
   Tensor t(dtype_, shape_);
   t.layout_ = layout_;
   if (nbytes()) std::memcpy(t.storage_mut(), storage(), nbytes());
@@ -133,6 +156,11 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
         shape_str(shape_));
   Shape s = shape_;
   s[0] = end - begin;
+  if (dtype_ == DType::String) {
+    auto row = (size_t)(dim(0) ? numel() / dim(0) : 0);
+    return from_strings(s, {strings_->begin() + (ptrdiff_t)(row * (size_t)begin),
+                            strings_->begin() + (ptrdiff_t)(row * (size_t)end)});
+  }
   Tensor t(dtype_, s);
   size_t row = dim(0) ? nbytes() / (size_t)dim(0) : 0;
   if (t.nbytes()) std::memcpy(t.raw_mut(), (const char*)raw() + row * (size_t)begin, t.nbytes());
@@ -149,6 +177,11 @@ Tensor concat_rows(const std::vector<Tensor>& parts) {
               std::equal(p.shape().begin() + 1, p.shape().end(), parts[0].shape().begin() + 1),
           "concat_rows: ", shape_str(p.shape()), " does not match ", shape_str(parts[0].shape()));
     s[0] += p.dim(0);
+  }
+  if (parts[0].dtype() == DType::String) {
+    std::vector<std::string> all;
+    for (auto& p : parts) all.insert(all.end(), p.strings().begin(), p.strings().end());
+    return Tensor::from_strings(s, std::move(all));
   }
   Tensor t(parts[0].dtype(), s);
   size_t off = 0;
@@ -194,6 +227,8 @@ Tensor Tensor::retyped(DType to) const {
 
 Tensor Tensor::cast(DType to) const {
   if (to == dtype_) return *this;
+  if (to == DType::String) return from_strings(shape_, format_as_strings(*this));
+  if (dtype_ == DType::String) return parse_strings(*this, to);
   if (dtype_is_4bit(dtype_)) return retyped(dtype_storage(dtype_)).cast(to);
   if (dtype_is_4bit(to)) {
     // The low 4 bits of the integer value (two's complement for int4).
@@ -245,6 +280,7 @@ std::vector<int64_t> Tensor::to_i64() const {
 
 bool Tensor::bit_equal(const Tensor& o) const {
   if (dtype_ != o.dtype_ || shape_ != o.shape_) return false;
+  if (dtype_ == DType::String) return *strings_ == *o.strings_;
   return nbytes() == 0 || std::memcmp(raw(), o.raw(), nbytes()) == 0;
 }
 

@@ -1,4 +1,5 @@
-// Tensor: a dtype, a shape and a shared, immutable-by-convention byte buffer (row-major, dense).
+// Tensor: a dtype, a shape and a shared, immutable-by-convention byte buffer (row-major, dense). String tensors
+// hold their elements in a shared, immutable vector of std::string instead (no byte buffer).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -43,8 +44,11 @@ using TensorStorage = std::vector<std::byte, DefaultInitAllocator<std::byte>>;
 // Number of elements; an Error for a negative dimension or a product beyond int64 (never wraps).
 int64_t shape_numel(const Shape& s);
 // Throws, naming the shape and size, unless a tensor of this dtype and shape fits the memory budget
-// (core/checked.h). Every Tensor allocation goes through it; loaders call it before reading data.
-void check_allocation(DType dtype, const Shape& shape);
+// (core/checked.h). Every Tensor allocation goes through it; loaders call it before reading data. A string tensor
+// counts sizeof(std::string) an element; Unsupported for DType::String unless `strings` is set (only
+// Tensor::from_strings and the loaders make string tensors: a kernel that copies elements bytewise must not
+// produce one).
+void check_allocation(DType dtype, const Shape& shape, bool strings = false);
 std::string shape_str(const Shape& s);
 // Row-major strides (in elements) of a shape.
 std::vector<int64_t> shape_strides(const Shape& s);
@@ -77,6 +81,10 @@ class Tensor {
   }
   template <typename T>
   static Tensor scalar(T v) { return from_vector<T>({}, {v}); }
+  // A string tensor (the only way to make one: kernels cannot allocate string outputs, see check_allocation).
+  static Tensor from_strings(Shape shape, std::vector<std::string> values);
+  // The elements of a string tensor, row-major; an error for any other dtype.
+  const std::vector<std::string>& strings() const;
 
   bool defined() const { return dtype_ != DType::Undefined; }
   DType dtype() const { return dtype_; }
@@ -126,7 +134,7 @@ class Tensor {
   // Deep copy of rows [begin, end) along dim 0.
   Tensor slice_rows(int64_t begin, int64_t end) const;
   // Converts element-wise to another dtype (float->int truncates toward zero, as ONNX Cast; to int4/uint4 keeps the
-  // low 4 bits of the integer, as ONNX Cast since opset 25 defines it).
+  // low 4 bits of the integer, as ONNX Cast since opset 25 defines it). To and from strings: core/string_cast.h.
   Tensor cast(DType to) const;
   // Values as float64 / int64 (any numeric dtype), for attributes, shapes and comparisons.
   std::vector<double> to_f64() const;
@@ -149,6 +157,7 @@ class Tensor {
   Shape shape_;
   int64_t numel_ = 1;  // shape_numel(shape_), set wherever shape_ is
   std::shared_ptr<TensorStorage> buf_;
+  std::shared_ptr<const std::vector<std::string>> strings_;  // dtype String only
 };
 
 // Tensors of equal dtype and trailing dims joined along dim 0.

@@ -29,6 +29,7 @@ DType constant_dtype(const Node& n) {
     if (a.name == "value" && a.type == AttrType::Tensor) return a.t.dtype();
     if (a.name == "value_float" || a.name == "value_floats") return DType::Float32;
     if (a.name == "value_int" || a.name == "value_ints") return DType::Int64;
+    if (a.name == "value_string" || a.name == "value_strings") return DType::String;
   }
   return DType::Undefined;
 }

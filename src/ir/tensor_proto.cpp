@@ -114,6 +114,18 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& what, co
           " is too large");
     numel *= d;
   }
+  if (dt == DType::String) {  // the one place strings live: string_data (raw and external data are for numbers)
+    check(p.data_location() != onnx::TensorProto::EXTERNAL && !p.has_raw_data(), what,
+          ": a string tensor must keep its values in string_data, not in raw or external data");
+    check(p.string_data_size() == numel, what, ": has ", p.string_data_size(), " strings, shape ", shape_str(shape),
+          " needs ", numel);
+    try {
+      check_allocation(dt, shape, true);
+    } catch (const Error& e) {
+      fail(what, ": ", e.what());
+    }
+    return Tensor::from_strings(shape, {p.string_data().begin(), p.string_data().end()});
+  }
   const bool four = dtype_is_4bit(dt);
   size_t nbytes = four ? (size_t)(numel / 2 + numel % 2) : (size_t)numel * dtype_size(dt);
   std::string external;
@@ -186,6 +198,10 @@ void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto
   if (!name.empty()) p->set_name(name);
   p->set_data_type((int32_t)t.dtype());
   for (auto d : t.shape()) p->add_dims(d);
+  if (t.dtype() == DType::String) {
+    for (auto& v : t.strings()) p->add_string_data(v);
+    return;
+  }
   if (dtype_is_4bit(t.dtype())) {
     const auto* src = reinterpret_cast<const uint8_t*>(t.raw());
     std::string packed((size_t)(t.numel() / 2 + t.numel() % 2), '\0');

@@ -273,7 +273,20 @@ Outs op_Mean(const OpContext& c) {
 
 #define COMPARE(NAME, EXPR) \
   Outs op_##NAME(const OpContext& c) { return {compare_op(c.in(0), c.in(1), c, [](auto a, auto b) { return EXPR; })}; }
-COMPARE(Equal, a == b)
+// Equal on strings (opset 19): the one op besides Cast that reads string elements.
+Tensor equal_strings(const Tensor& a, const Tensor& b, const OpContext& c) {
+  check(b.dtype() == DType::String, c.where(), ": input dtypes differ (string vs ", dtype_name(b.dtype()), ")");
+  Tensor y = Tensor::uninitialized(DType::Bool, broadcast_shapes({a.shape(), b.shape()}, c.where()));
+  const auto &sa = a.strings(), &sb = b.strings();
+  bool* py = y.data<bool>();
+  broadcast_for_each<2>(y.shape(), {a.shape(), b.shape()},
+                        [&](int64_t i, const std::array<int64_t, 2>& o) { py[i] = sa[(size_t)o[0]] == sb[(size_t)o[1]]; });
+  return y;
+}
+Outs op_Equal(const OpContext& c) {
+  if (c.in(0).dtype() == DType::String) return {equal_strings(c.in(0), c.in(1), c)};
+  return {compare_op(c.in(0), c.in(1), c, [](auto a, auto b) { return a == b; })};
+}
 COMPARE(Less, a < b)
 COMPARE(Greater, a > b)
 COMPARE(LessOrEqual, a <= b)
@@ -342,8 +355,9 @@ Outs op_Constant(const OpContext& c) {
     if (a.name == "value_int") return {Tensor::scalar<int64_t>(a.i)};
     if (a.name == "value_floats") return {Tensor::from_vector<float>({(int64_t)a.floats.size()}, a.floats)};
     if (a.name == "value_ints") return {Tensor::from_vector<int64_t>({(int64_t)a.ints.size()}, a.ints)};
-    if (a.name == "value_string" || a.name == "value_strings" || a.name == "sparse_value")
-      unsupported(c.where(), ": Constant '", a.name, "' is not supported");
+    if (a.name == "value_string") return {Tensor::from_strings({}, {a.s})};
+    if (a.name == "value_strings") return {Tensor::from_strings({(int64_t)a.strings.size()}, a.strings)};
+    if (a.name == "sparse_value") unsupported(c.where(), ": Constant 'sparse_value' is not supported");
   }
   fail(c.where(), ": Constant without a value attribute");
 }

@@ -43,6 +43,12 @@ std::string compare(const Tensor& got, const Tensor& want_in, double rtol, doubl
   if (got.dtype() != want.dtype())
     return std::string("dtype ") + dtype_name(got.dtype()) + ", expected " + dtype_name(want.dtype());
   if (got.shape() != want.shape()) return "shape " + shape_str(got.shape()) + ", expected " + shape_str(want.shape());
+  if (want.dtype() == DType::String) {  // exactly
+    for (size_t i = 0; i < want.strings().size(); ++i)
+      if (got.strings()[i] != want.strings()[i])
+        return "element " + std::to_string(i) + ": got '" + got.strings()[i] + "', expected '" + want.strings()[i] + "'";
+    return "";
+  }
   auto g = got.to_f64(), w = want.to_f64();
   bool exact = !dtype_is_float(want.dtype());
   for (size_t i = 0; i < g.size(); ++i) {
