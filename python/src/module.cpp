@@ -58,10 +58,26 @@ py::dtype dtype_to_numpy(DType t) {
   }
 }
 
+// str/bytes arrays (NumPy 'U', 'S' or object dtype) as a string tensor: str elements as UTF-8, bytes as they are.
+Tensor strings_to_tensor(const py::array& a, const Shape& shape, const std::string& name) {
+  std::vector<std::string> v;
+  py::list items = a.attr("ravel")().attr("tolist")();
+  for (size_t i = 0; i < items.size(); ++i) {
+    py::handle e = items[i];
+    if (py::isinstance<py::bytes>(e)) v.push_back(e.cast<std::string>());
+    else if (py::isinstance<py::str>(e)) v.push_back(e.cast<std::string>());
+    else fail("'", name, "': element ", i, " of an object array is ", py::str(e.get_type()).cast<std::string>(),
+              ", not str or bytes");
+  }
+  return Tensor::from_strings(shape, std::move(v));
+}
+
 Tensor to_tensor(const py::handle& obj, const std::string& name) {
   py::array a = py::array::ensure(obj, py::array::c_style);
   check((bool)a, "'", name, "' is not convertible to a NumPy array");
   Shape shape(a.shape(), a.shape() + a.ndim());
+  char kind = a.dtype().kind();
+  if (kind == 'U' || kind == 'S' || kind == 'O') return strings_to_tensor(a, shape, name);
   Tensor t = Tensor::uninitialized(dtype_from_numpy(a.dtype()), shape);
   check(t.nbytes() == (size_t)a.nbytes(), "'", name, "': ", a.nbytes(), " bytes for a ", dtype_name(t.dtype()), " ",
         shape_str(shape));
@@ -71,6 +87,21 @@ Tensor to_tensor(const py::handle& obj, const std::string& name) {
 
 // The array views the tensor's own buffer; a capsule holding a copy of the Tensor (a shared handle) keeps it alive.
 py::array to_numpy(const Tensor& t) {
+  if (t.dtype() == DType::String) {  // an object array of str (bytes where an element is not UTF-8), as ORT returns
+    py::list items;
+    for (const auto& e : t.strings()) {
+      PyObject* u = PyUnicode_DecodeUTF8(e.data(), (py::ssize_t)e.size(), nullptr);
+      if (u) {
+        items.append(py::reinterpret_steal<py::str>(u));
+      } else {
+        PyErr_Clear();
+        items.append(py::bytes(e));
+      }
+    }
+    py::module_ np = py::module_::import("numpy");
+    std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+    return np.attr("array")(items, py::arg("dtype") = "object").attr("reshape")(py::tuple(py::cast(shape)));
+  }
   auto* keep = new Tensor(t.to_plain());
   py::capsule owner(keep, [](void* p) { delete static_cast<Tensor*>(p); });
   std::vector<py::ssize_t> shape(keep->shape().begin(), keep->shape().end());

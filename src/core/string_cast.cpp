@@ -43,14 +43,20 @@ bool starts_with_nocase(const char* p, const char* end, const char* word) {
   fail("cannot cast string element ", i, " ('", s, "') to ", dtype_name(to), ": ", why);
 }
 
+// The start that strtod and strtoll share: white space, then an optional sign (true for '-'), both skipped.
+bool skip_space_and_sign(const char*& p, const char* end) {
+  while (p < end && is_space(*p)) ++p;
+  bool neg = p < end && *p == '-';
+  if (p < end && (*p == '-' || *p == '+')) ++p;
+  return neg;
+}
+
 // Like strtof / strtod: white space, an optional sign, then inf/infinity/nan, a hex float after 0x, or a decimal one.
 template <typename F>
 F parse_float(size_t i, const std::string& s, DType to) {
   const char* p = s.data();
   const char* end = p + s.size();
-  while (p < end && is_space(*p)) ++p;
-  bool neg = p < end && *p == '-';
-  if (p < end && (*p == '-' || *p == '+')) ++p;
+  const bool neg = skip_space_and_sign(p, end);
   F v = 0;
   if (starts_with_nocase(p, end, "inf")) {
     v = std::numeric_limits<F>::infinity();
@@ -74,9 +80,7 @@ template <typename I>
 I parse_int(size_t i, const std::string& s, DType to) {
   const char* p = s.data();
   const char* end = p + s.size();
-  while (p < end && is_space(*p)) ++p;
-  bool neg = p < end && *p == '-';
-  if (p < end && (*p == '-' || *p == '+')) ++p;
+  const bool neg = skip_space_and_sign(p, end);
   if (p == end || !is_digit(*p)) bad_element(i, s, to, "not an integer");
   uint64_t mag = 0;
   auto r = std::from_chars(p, end, mag);

@@ -1,10 +1,12 @@
-// .npy/.npz codec. Only little-endian, C-order arrays of numeric/bool dtypes are accepted.
+// .npy/.npz codec. Only little-endian, C-order arrays of numeric/bool and fixed-width string dtypes are accepted.
 #include "io/npy.h"
 
 #include <zlib.h>
 
-#include <cstring>
+#include <algorithm>
 #include <cctype>
+#include <cstring>
+#include <vector>
 
 #include "ir/onnx_io.h"
 
@@ -63,7 +65,17 @@ NpyHeader parse_header_text(const std::string& h, const std::string& origin) {
   DType dt = DType::Undefined;
   for (auto& d : kDescr)
     if (code == d.descr) dt = d.dt;
+  NpyHeader r;
+  if ((code[0] == 'S' || code[0] == 'U') && code.size() >= 2 && code.size() <= 10 &&
+      std::all_of(code.begin() + 1, code.end(), [](char c) { return std::isdigit((unsigned char)c); })) {
+    dt = DType::String;
+    r.string_kind = code[0];
+    r.itemsize = std::stoll(code.substr(1)) * (code[0] == 'U' ? 4 : 1);
+  }
+  check(code != "O", origin, ": object arrays are not supported (save strings with a fixed-width dtype: np.array(x, "
+        "dtype=str))");
   check(dt != DType::Undefined, origin, ": unsupported .npy dtype '", code, "'");
+  if (dt != DType::String) r.itemsize = (int64_t)dtype_size(dt);
   check(value_of("fortran_order") != "True", origin,
         ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
   std::string dims = value_of("shape");
@@ -84,12 +96,11 @@ NpyHeader parse_header_text(const std::string& h, const std::string& origin) {
   int64_t bytes = 0;
   bool fits = true;
   try {
-    fits = !__builtin_mul_overflow(shape_numel(shape), (int64_t)dtype_size(dt), &bytes);
+    fits = !__builtin_mul_overflow(shape_numel(shape), r.itemsize, &bytes);
   } catch (const Error&) {
     fits = false;
   }
   check(fits, origin, ": header shape ", shape_str(shape), " has more bytes than int64 can count");
-  NpyHeader r;
   r.dtype = dt;
   r.shape = shape;
   return r;
@@ -103,6 +114,90 @@ std::pair<size_t, size_t> header_span(const std::string& b, const std::string& o
   check(b.size() >= 12, origin, ": truncated .npy header");
   return {12, rd32(b, 8)};
 }
+// UTF-8 <-> code points, for NumPy's 'U' (UTF-32LE) arrays. decode_utf8 returns false on a malformed sequence
+// (overlong forms, surrogates and values above U+10FFFF included).
+bool decode_utf8(const std::string& s, std::vector<uint32_t>& out) {
+  out.clear();
+  for (size_t i = 0; i < s.size();) {
+    auto c = (unsigned char)s[i];
+    int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+    if (n < 0 || i + (size_t)n >= s.size()) return false;  // a bad lead byte, or a sequence cut off at the end
+    uint32_t cp = n == 0 ? c : n == 1 ? (c & 0x1Fu) : n == 2 ? (c & 0x0Fu) : (c & 0x07u);
+    for (int k = 1; k <= n; ++k) {
+      auto d = (unsigned char)s[i + (size_t)k];
+      if ((d >> 6) != 2) return false;
+      cp = (cp << 6) | (d & 0x3Fu);
+    }
+    static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    out.push_back(cp);
+    i += (size_t)n + 1;
+  }
+  return true;
+}
+
+void append_utf8(uint32_t cp, std::string& s) {
+  if (cp < 0x80) {
+    s += (char)cp;
+  } else if (cp < 0x800) {
+    s += (char)(0xC0 | (cp >> 6));
+    s += (char)(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += (char)(0xE0 | (cp >> 12));
+    s += (char)(0x80 | ((cp >> 6) & 0x3F));
+    s += (char)(0x80 | (cp & 0x3F));
+  } else {
+    s += (char)(0xF0 | (cp >> 18));
+    s += (char)(0x80 | ((cp >> 12) & 0x3F));
+    s += (char)(0x80 | ((cp >> 6) & 0x3F));
+    s += (char)(0x80 | (cp & 0x3F));
+  }
+}
+
+// Fixed-width elements, trailing NULs dropped as NumPy drops them.
+Tensor decode_strings(const char* p, const NpyHeader& hd, const std::string& origin) {
+  check_allocation(DType::String, hd.shape, true);
+  std::vector<std::string> v((size_t)shape_numel(hd.shape));
+  for (size_t i = 0; i < v.size(); ++i, p += hd.itemsize) {
+    if (hd.string_kind == 'S') {
+      size_t n = (size_t)hd.itemsize;
+      while (n && p[n - 1] == '\0') --n;
+      v[i].assign(p, n);
+      continue;
+    }
+    size_t n = (size_t)hd.itemsize / 4;
+    uint32_t cp;
+    while (n && (std::memcpy(&cp, p + 4 * (n - 1), 4), cp == 0)) --n;
+    for (size_t k = 0; k < n; ++k) {
+      std::memcpy(&cp, p + 4 * k, 4);
+      check(cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF), origin, ": string element ", i,
+            " holds an invalid code point ", cp);
+      append_utf8(cp, v[i]);
+    }
+  }
+  return Tensor::from_strings(hd.shape, std::move(v));
+}
+
+// The descr of a string tensor ('<U' when all elements are UTF-8, '|S' otherwise) and its data in `data`.
+std::string encode_strings(const Tensor& t, std::string& data) {
+  const auto& v = t.strings();
+  std::vector<std::vector<uint32_t>> cps(v.size());
+  bool utf8 = true;
+  size_t width = 1;  // NumPy's narrowest string dtype has one character
+  for (size_t i = 0; i < v.size(); ++i) {
+    check(v[i].empty() || v[i].back() != '\0', "cannot write string element ", i,
+          " to .npy: it ends in a NUL byte, which NumPy drops");
+    utf8 = utf8 && decode_utf8(v[i], cps[i]);
+  }
+  for (size_t i = 0; i < v.size(); ++i) width = std::max(width, utf8 ? cps[i].size() : v[i].size());
+  data.assign(v.size() * width * (utf8 ? 4 : 1), '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (utf8) std::memcpy(data.data() + i * width * 4, cps[i].data(), cps[i].size() * 4);
+    else std::memcpy(data.data() + i * width, v[i].data(), v[i].size());
+  }
+  return (utf8 ? "<U" : "|S") + std::to_string(width);
+}
+
 }  // namespace
 
 NpyHeader read_npy_header(std::istream& in, const std::string& origin) {
@@ -127,9 +222,10 @@ Tensor parse_npy(const std::string& b, const std::string& origin) {
   DType dt = hd.dtype;
   Shape shape = hd.shape;
   size_t data = hoff + hlen;
-  size_t need = (size_t)shape_numel(shape) * dtype_size(dt);
+  size_t need = (size_t)shape_numel(shape) * (size_t)hd.itemsize;
   check(b.size() - data == need, origin, ": .npy data has ", b.size() - data, " bytes, shape ", shape_str(shape),
         " needs ", need);
+  if (dt == DType::String) return decode_strings(b.data() + data, hd, origin);
   Tensor t(dt, shape);
   if (need) std::memcpy(t.raw_mut(), b.data() + data, need);
   if (dt == DType::Bool)
@@ -138,7 +234,8 @@ Tensor parse_npy(const std::string& b, const std::string& origin) {
 }
 
 std::string encode_npy(const Tensor& t) {
-  std::string descr;
+  std::string strings_data;
+  std::string descr = t.dtype() == DType::String ? encode_strings(t, strings_data) : "";
   for (auto& d : kDescr)
     if (d.dt == t.dtype()) descr = std::string(d.dt == DType::Bool || dtype_size(d.dt) == 1 ? "|" : "<") + d.descr;
   check(!descr.empty(), "cannot write dtype ", dtype_name(t.dtype()), " to .npy");
@@ -154,7 +251,8 @@ std::string encode_npy(const Tensor& t) {
   out += '\x00';
   put16(out, (uint16_t)h.size());
   out += h;
-  out.append(static_cast<const char*>(t.raw()), t.nbytes());
+  if (t.dtype() == DType::String) out += strings_data;
+  else out.append(static_cast<const char*>(t.raw()), t.nbytes());
   return out;
 }
 

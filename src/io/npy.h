@@ -1,4 +1,7 @@
-// NumPy .npy / .npz reading and writing (npz: zip, stored or deflated entries; written stored).
+// NumPy .npy / .npz reading and writing (npz: zip, stored or deflated entries; written stored). String tensors are
+// read from fixed-width 'S' (bytes) and 'U' (UTF-32) arrays and written as 'U' when every string is valid UTF-8 (so
+// np.load gives str), as 'S' otherwise; NumPy drops trailing NULs of both, so a string ending in NUL does not
+// survive the round trip (an error when writing). Object arrays (pickles) are refused.
 #pragma once
 #include <istream>
 #include <map>
@@ -11,6 +14,9 @@ namespace lowbit {
 struct NpyHeader {
   DType dtype = DType::Undefined;
   Shape shape;
+  // Fixed-width strings (dtype String): 'S' (bytes, `itemsize` a value) or 'U' (UTF-32, 4 bytes a character).
+  char string_kind = 0;
+  int64_t itemsize = 0;  // bytes an element
   int64_t data_offset = 0;  // bytes from the start of the file to the array data
 };
 // Reads just the header from the start of a stream (for record-by-record reading of large arrays).

@@ -221,3 +221,27 @@ def test_analyze_from_python_writes_the_report(tmp_path):
                        progress=False)
     assert (tmp_path / "r" / "index.html").exists()
     assert json.loads((tmp_path / "r" / "report.json").read_text()) == report
+
+
+CAST_TO_STRING = "/usr/share/libonnx-testdata/data/node/test_cast_FLOAT_to_STRING/model.onnx"
+CAST_FROM_STRING = "/usr/share/libonnx-testdata/data/node/test_cast_STRING_to_FLOAT/model.onnx"
+
+
+def test_string_tensors_cross_the_binding_as_str_arrays(tmp_path):
+    # Out: an object array of str, as ONNX Runtime returns it; the CLI's .npy holds the same strings ('<U').
+    x = np.array([[0.6048455, 1e-5, 3.0, -0.0]] * 3, dtype=np.float32)
+    y = lowbit.Session(lowbit.Model.load(CAST_TO_STRING)).run({"input": x})["output"]
+    assert y.dtype == object and y.shape == (3, 4)
+    assert y[0].tolist() == ["0.6048455", "1e-05", "3", "-0"]
+    np.save(tmp_path / "x.npy", x)
+    run_cli("run", CAST_TO_STRING, "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"))
+    assert np.load(tmp_path / "y.npy").tolist() == y.tolist()
+    # In: str ('U'), bytes ('S') and object arrays all read as the same strings; anything else in an object array
+    # is an error naming the element.
+    s = lowbit.Session(lowbit.Model.load(CAST_FROM_STRING))
+    for a in (y, y.astype(str), y.astype(bytes)):
+        np.testing.assert_array_equal(s.run({"input": a})["output"], x)
+    bad = y.copy()
+    bad[1, 2] = 7
+    with pytest.raises(lowbit.Error, match="element 6 of an object array is <class 'int'>"):
+        s.run({"input": bad})
