@@ -2,6 +2,9 @@
 #include "core/string_cast.h"
 
 #include <charconv>
+#include <clocale>
+#include <cstdlib>
+#include <locale.h>
 #include <cmath>
 #include <cstring>
 #include <system_error>
@@ -51,6 +54,16 @@ bool skip_space_and_sign(const char*& p, const char* end) {
   return neg;
 }
 
+// What strtof / strtod give for a number from_chars finds out of range (it leaves the value unset): +-HUGE_VAL on
+// overflow, 0 on underflow; in the "C" locale, so the caller's locale cannot change the decimal point.
+template <typename F>
+F strto_c(const char* p, const char* end) {
+  static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+  std::string text(p, end);
+  if constexpr (std::is_same_v<F, float>) return strtof_l(text.c_str(), nullptr, c_locale);
+  else return strtod_l(text.c_str(), nullptr, c_locale);
+}
+
 // Like strtof / strtod: white space, an optional sign, then inf/infinity/nan, a hex float after 0x, or a decimal one.
 template <typename F>
 F parse_float(size_t i, const std::string& s, DType to) {
@@ -64,13 +77,13 @@ F parse_float(size_t i, const std::string& s, DType to) {
     v = std::numeric_limits<F>::quiet_NaN();
   } else if (end - p >= 3 && p[0] == '0' && (p[1] | 0x20) == 'x' && (is_hex_digit(p[2]) || p[2] == '.')) {
     auto r = std::from_chars(p + 2, end, v, std::chars_format::hex);
-    if (r.ec == std::errc::result_out_of_range) bad_element(i, s, to, "the value is out of range");
-    if (r.ec != std::errc()) v = 0;  // "0x." alone: strtod reads the leading 0
+    if (r.ec == std::errc::result_out_of_range) v = strto_c<F>(p, end);
+    else if (r.ec != std::errc()) v = 0;  // "0x." alone: strtod reads the leading 0
   } else {
     if (p == end || !(is_digit(*p) || *p == '.')) bad_element(i, s, to, "not a number");
     auto r = std::from_chars(p, end, v, std::chars_format::general);
-    if (r.ec == std::errc::result_out_of_range) bad_element(i, s, to, "the value is out of range");
-    if (r.ec != std::errc()) bad_element(i, s, to, "not a number");
+    if (r.ec == std::errc::result_out_of_range) v = strto_c<F>(p, end);
+    else if (r.ec != std::errc()) bad_element(i, s, to, "not a number");
   }
   return neg ? -v : v;
 }

@@ -6,8 +6,11 @@
 // value, "NaN", "INF" and "-INF"; integers in decimal; bool as "1" / "0". Locale-independent (std::to_chars).
 // Strings to numbers: leading white space is skipped, then the longest numeric prefix is read, as strtod / strtoll
 // read it ("+7", " 2.5", "1.5e" -> 1.5, "0x10" -> 16 for floats; "1.5" -> 1 for integers); "inf", "infinity" and
-// "nan" in any case, with an optional sign, are the special values. Bool reads an integer (non-zero is true). A
-// string with no numeric prefix, or an integer out of int64/uint64 range, is an error naming the element.
+// "nan" in any case, with an optional sign, are the special values; beyond the type's range a float becomes +-inf
+// (or 0), as in strtof and ONNX Runtime. Floats are rounded once, to the target type (ONNX Runtime goes through a
+// double: "1.00000005960464477539062501" gives it 1, here the nearest float32, 1 + 2^-23). Bool reads an integer
+// (non-zero is true). A string with no numeric prefix, or an integer out of int64/uint64 range, is an error naming
+// the element.
 #pragma once
 #include <string>
 #include <vector>

@@ -116,7 +116,14 @@ TEST(StringCast, NonNumbersAreErrorsNamingTheElement) {
   for (const char* bad : {"true", "", "x1", "+-1", ".5"})
     EXPECT_NE(error_of([&] { strings({bad}).cast(DType::Bool); }).find("element 0 ('"), std::string::npos) << bad;
   EXPECT_NE(error_of([] { strings({"9223372036854775808"}).cast(DType::Int64); }).find("range"), std::string::npos);
-  EXPECT_NE(error_of([] { strings({"1e39"}).cast(DType::Float32); }).find("range"), std::string::npos);
+}
+
+// Out of range, floats saturate as strtof does (and ONNX Runtime): to +-inf, or to 0 below the smallest subnormal.
+TEST(StringCast, FloatsBeyondTheRangeBecomeInfinityOrZero) {
+  EXPECT_EQ(strings({"1e39", "-1e39", "1e-50", "0x1p200", "1e-45"}).cast(DType::Float32).to_f64(),
+            (std::vector<double>{INFINITY, -INFINITY, 0, INFINITY, (double)std::numeric_limits<float>::denorm_min()}));
+  EXPECT_EQ(strings({"1e400", "-1e-400"}).cast(DType::Float64).to_f64(), (std::vector<double>{INFINITY, -0.0}));
+  EXPECT_TRUE(std::signbit(strings({"-1e-400"}).cast(DType::Float64).to_f64()[0]));
 }
 
 // Strings are stored as values: slicing, joining, copying and comparing see them (a byte-buffer path would give
