@@ -140,26 +140,58 @@ int32_t requantize(int32_t acc, const RequantParams& p, int32_t zero_point, int3
   return (int32_t)std::min<int64_t>(std::max<int64_t>(q, qmin), qmax);
 }
 
+namespace {
+// The float multiplier's loop, compiled once per instruction set below: the same IEEE operations in each (no FMA
+// contraction in this build, -ffp-contract=off), so every version gives the same codes; only the vector width
+// differs.
+template <typename Q>
+inline __attribute__((always_inline)) void requantize_float_loop(const int32_t* acc, int64_t n, float m,
+                                                                 int32_t zero_point, int32_t qmin, int32_t qmax,
+                                                                 Q* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    // finite: m is a finite float32 and |acc| < 2^31
+    float r = round_even_near((float)acc[i] * m);
+    int32_t q = (int32_t)r + zero_point;
+    out[i] = (Q)(q < qmin ? qmin : q > qmax ? qmax : q);
+  }
+}
+template <typename Q>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void requantize_float_avx512(const int32_t* acc, int64_t n,
+                                                                                  float m, int32_t zp, int32_t qmin,
+                                                                                  int32_t qmax, Q* out) {
+  requantize_float_loop(acc, n, m, zp, qmin, qmax, out);
+}
+template <typename Q>
+__attribute__((target("avx2"))) void requantize_float_avx2(const int32_t* acc, int64_t n, float m, int32_t zp,
+                                                           int32_t qmin, int32_t qmax, Q* out) {
+  requantize_float_loop(acc, n, m, zp, qmin, qmax, out);
+}
+template <typename Q>
+void requantize_float_base(const int32_t* acc, int64_t n, float m, int32_t zp, int32_t qmin, int32_t qmax, Q* out) {
+  requantize_float_loop(acc, n, m, zp, qmin, qmax, out);
+}
+}  // namespace
+
 template <typename Q>
 void requantize_run(const int32_t* acc, int64_t n, const RequantParams& p, int32_t zero_point, int32_t qmin,
-                    int32_t qmax, Q* out) {
+                    int32_t qmax, Q* out, IntIsa isa) {
   const bool fast = p.kind == RequantKind::Float && p.rounding == TieRounding::HalfEven &&
                     near_grid(zero_point, qmin, qmax);
   if (!fast) {
     for (int64_t i = 0; i < n; ++i) out[i] = (Q)requantize(acc[i], p, zero_point, qmin, qmax);
     return;
   }
-  const float m = p.scale;
-  for (int64_t i = 0; i < n; ++i) {
-    // finite: m is a finite float32 and |acc| < 2^31; no FMA contraction in this build (-ffp-contract=off)
-    float r = round_even_near((float)acc[i] * m);
-    int32_t q = (int32_t)r + zero_point;
-    out[i] = (Q)(q < qmin ? qmin : q > qmax ? qmax : q);
+  check(int_isa_supported(isa), "requantize_run: this CPU cannot run ", int_isa_name(isa), " kernels");
+  switch (isa) {
+    case IntIsa::Avx512Vnni: return requantize_float_avx512(acc, n, p.scale, zero_point, qmin, qmax, out);
+    case IntIsa::Avx2: return requantize_float_avx2(acc, n, p.scale, zero_point, qmin, qmax, out);
+    case IntIsa::Scalar: return requantize_float_base(acc, n, p.scale, zero_point, qmin, qmax, out);
   }
 }
-template void requantize_run<int8_t>(const int32_t*, int64_t, const RequantParams&, int32_t, int32_t, int32_t, int8_t*);
+template void requantize_run<int8_t>(const int32_t*, int64_t, const RequantParams&, int32_t, int32_t, int32_t, int8_t*,
+                                     IntIsa);
 template void requantize_run<uint8_t>(const int32_t*, int64_t, const RequantParams&, int32_t, int32_t, int32_t,
-                                      uint8_t*);
+                                      uint8_t*, IntIsa);
 
 MulRequant make_mul_requant(float sa, float sb, float sy, RequantKind kind, TieRounding rounding,
                               const std::string& where) {

@@ -16,6 +16,7 @@
 // Rounding of a tie: half_even (to even), half_away (away from zero), half_up (towards +infinity).
 // No floating-point state is read: results do not depend on the FPU rounding mode or build flags.
 #pragma once
+#include "kernels/int_gemm.h"
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -52,10 +53,11 @@ inline float round_even_near(float v) {
 // element. The Float multiplier with ties to even (ONNX Runtime's arithmetic) runs as a loop the compiler vectorises:
 // v clamped to [-2^22, 2^22] (beyond it every grid within +-2^21 saturates anyway), rounded to nearest even by adding
 // and subtracting 1.5 * 2^23 (exact in float32 for |v| <= 2^22); requantize_add / requantize_mul round so too. Other
-// forms call requantize() per element.
+// forms call requantize() per element. The loop is compiled for AVX-512, AVX2 and the baseline; `isa` picks one
+// (by default the CPU's best, as kernels/int_gemm.h picks; tests sweep every one the CPU runs).
 template <typename Q>
 void requantize_run(const int32_t* acc, int64_t n, const RequantParams& p, int32_t zero_point, int32_t qmin,
-                    int32_t qmax, Q* out);
+                    int32_t qmax, Q* out, IntIsa isa = int_gemm_isa());
 // acc * M rounded as `p` says, before the zero point and the clamp (requantize = clamp(this + zero_point)).
 int64_t requantize_raw(int32_t acc, const RequantParams& p);
 // v rounded to an integer value with the tie rule `r` (float32).

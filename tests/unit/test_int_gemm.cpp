@@ -92,7 +92,9 @@ TEST(IntGemm, SumsWrapLikeInt32Accumulators) {
 
 // conv_int32's GEMM path against its own plain loops (LOWBIT_REFERENCE_KERNELS' path), for 8-bit codes of both
 // signs, per-tensor and per-channel weight zero points, groups, strides, dilations, asymmetric padding and 1-D to
-// 3-D windows; and a depthwise case, which keeps the direct loops (the fast and reference runs must still agree).
+// 3-D windows; and thin 2-D groups (depthwise), which take conv_int32_direct_2d's clipped runs: strides, dilations,
+// pads wider than the kernel reaches. Mutations caught there: a run bound off by one (the first or last column
+// of a padded row), the input column offset without the dilation.
 TEST(IntConv, GemmPathEqualsTheReferenceLoops) {
   struct Case {
     std::vector<int64_t> in, kernel, stride, dilation, pb, pe;
@@ -106,6 +108,10 @@ TEST(IntConv, GemmPathEqualsTheReferenceLoops) {
       {{23}, {5}, {3}, {1}, {2}, {2}, 2, 4, 7, 1},                    // 1-D
       {{4, 5, 6}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {0, 1, 2}, 1, 2, 8, 2},  // 3-D
       {{40, 40}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, 3, 6, 1},  // more positions than one packed chunk
+      {{7, 9}, {3, 3}, {1, 1}, {2, 2}, {2, 2}, {2, 2}, 2, 6, 6, 6},    // depthwise, dilation 2, batch 2
+      {{6, 5}, {3, 2}, {2, 3}, {1, 1}, {1, 0}, {0, 2}, 1, 8, 8, 4},    // thin groups (2 in, 2 out), strides 2 x 3
+      {{4, 1}, {1, 1}, {1, 1}, {1, 1}, {3, 3}, {3, 3}, 1, 3, 3, 3},    // 1x1 depthwise, pads past the kernel
+      {{13, 17}, {5, 5}, {2, 1}, {1, 3}, {3, 4}, {1, 5}, 1, 4, 4, 4},  // 5x5, uneven pads and dilation
   };
   std::mt19937 rng(5);
   int compared = 0;

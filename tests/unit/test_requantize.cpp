@@ -224,8 +224,8 @@ TEST(RequantizeMul, FixedPointIsTheRealProductExceptNearTies) {
     }
 }
 
-// requantize_run (the vectorised loop of the integer engine's Conv/Gemm/MatMul) gives requantize()'s code for every
-// accumulator: exact ties of the float product (m = 0.5, 0.25, 1.5: half-way values of both parities), products past
+// requantize_run (the vectorised loop of the integer engine's Conv/Gemm/MatMul), in each instruction set's build
+// the CPU runs, gives requantize()'s code for every accumulator: exact ties of the float product (m = 0.5, 0.25, 1.5: half-way values of both parities), products past
 // the 2^22 clamp of the fast loop (they must saturate the same), both code types, and the other forms (fixed point,
 // shift, other tie rules) that keep the per-element path. Mutations caught: ties rounded away from zero in the fast
 // loop, the clamp at 2^22 dropped (a product near 2^31 then converts wrongly), the zero point added before rounding.
@@ -240,14 +240,18 @@ TEST(Requantize, RunOfAccumulatorsEqualsThePerElementPrimitive) {
       for (TieRounding r : {TieRounding::HalfEven, TieRounding::HalfAway}) {
         RequantParams p = make_requant(m, kind, r, "test");
         for (auto [zp, lo, hi] : {std::tuple{3, 0, 255}, std::tuple{-5, -128, 127}, std::tuple{0, -127, 127}}) {
-          std::vector<int8_t> s8(acc.size());
-          std::vector<uint8_t> u8(acc.size());
-          if (lo < 0) requantize_run(acc.data(), (int64_t)acc.size(), p, zp, lo, hi, s8.data());
-          else requantize_run(acc.data(), (int64_t)acc.size(), p, zp, lo, hi, u8.data());
-          for (size_t i = 0; i < acc.size(); ++i) {
-            int32_t want = requantize(acc[i], p, zp, lo, hi);
-            ASSERT_EQ(lo < 0 ? (int32_t)s8[i] : (int32_t)u8[i], want)
-                << "acc " << acc[i] << " m " << m << " kind " << (int)kind << " rounding " << (int)r;
+          for (IntIsa isa : {IntIsa::Scalar, IntIsa::Avx2, IntIsa::Avx512Vnni}) {
+            if (!int_isa_supported(isa)) continue;
+            std::vector<int8_t> s8(acc.size());
+            std::vector<uint8_t> u8(acc.size());
+            if (lo < 0) requantize_run(acc.data(), (int64_t)acc.size(), p, zp, lo, hi, s8.data(), isa);
+            else requantize_run(acc.data(), (int64_t)acc.size(), p, zp, lo, hi, u8.data(), isa);
+            for (size_t i = 0; i < acc.size(); ++i) {
+              int32_t want = requantize(acc[i], p, zp, lo, hi);
+              ASSERT_EQ(lo < 0 ? (int32_t)s8[i] : (int32_t)u8[i], want) << "acc " << acc[i] << " m " << m << " kind "
+                                                                       << (int)kind << " rounding " << (int)r << " "
+                                                                       << int_isa_name(isa);
+            }
           }
           ++compared;
         }
