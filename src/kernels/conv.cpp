@@ -275,46 +275,65 @@ void conv_int32_gemm(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, co
       }
 }
 
-// The fast path of conv_int32 for thin 2-D groups (depthwise): per output plane, each tap adds w * (x - zx) to a run
-// of output columns at once. The runs are clipped to the columns whose input lies inside the image (padding holds
-// the code zx, which adds 0), so there is no tap table and no branch in the inner loop, which the compiler vectorises
-// (stride 1: contiguous input). Wrapping int32 sums, as the loops below: the same bits in any order.
-// One output plane (image n, channel m):
+// The fast path of conv_int32 for thin 2-D groups (depthwise), per output plane (image n, channel m). Each input
+// channel is first written centred (x - zx) into a zero-padded plane split into stride phases: phase (rh, rw) holds
+// the padded rows rh, rh + sh, ... and columns rw, rw + sw, ..., each Wq = ceil(Wp / sw) wide. A tap (kh, kw) then
+// reads phase ((kh dh) % sh, (kw dw) % sw) at offset ((kh dh) / sh, (kw dw) / sw), and for all outputs at once as one
+// run over a "wide" output of OH rows of Wq columns (the columns past OW are dropped at the end): long unit-stride
+// loops without bounds, branches or tails, which the compiler vectorises. Padding holds the centred 0 (the code zx),
+// as in the loops below; wrapping int32 sums: the same bits in any order.
+struct Direct2dScratch {
+  std::vector<uint32_t> phases, wide;
+};
+
 template <typename TX, typename TW>
 inline __attribute__((always_inline)) void direct_2d_plane(const ConvGeom& g, const TX* x, int32_t zx, const TW* w,
                                                            const int32_t* zw, bool per_ch, int32_t* y, int64_t n,
-                                                           int64_t m) {
+                                                           int64_t m, Direct2dScratch& sc) {
   const int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
   const int64_t H = g.in[0], W = g.in[1], KH = g.kernel[0], KW = g.kernel[1], OH = g.out[0], OW = g.out[1];
   const int64_t sh = g.stride[0], sw = g.stride[1], dh = g.dilation[0], dw = g.dilation[1];
   const int64_t ph = g.pad_begin[0], pw = g.pad_begin[1];
+  const int64_t Hp = H + ph + g.pad_end[0], Wp = W + pw + g.pad_end[1];
+  const int64_t Hq = (Hp + sh - 1) / sh, Wq = (Wp + sw - 1) / sw, phase_size = Hq * Wq + Wq;  // + slack for taps
+  const int64_t wide_n = OH * Wq;
+  sc.phases.resize((size_t)(sh * sw * phase_size));
+  sc.wide.assign((size_t)wide_n, 0u);
+  uint32_t* wide = sc.wide.data();
   const int64_t gr = m / Mg;
   const int32_t wz = zw[per_ch ? m : 0];
-  uint32_t* out = reinterpret_cast<uint32_t*>(y + (n * g.out_ch + m) * OH * OW);
-  std::fill(out, out + OH * OW, 0u);
   for (int64_t c = 0; c < Cg; ++c) {
     const TX* plane = x + (n * g.in_ch + gr * Cg + c) * H * W;
     const TW* wk = w + (m * Cg + c) * KH * KW;
-    for (int64_t kw = 0; kw < KW; ++kw) {
-      // Output columns [lo, hi) of tap column kw read input columns ow * sw + off inside [0, W).
-      const int64_t off = kw * dw - pw;
-      const int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-      const int64_t hi = std::max(lo, W - 1 - off < 0 ? 0 : std::min(OW, (W - 1 - off) / sw + 1));
-      for (int64_t kh = 0; kh < KH; ++kh) {
-        const auto wv = (uint32_t)((int32_t)wk[kh * KW + kw] - wz);
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          const int64_t ih = oh * sh + kh * dh - ph;
-          if (ih < 0 || ih >= H) continue;
-          const TX* row = plane + ih * W;
-          uint32_t* o = out + oh * OW;
-          if (sw == 1)
-            for (int64_t ow = lo; ow < hi; ++ow) o[ow] += (uint32_t)((int32_t)row[ow + off] - zx) * wv;
-          else
-            for (int64_t ow = lo; ow < hi; ++ow) o[ow] += (uint32_t)((int32_t)row[ow * sw + off] - zx) * wv;
+    std::fill(sc.phases.begin(), sc.phases.end(), 0u);
+    for (int64_t ih = 0; ih < H; ++ih) {
+      const int64_t pr = ih + ph;
+      const TX* src = plane + ih * W;
+      if (sw == 1) {
+        uint32_t* dst = sc.phases.data() + (pr % sh) * phase_size + (pr / sh) * Wq + pw;
+#pragma omp simd
+        for (int64_t iw = 0; iw < W; ++iw) dst[iw] = (uint32_t)((int32_t)src[iw] - zx);
+      } else {
+        for (int64_t rw = 0; rw < sw; ++rw) {  // padded columns rw, rw + sw, ...: input columns iw0, iw0 + sw, ...
+          const int64_t iw0 = ((rw - pw) % sw + sw) % sw, j0 = (iw0 + pw) / sw;
+          uint32_t* dst = sc.phases.data() + ((pr % sh) * sw + rw) * phase_size + (pr / sh) * Wq + j0;
+          const int64_t count = iw0 < W ? (W - 1 - iw0) / sw + 1 : 0;
+          for (int64_t t = 0; t < count; ++t) dst[t] = (uint32_t)((int32_t)src[iw0 + t * sw] - zx);
         }
       }
     }
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        const auto wv = (uint32_t)((int32_t)wk[kh * KW + kw] - wz);
+        const int64_t rh = kh * dh % sh, rw = kw * dw % sw;
+        const uint32_t* q = sc.phases.data() + (rh * sw + rw) * phase_size + (kh * dh / sh) * Wq + kw * dw / sw;
+        // q and wide are distinct buffers: simd tells GCC so.
+#pragma omp simd
+        for (int64_t i = 0; i < wide_n; ++i) wide[i] += q[i] * wv;
+      }
   }
+  int32_t* out = y + (n * g.out_ch + m) * OH * OW;
+  for (int64_t oh = 0; oh < OH; ++oh) std::memcpy(out + oh * OW, wide + oh * Wq, (size_t)OW * sizeof(int32_t));
 }
 
 // The plane compiled per instruction set (integer operations only: every version gives the same bits). The thread
@@ -323,19 +342,20 @@ template <typename TX, typename TW>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void direct_2d_plane_avx512(const ConvGeom& g, const TX* x,
                                                                                  int32_t zx, const TW* w,
                                                                                  const int32_t* zw, bool per_ch,
-                                                                                 int32_t* y, int64_t n, int64_t m) {
-  direct_2d_plane(g, x, zx, w, zw, per_ch, y, n, m);
+                                                                                 int32_t* y, int64_t n, int64_t m,
+                                                                                 Direct2dScratch& sc) {
+  direct_2d_plane(g, x, zx, w, zw, per_ch, y, n, m, sc);
 }
 template <typename TX, typename TW>
 __attribute__((target("avx2"))) void direct_2d_plane_avx2(const ConvGeom& g, const TX* x, int32_t zx, const TW* w,
                                                           const int32_t* zw, bool per_ch, int32_t* y, int64_t n,
-                                                          int64_t m) {
-  direct_2d_plane(g, x, zx, w, zw, per_ch, y, n, m);
+                                                          int64_t m, Direct2dScratch& sc) {
+  direct_2d_plane(g, x, zx, w, zw, per_ch, y, n, m, sc);
 }
 template <typename TX, typename TW>
 void direct_2d_plane_base(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, const int32_t* zw, bool per_ch,
-                          int32_t* y, int64_t n, int64_t m) {
-  direct_2d_plane(g, x, zx, w, zw, per_ch, y, n, m);
+                          int32_t* y, int64_t n, int64_t m, Direct2dScratch& sc) {
+  direct_2d_plane(g, x, zx, w, zw, per_ch, y, n, m, sc);
 }
 
 template <typename TX, typename TW>
@@ -346,20 +366,26 @@ void conv_int32_direct_2d(const ConvGeom& g, const TX* x, int32_t zx, const TW* 
                : isa == IntIsa::Avx2     ? direct_2d_plane_avx2<TX, TW>
                                          : direct_2d_plane_base<TX, TW>;
   const int64_t work = g.batch * g.out_ch * g.out_size() * (g.in_ch / g.group) * g.kernel_size();
-#pragma omp parallel for collapse(2) schedule(static) if (work > 65536)
-  for (int64_t n = 0; n < g.batch; ++n)
-    for (int64_t m = 0; m < g.out_ch; ++m) plane(g, x, zx, w, zw, per_ch, y, n, m);
+#pragma omp parallel if (work > 65536)
+  {
+    Direct2dScratch sc;  // one a thread, reused across its planes
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.batch; ++n)
+      for (int64_t m = 0; m < g.out_ch; ++m) plane(g, x, zx, w, zw, per_ch, y, n, m, sc);
+  }
 }
 
 template <typename TX, typename TW>
 void conv_int32(const ConvGeom& g, const TX* x, int32_t zx, const TW* w, const int32_t* zw, bool per_ch, int32_t* y) {
   // Depthwise and other thin groups (under 4 output channels or 16 taps per group) run direct loops, which beat
-  // packing a GEMM with one row per group: 2-D ones the clipped runs above, others the plain loops below.
+  // packing a GEMM with one row per group: 2-D ones the phase planes above, others the plain loops below.
   const bool thin = g.out_ch / g.group < 4 || (g.in_ch / g.group) * g.kernel_size() < 16;
   const bool fast = fast_kernels_enabled() && g.out_size() > 0 && g.kernel_size() > 0;
   if (fast && !thin && centred_codes_fit(zx, zw, per_ch ? g.out_ch : 1))
     return conv_int32_gemm(g, x, zx, w, zw, per_ch, y);
-  if (fast && thin && g.in.size() == 2) return conv_int32_direct_2d(g, x, zx, w, zw, per_ch, y);
+  if (fast && thin && g.in.size() == 2 && g.pad_begin[0] >= 0 && g.pad_begin[1] >= 0 && g.pad_end[0] >= 0 &&
+      g.pad_end[1] >= 0)
+    return conv_int32_direct_2d(g, x, zx, w, zw, per_ch, y);
   int64_t Cg = g.in_ch / g.group, Mg = g.out_ch / g.group;
   int64_t K = g.kernel_size(), P = g.out_size(), S = g.in_size();
   std::vector<int64_t> taps = tap_table(g);

@@ -220,7 +220,7 @@ Tensor conv_integer(const OpContext& c, const Tensor& x, const Tensor& xzp_t, co
         " values for ", g.out_ch, " output channels");
   Shape ys = {g.batch, g.out_ch};
   ys.insert(ys.end(), g.out.begin(), g.out.end());
-  Tensor y(DType::Int32, ys);
+  Tensor y = Tensor::uninitialized(DType::Int32, ys);  // conv_int32 writes every element
   visit_code_pair(x.dtype(), w.dtype(), [&](auto* xt, auto* wt) {
     using TX = std::remove_pointer_t<decltype(xt)>;
     using TW = std::remove_pointer_t<decltype(wt)>;

@@ -92,9 +92,9 @@ TEST(IntGemm, SumsWrapLikeInt32Accumulators) {
 
 // conv_int32's GEMM path against its own plain loops (LOWBIT_REFERENCE_KERNELS' path), for 8-bit codes of both
 // signs, per-tensor and per-channel weight zero points, groups, strides, dilations, asymmetric padding and 1-D to
-// 3-D windows; and thin 2-D groups (depthwise), which take conv_int32_direct_2d's clipped runs: strides, dilations,
-// pads wider than the kernel reaches. Mutations caught there: a run bound off by one (the first or last column
-// of a padded row), the input column offset without the dilation.
+// 3-D windows; and thin 2-D groups (depthwise), which take conv_int32_direct_2d's stride phases: strides, dilations,
+// pads wider than the kernel reaches. Mutations caught there: a tap's phase column without the dilation, the last
+// column of a strided row left out of its phase.
 TEST(IntConv, GemmPathEqualsTheReferenceLoops) {
   struct Case {
     std::vector<int64_t> in, kernel, stride, dilation, pb, pe;
