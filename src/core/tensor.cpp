@@ -40,7 +40,7 @@ void check_allocation(DType dtype, const Shape& shape, bool strings) {
   int64_t n = shape_numel(shape);
   if (dtype == DType::String && !strings)
     unsupported("a new string tensor of shape ", shape_str(shape),
-                " is needed here: lowbit computes string tensors only in Cast and CastLike (other ops may pass them "
+                " is needed here: lowbit computes string tensors only in Cast, CastLike and Equal (other ops may pass them "
                 "through unchanged)");
   int64_t size = dtype == DType::String ? (int64_t)sizeof(std::string) : (int64_t)dtype_size(dtype);
   check(size > 0, "cannot allocate a tensor of dtype ", dtype_name(dtype));
