@@ -192,8 +192,8 @@ std::string encode_strings(const Tensor& t, std::string& data) {
   for (size_t i = 0; i < v.size(); ++i) width = std::max(width, utf8 ? cps[i].size() : v[i].size());
   data.assign(v.size() * width * (utf8 ? 4 : 1), '\0');
   for (size_t i = 0; i < v.size(); ++i) {
-    if (utf8) std::memcpy(data.data() + i * width * 4, cps[i].data(), cps[i].size() * 4);
-    else std::memcpy(data.data() + i * width, v[i].data(), v[i].size());
+    if (utf8 && !cps[i].empty()) std::memcpy(data.data() + i * width * 4, cps[i].data(), cps[i].size() * 4);
+    else if (!utf8 && !v[i].empty()) std::memcpy(data.data() + i * width, v[i].data(), v[i].size());
   }
   return (utf8 ? "<U" : "|S") + std::to_string(width);
 }
